@@ -1,0 +1,387 @@
+//! Container records in the metadata database, and each container's
+//! directory: `containers/<id>/rootfs` (its own copy of the image) and
+//! `containers/<id>/proc` (its process table).
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::spec::ContainerSpec;
+use super::{ContainerError, names};
+use crate::image::{Image, ImageStore, layer};
+use crate::state::{Db, StateRoot};
+
+/// Where a container is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Exited,
+}
+
+impl ContainerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Exited => "exited",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "running" => Self::Running,
+            "exited" => Self::Exited,
+            _ => Self::Created,
+        }
+    }
+}
+
+/// One container as stored.
+#[derive(Debug, Clone)]
+pub struct ContainerRecord {
+    /// 64 hex digits; shown as the first 12.
+    pub id: String,
+    pub name: String,
+    pub image_id: String,
+    pub spec: ContainerSpec,
+    pub state: ContainerState,
+    pub exit_code: Option<i32>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl ContainerRecord {
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+}
+
+/// The containers of one state root.
+pub struct Containers {
+    root: StateRoot,
+    db: Db,
+}
+
+impl std::fmt::Debug for Containers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Containers")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Containers {
+    pub fn open(root: &StateRoot) -> Result<Self, ContainerError> {
+        Ok(Self {
+            root: root.clone(),
+            db: root.db().map_err(|e| match e {
+                crate::state::StateError::Db(d) => ContainerError::Db(d),
+                other => ContainerError::Rootfs {
+                    id: "-".into(),
+                    message: other.to_string(),
+                },
+            })?,
+        })
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.containers_dir().join(id)
+    }
+
+    pub fn rootfs(&self, id: &str) -> PathBuf {
+        self.dir(id).join("rootfs")
+    }
+
+    pub fn proc_dir(&self, id: &str) -> PathBuf {
+        self.dir(id).join("proc")
+    }
+
+    /// Creates a container from `image`: records it, then gives it its own
+    /// copy of the image's layers as its rootfs.
+    pub fn create(
+        &mut self,
+        images: &ImageStore,
+        image: &Image,
+        name: Option<&str>,
+        spec: ContainerSpec,
+    ) -> Result<ContainerRecord, ContainerError> {
+        let mut raw = [0u8; 36];
+        getrandom::fill(&mut raw).map_err(|e| ContainerError::Rootfs {
+            id: "-".into(),
+            message: format!("no randomness for an ID: {e}"),
+        })?;
+        let id = hex::encode(&raw[..32]);
+        if let Some(n) = name
+            && !names::is_valid(n)
+        {
+            return Err(ContainerError::BadName(n.to_string()));
+        }
+        let spec_json = serde_json::to_string(&spec).map_err(|e| ContainerError::Rootfs {
+            id: id.clone(),
+            message: e.to_string(),
+        })?;
+        let now = Utc::now();
+        let seed = [raw[32], raw[33], raw[34], raw[35]];
+        let mut attempt = 0;
+        let name = loop {
+            let candidate = match name {
+                Some(n) => n.to_string(),
+                None => names::generate(&seed, attempt),
+            };
+            let inserted = self.db.conn().execute(
+                "INSERT INTO containers (id, name, image_id, image_name, spec, state, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'created', ?6)",
+                params![
+                    id,
+                    candidate,
+                    image.id.as_str(),
+                    spec.image,
+                    spec_json,
+                    now.to_rfc3339()
+                ],
+            );
+            match inserted {
+                Ok(_) => break candidate,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    if name.is_some() {
+                        let holder: String = self
+                            .db
+                            .conn()
+                            .query_row(
+                                "SELECT id FROM containers WHERE name = ?1",
+                                [&candidate],
+                                |r| r.get(0),
+                            )
+                            .unwrap_or_default();
+                        return Err(ContainerError::NameInUse {
+                            name: candidate,
+                            id: holder,
+                        });
+                    }
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let record = ContainerRecord {
+            id: id.clone(),
+            name,
+            image_id: image.id.to_string(),
+            spec,
+            state: ContainerState::Created,
+            exit_code: None,
+            error: None,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+        };
+        if let Err(e) = self.materialise(images, image, &record) {
+            let _ = self.delete(&id);
+            return Err(e);
+        }
+        Ok(record)
+    }
+
+    fn materialise(
+        &self,
+        images: &ImageStore,
+        image: &Image,
+        rec: &ContainerRecord,
+    ) -> Result<(), ContainerError> {
+        let rootfs_err = |message: String| ContainerError::Rootfs {
+            id: rec.short_id().to_string(),
+            message,
+        };
+        let layers = images.layer_dirs(image)?;
+        let rootfs = self.rootfs(&rec.id);
+        std::fs::create_dir_all(&rootfs)
+            .map_err(|e| rootfs_err(format!("{}: {e}", rootfs.display())))?;
+        layer::compose::compose(&layers, &rootfs).map_err(|e| rootfs_err(e.to_string()))?;
+        // Mount points must exist so that `ls /` shows them, as on Linux.
+        let mut points = vec!["/proc".to_string(), rec.spec.workdir.clone()];
+        points.extend(rec.spec.volumes.iter().map(|v| v.guest.clone()));
+        let root = crate::image::rootfs::open(&rootfs).map_err(|e| rootfs_err(e.to_string()))?;
+        for p in points {
+            let rel = p.trim_start_matches('/');
+            if !rel.is_empty() {
+                root.create_dir_all(rel)
+                    .map_err(|e| rootfs_err(format!("cannot create {p} in the rootfs: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds a container by name, full ID or unique ID prefix.
+    pub fn get(&self, name_or_id: &str) -> Result<ContainerRecord, ContainerError> {
+        let by_name = self.query_one("WHERE name = ?1", name_or_id)?;
+        if let Some(r) = by_name {
+            return Ok(r);
+        }
+        if !name_or_id.is_empty() && name_or_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut found = self.query(
+                "WHERE id LIKE ?1",
+                &format!("{}%", name_or_id.to_ascii_lowercase()),
+            )?;
+            if found.len() == 1 {
+                return Ok(found.remove(0));
+            }
+        }
+        Err(ContainerError::NotFound(name_or_id.to_string()))
+    }
+
+    /// All containers, newest first.
+    pub fn list(&self) -> Result<Vec<ContainerRecord>, ContainerError> {
+        self.query("WHERE ?1 = ?1", "")
+    }
+
+    /// Names of the containers (any state) created from `image_id`.
+    pub fn users_of_image(&self, image_id: &str) -> Result<Vec<String>, ContainerError> {
+        Ok(self
+            .query("WHERE image_id = ?1", image_id)?
+            .into_iter()
+            .map(|r| r.short_id().to_string())
+            .collect())
+    }
+
+    pub fn mark_running(&mut self, id: &str) -> Result<(), ContainerError> {
+        self.db.conn().execute(
+            "UPDATE containers SET state = 'running', started_at = ?2, exit_code = NULL, error = NULL WHERE id = ?1",
+            params![id, Utc::now().to_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_exited(
+        &mut self,
+        id: &str,
+        code: i32,
+        error: Option<&str>,
+    ) -> Result<(), ContainerError> {
+        self.db.conn().execute(
+            "UPDATE containers SET state = 'exited', finished_at = ?2, exit_code = ?3, error = ?4 WHERE id = ?1",
+            params![id, Utc::now().to_rfc3339(), code, error],
+        )?;
+        Ok(())
+    }
+
+    /// Removes a container and its directory. A running one needs `force`.
+    pub fn remove(
+        &mut self,
+        name_or_id: &str,
+        force: bool,
+    ) -> Result<ContainerRecord, ContainerError> {
+        let rec = self.get(name_or_id)?;
+        if rec.state == ContainerState::Running && !force {
+            return Err(ContainerError::Running(name_or_id.to_string()));
+        }
+        self.delete(&rec.id)?;
+        Ok(rec)
+    }
+
+    fn delete(&mut self, id: &str) -> Result<(), ContainerError> {
+        self.db
+            .conn()
+            .execute("DELETE FROM containers WHERE id = ?1", [id])?;
+        let dir = self.dir(id);
+        if dir.exists() {
+            make_writable(&dir);
+            std::fs::remove_dir_all(&dir).map_err(|e| ContainerError::Rootfs {
+                id: id[..12.min(id.len())].to_string(),
+                message: format!("cannot remove {}: {e}", dir.display()),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn query_one(
+        &self,
+        filter: &str,
+        arg: &str,
+    ) -> Result<Option<ContainerRecord>, ContainerError> {
+        Ok(self.query(filter, arg)?.into_iter().next())
+    }
+
+    fn query(&self, filter: &str, arg: &str) -> Result<Vec<ContainerRecord>, ContainerError> {
+        let sql = format!(
+            "SELECT id, name, image_id, spec, state, exit_code, error, created_at, started_at, finished_at
+             FROM containers {filter} ORDER BY created_at DESC"
+        );
+        let mut stmt = self.db.conn().prepare(&sql)?;
+        let rows = stmt.query_map([arg], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<i32>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<String>>(9)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, name, image_id, spec, state, exit_code, error, created, started, finished) =
+                row?;
+            let spec: ContainerSpec =
+                serde_json::from_str(&spec).map_err(|e| ContainerError::Rootfs {
+                    id: id.clone(),
+                    message: format!("corrupt record: {e}"),
+                })?;
+            out.push(ContainerRecord {
+                id,
+                name,
+                image_id,
+                spec,
+                state: ContainerState::parse(&state),
+                exit_code,
+                error,
+                created_at: parse_time(&created).unwrap_or_default(),
+                started_at: started.as_deref().and_then(parse_time),
+                finished_at: finished.as_deref().and_then(parse_time),
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// A guest may leave read-only directories behind; make the tree removable.
+#[cfg(unix)]
+fn make_writable(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        if entry.file_type().is_dir()
+            && let Ok(m) = entry.metadata()
+        {
+            let mode = m.permissions().mode();
+            if mode & 0o700 != 0o700 {
+                let _ = std::fs::set_permissions(
+                    entry.path(),
+                    std::fs::Permissions::from_mode(mode | 0o700),
+                );
+            }
+        }
+    }
+}
+
+// Windows directories have no write bit to restore.
+#[cfg(not(unix))]
+fn make_writable(_dir: &std::path::Path) {}

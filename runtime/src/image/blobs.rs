@@ -1,0 +1,220 @@
+//! The content-addressed blob store: `blobs/sha256/<hex>`.
+//!
+//! **Architecture Invariant:** a blob file only ever appears under its own
+//! digest. Writers stage into `tmp/`, the digest is checked, the data is
+//! synced, and only then is the file renamed into place; a write that fails
+//! verification, or a crash mid-write, leaves nothing behind in `blobs/`.
+//! Renames are atomic, so two processes writing the same blob both succeed
+//! and the store holds one copy.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use super::digest::{Digest, DigestWriter};
+
+/// Errors of the blob store.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("blob {digest}: {source}")]
+    Io {
+        digest: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "blob {expected}: content does not match its digest (got {actual}); nothing was stored"
+    )]
+    Mismatch { expected: Digest, actual: Digest },
+    #[error("blob {0}: not in the store")]
+    Missing(Digest),
+}
+
+/// The blob directory plus the staging directory on the same filesystem.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+impl BlobStore {
+    pub fn new(dir: PathBuf, tmp: PathBuf) -> Self {
+        Self { dir, tmp }
+    }
+
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join(digest.hex())
+    }
+
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Opens a blob for reading.
+    pub fn open(&self, digest: &Digest) -> Result<File, BlobError> {
+        File::open(self.path(digest)).map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                BlobError::Missing(digest.clone())
+            } else {
+                BlobError::Io {
+                    digest: digest.to_string(),
+                    source,
+                }
+            }
+        })
+    }
+
+    /// Reads a whole (small) blob and checks it against its digest, so a
+    /// manifest or config tampered with on disk is never trusted.
+    pub fn read_verified(&self, digest: &Digest) -> Result<Vec<u8>, BlobError> {
+        let bytes = std::fs::read(self.path(digest)).map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                BlobError::Missing(digest.clone())
+            } else {
+                BlobError::Io {
+                    digest: digest.to_string(),
+                    source,
+                }
+            }
+        })?;
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(BlobError::Mismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Stores `bytes` and returns their digest.
+    pub fn put(&self, bytes: &[u8]) -> Result<Digest, BlobError> {
+        let mut w = self.writer()?;
+        w.write_all(bytes).map_err(|source| BlobError::Io {
+            digest: "(new)".into(),
+            source,
+        })?;
+        Ok(w.commit(None)?.0)
+    }
+
+    /// Starts a streaming write.
+    pub fn writer(&self) -> Result<BlobWriter, BlobError> {
+        let file = NamedTempFile::new_in(&self.tmp).map_err(|source| BlobError::Io {
+            digest: "(new)".into(),
+            source,
+        })?;
+        Ok(BlobWriter {
+            inner: DigestWriter::new(file),
+            dir: self.dir.clone(),
+        })
+    }
+}
+
+/// A blob being written; dropped without `commit`, it leaves nothing behind.
+pub struct BlobWriter {
+    inner: DigestWriter<NamedTempFile>,
+    dir: PathBuf,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl BlobWriter {
+    /// Verifies the content against `expected` (when given), syncs it and
+    /// moves it into place. Returns the digest and the size.
+    pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64), BlobError> {
+        let (file, actual, len) = self.inner.finish();
+        if let Some(expected) = expected
+            && expected != &actual
+        {
+            return Err(BlobError::Mismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        let io_err = |source| BlobError::Io {
+            digest: actual.to_string(),
+            source,
+        };
+        file.as_file().sync_all().map_err(io_err)?;
+        let dest = self.dir.join(actual.hex());
+        persist(file, &dest).map_err(io_err)?;
+        Ok((actual, len))
+    }
+}
+
+/// Renames a staged file into place. If another writer got there first the
+/// content is identical by construction, so keeping theirs is correct.
+fn persist(file: NamedTempFile, dest: &Path) -> io::Result<()> {
+    match file.persist_noclobber(dest) {
+        Ok(_) => Ok(()),
+        Err(e) if dest.is_file() => {
+            drop(e);
+            Ok(())
+        }
+        Err(e) => Err(e.error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blobs = dir.path().join("blobs");
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir_all(&blobs).expect("mkdir");
+        std::fs::create_dir_all(&tmp).expect("mkdir");
+        (dir, BlobStore::new(blobs, tmp))
+    }
+
+    #[test]
+    fn put_then_read() {
+        let (_d, s) = store();
+        let d = s.put(b"hello").expect("put");
+        assert_eq!(s.read_verified(&d).expect("read"), b"hello");
+        assert_eq!(s.put(b"hello").expect("put again"), d);
+    }
+
+    #[test]
+    fn mismatch_leaves_nothing() {
+        let (dir, s) = store();
+        let wrong = Digest::of(b"other");
+        let mut w = s.writer().expect("writer");
+        w.write_all(b"hello").expect("write");
+        let err = w.commit(Some(&wrong)).expect_err("must mismatch");
+        assert!(err.to_string().contains("does not match"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("blobs"))
+                .expect("ls")
+                .count(),
+            0
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp"))
+                .expect("ls")
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn tampered_blob_is_refused_on_read() {
+        let (_d, s) = store();
+        let d = s.put(b"{}").expect("put");
+        std::fs::write(s.path(&d), b"{\"x\":1}").expect("tamper");
+        assert!(matches!(
+            s.read_verified(&d),
+            Err(BlobError::Mismatch { .. })
+        ));
+    }
+}

@@ -1,0 +1,591 @@
+//! `wrun build`: turning a Dockerfile and a context into an OCI image.
+//!
+//! Each COPY/ADD writes one deterministic layer; every other instruction
+//! only edits the config. A COPY's layer is cached under a key made of the
+//! previous step's key, the instruction, and the paths, modes and contents
+//! of its inputs. `created` is `SOURCE_DATE_EPOCH` or the Unix epoch, so the
+//! same context always gives the same image ID (as ko and Bazel do).
+
+pub mod context;
+mod copy;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use oci_spec::image::{
+    Arch, Config, ConfigBuilder, DescriptorBuilder, HistoryBuilder, ImageConfiguration,
+    ImageConfigurationBuilder, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
+};
+use rusqlite::{OptionalExtension, params};
+use sha2::{Digest as _, Sha256};
+
+use super::digest::Digest;
+use super::dockerfile::{self, Command, InstructionKind};
+use super::store::{ImageStore, NewImage};
+use super::wasm::WasmKind;
+use super::{ImageError, layer, media, rootfs};
+use context::Context;
+
+/// Errors specific to building. Each names what it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("build context {}: {source}", path.display())]
+    Context {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Dockerfile {}: {source}", path.display())]
+    Dockerfile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(".dockerignore line {line}: {message}")]
+    Ignore { line: usize, message: String },
+    #[error("COPY source {0:?} is outside the build context")]
+    OutsideContext(String),
+    #[error("COPY source {0:?}: file not found in build context or excluded by .dockerignore")]
+    NoMatch(String),
+    #[error("COPY source {source_path:?}: {message}")]
+    BadSource {
+        source_path: String,
+        message: String,
+    },
+    #[error("Dockerfile line {line}: {message}")]
+    Unsupported { line: usize, message: String },
+    #[error("FROM {name}: {source}")]
+    Base {
+        name: String,
+        #[source]
+        source: Box<ImageError>,
+    },
+    #[error("build: {0}")]
+    Other(String),
+}
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    pub context: PathBuf,
+    /// Defaults to `<context>/Dockerfile`.
+    pub dockerfile: Option<PathBuf>,
+    pub tags: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub no_cache: bool,
+}
+
+/// A layer of the image being built.
+#[derive(Debug, Clone)]
+struct Layer {
+    digest: Digest,
+    diff_id: Digest,
+    size: u64,
+    tar_size: u64,
+}
+
+/// Builds an image, writing Docker-style step output to `out`. Returns the
+/// image ID.
+pub fn build(
+    store: &mut ImageStore,
+    opts: &BuildOptions,
+    out: &mut dyn Write,
+) -> Result<Digest, ImageError> {
+    let tags = opts
+        .tags
+        .iter()
+        .map(|t| store.parse_reference(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ctx = Context::open(&opts.context)?;
+    let df_path = opts
+        .dockerfile
+        .clone()
+        .unwrap_or_else(|| ctx.root().join("Dockerfile"));
+    let text = std::fs::read_to_string(&df_path).map_err(|source| BuildError::Dockerfile {
+        path: df_path.clone(),
+        source,
+    })?;
+    let parsed = dockerfile::parse(&text, &opts.build_args)?;
+    let stage = parsed
+        .stages
+        .last()
+        .ok_or_else(|| BuildError::Other(format!("{}: no FROM instruction", df_path.display())))?;
+    let steps = 1 + stage.instructions.len();
+    let mut step = 1;
+    let say = |out: &mut dyn Write, s: String| {
+        // Progress output is best effort; a closed pipe must not fail the build.
+        let _ = writeln!(out, "{s}");
+    };
+
+    say(out, format!("Step {step}/{steps} : FROM {}", stage.from));
+    let mut state = State::from_base(store, &stage.from)?;
+    say(
+        out,
+        format!(
+            " ---> {}",
+            state.base_id.as_ref().map(|d| d.short()).unwrap_or("")
+        ),
+    );
+    let mtime = source_date_epoch();
+
+    for ins in &stage.instructions {
+        step += 1;
+        say(out, format!("Step {step}/{steps} : {}", ins.original));
+        let cfg = &mut state.config;
+        match &ins.kind {
+            InstructionKind::Copy { from: Some(_), .. } => {
+                return Err(BuildError::Unsupported {
+                    line: ins.line,
+                    message: "COPY --from (multi-stage builds) is not supported yet".into(),
+                }
+                .into());
+            }
+            InstructionKind::Copy {
+                sources,
+                dest,
+                chmod,
+                ..
+            }
+            | InstructionKind::Add {
+                sources,
+                dest,
+                chmod,
+                ..
+            } => {
+                let is_add = matches!(ins.kind, InstructionKind::Add { .. });
+                let mode = chmod
+                    .as_deref()
+                    .map(|m| {
+                        u32::from_str_radix(m, 8).map_err(|_| BuildError::Unsupported {
+                            line: ins.line,
+                            message: format!("--chmod={m}: expected an octal mode"),
+                        })
+                    })
+                    .transpose()?;
+                let workdir = cfg.working_dir().clone().unwrap_or_else(|| "/".into());
+                let staging = tempfile::Builder::new()
+                    .prefix("build-")
+                    .tempdir_in(store.root().tmp_dir())
+                    .map_err(|source| BuildError::Context {
+                        path: store.root().tmp_dir(),
+                        source,
+                    })?;
+                let entries =
+                    copy::plan(&ctx, sources, dest, &workdir, mode, is_add, staging.path())?;
+                let key = cache_key(&state.cache_key, &ins.original, &entries)?;
+                let cached = if opts.no_cache {
+                    None
+                } else {
+                    cached_layer(store, &key)?
+                };
+                let layer = match cached {
+                    Some(layer) => {
+                        say(out, " ---> Using cache".into());
+                        layer
+                    }
+                    None => {
+                        let packed =
+                            layer::pack::pack(store.blobs(), entries, mtime, &ins.original)?;
+                        let layer = Layer {
+                            digest: packed.digest,
+                            diff_id: packed.diff_id,
+                            size: packed.size,
+                            tar_size: packed.tar_size,
+                        };
+                        remember_layer(store, &key, &layer)?;
+                        layer
+                    }
+                };
+                say(out, format!(" ---> {}", layer.digest.short()));
+                state.cache_key = key;
+                state.layers.push(layer);
+                state.history.push((ins.original.clone(), false));
+                continue;
+            }
+            InstructionKind::Entrypoint(c) => {
+                cfg.set_entrypoint(Some(argv(c)));
+                if !state.cmd_set_here {
+                    cfg.set_cmd(None);
+                }
+            }
+            InstructionKind::Cmd(c) => {
+                cfg.set_cmd(Some(argv(c)));
+                state.cmd_set_here = true;
+            }
+            InstructionKind::Env(pairs) => {
+                let mut env = cfg.env().clone().unwrap_or_default();
+                for (k, v) in pairs {
+                    env.retain(|e| e.split_once('=').map(|(ek, _)| ek) != Some(k.as_str()));
+                    env.push(format!("{k}={v}"));
+                }
+                cfg.set_env(Some(env));
+            }
+            InstructionKind::Label(pairs) => {
+                let mut labels = cfg.labels().clone().unwrap_or_default();
+                labels.extend(pairs.iter().cloned());
+                cfg.set_labels(Some(labels));
+            }
+            InstructionKind::Workdir(dir) => {
+                let cwd = cfg.working_dir().clone().unwrap_or_else(|| "/".into());
+                cfg.set_working_dir(Some(rootfs::guest_path(&cwd, dir)));
+            }
+            InstructionKind::Expose(ports) => {
+                let mut all = cfg.exposed_ports().clone().unwrap_or_default();
+                for p in ports {
+                    if !all.contains(p) {
+                        all.push(p.clone());
+                    }
+                }
+                all.sort();
+                cfg.set_exposed_ports(Some(all));
+            }
+            InstructionKind::Arg { .. } => {}
+            InstructionKind::User(u) => {
+                cfg.set_user(Some(u.clone()));
+            }
+            InstructionKind::Volume(v) => {
+                let mut all = cfg.volumes().clone().unwrap_or_default();
+                all.extend(v.iter().cloned());
+                cfg.set_volumes(Some(all));
+            }
+            InstructionKind::StopSignal(s) => {
+                cfg.set_stop_signal(Some(s.clone()));
+            }
+        }
+        state.history.push((ins.original.clone(), true));
+        say(
+            out,
+            format!(
+                " ---> {}",
+                short_hash(&format!("{:?}{}", state.cache_key, ins.original))
+            ),
+        );
+    }
+
+    let os = state.detect_os(store)?;
+    let (manifest, config, size) = state.finish(os, mtime)?;
+    let first = tags.first();
+    let id = store.commit(NewImage {
+        manifest: &manifest,
+        config: &config,
+        size,
+        tag: first,
+    })?;
+    for t in tags.iter().skip(1) {
+        store.tag(id.as_str(), &t.to_string())?;
+    }
+    say(out, format!("Successfully built {}", id.short()));
+    for t in &tags {
+        say(out, format!("Successfully tagged {}", t.familiar()));
+    }
+    Ok(id)
+}
+
+/// The image as it is being assembled.
+struct State {
+    base_id: Option<Digest>,
+    base_size: u64,
+    base_created: Vec<(String, bool)>,
+    config: Config,
+    layers: Vec<Layer>,
+    /// (created_by, empty_layer) per instruction of this build.
+    history: Vec<(String, bool)>,
+    cache_key: String,
+    cmd_set_here: bool,
+}
+
+impl State {
+    fn from_base(store: &ImageStore, from: &str) -> Result<Self, ImageError> {
+        let empty = ConfigBuilder::default()
+            .build()
+            .map_err(|e| BuildError::Other(e.to_string()))?;
+        if from.eq_ignore_ascii_case("scratch") {
+            return Ok(Self {
+                base_id: None,
+                base_size: 0,
+                base_created: Vec::new(),
+                config: empty,
+                layers: Vec::new(),
+                history: Vec::new(),
+                cache_key: "scratch".into(),
+                cmd_set_here: false,
+            });
+        }
+        let base = store.resolve(from).map_err(|e| BuildError::Base {
+            name: from.to_string(),
+            source: Box::new(e),
+        })?;
+        let diff_ids = base.diff_ids()?;
+        let layers = base
+            .manifest
+            .layers()
+            .iter()
+            .zip(diff_ids)
+            .map(|(d, diff_id)| {
+                Ok(Layer {
+                    digest: Digest::parse(d.digest().as_ref())
+                        .map_err(|e| BuildError::Other(e.to_string()))?,
+                    diff_id,
+                    size: d.size(),
+                    tar_size: 0,
+                })
+            })
+            .collect::<Result<Vec<_>, BuildError>>()?;
+        let history = base
+            .config
+            .history()
+            .iter()
+            .flatten()
+            .map(|h| {
+                (
+                    h.created_by().clone().unwrap_or_default(),
+                    h.empty_layer().unwrap_or(false),
+                )
+            })
+            .collect();
+        Ok(Self {
+            cache_key: base.id.to_string(),
+            base_id: Some(base.id.clone()),
+            base_size: base.size,
+            base_created: history,
+            config: base.config.config().clone().unwrap_or(empty),
+            layers,
+            history: Vec::new(),
+            cmd_set_here: false,
+        })
+    }
+
+    /// Resolves the program the image would run and reads its header, to
+    /// record `wasip1` or `wasip2` as the image's os.
+    fn detect_os(&self, store: &ImageStore) -> Result<WasmKind, ImageError> {
+        let argv: Vec<String> = self
+            .config
+            .entrypoint()
+            .iter()
+            .flatten()
+            .chain(self.config.cmd().iter().flatten())
+            .cloned()
+            .collect();
+        let Some(argv0) = argv.first() else {
+            return Ok(WasmKind::Other("no entrypoint"));
+        };
+        let dirs = self
+            .layers
+            .iter()
+            .map(|l| store.unpacked_layer(&l.digest, &l.diff_id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let staging = tempfile::Builder::new()
+            .prefix("probe-")
+            .tempdir_in(store.root().tmp_dir())
+            .map_err(|source| BuildError::Context {
+                path: store.root().tmp_dir(),
+                source,
+            })?;
+        layer::compose::compose(&dirs, staging.path())?;
+        let root = rootfs::open(staging.path()).map_err(|e| BuildError::Other(e.to_string()))?;
+        let path_env = self
+            .config
+            .env()
+            .iter()
+            .flatten()
+            .find_map(|e| e.strip_prefix("PATH="));
+        let cwd = self
+            .config
+            .working_dir()
+            .clone()
+            .unwrap_or_else(|| "/".into());
+        let kind = rootfs::find_program(&root, argv0, path_env, &cwd)
+            .and_then(|p| rootfs::read(&root, &p))
+            .map(|bytes| WasmKind::sniff(&bytes))
+            .unwrap_or(WasmKind::Other("entrypoint not found"));
+        Ok(kind)
+    }
+
+    /// Serialises config and manifest. Returns (manifest, config, size).
+    fn finish(self, kind: WasmKind, mtime: u64) -> Result<(Vec<u8>, Vec<u8>, u64), ImageError> {
+        let err = |e: oci_spec::OciSpecError| BuildError::Other(e.to_string());
+        let created = DateTime::<Utc>::from_timestamp(mtime as i64, 0)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let history = self
+            .base_created
+            .iter()
+            .chain(&self.history)
+            .map(|(by, empty)| {
+                let mut b = HistoryBuilder::default()
+                    .created(created.clone())
+                    .created_by(by.clone());
+                if *empty {
+                    b = b.empty_layer(true);
+                }
+                b.build().map_err(err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let config: ImageConfiguration = ImageConfigurationBuilder::default()
+            .created(created)
+            .architecture(Arch::Wasm)
+            .os(Os::Other(kind.oci_os().to_string()))
+            .config(self.config)
+            .rootfs(
+                RootFsBuilder::default()
+                    .typ("layers")
+                    .diff_ids(
+                        self.layers
+                            .iter()
+                            .map(|l| l.diff_id.to_string())
+                            .collect::<Vec<_>>(),
+                    )
+                    .build()
+                    .map_err(err)?,
+            )
+            .history(history)
+            .build()
+            .map_err(err)?;
+        let config_bytes =
+            serde_json::to_vec(&config).map_err(|e| BuildError::Other(e.to_string()))?;
+        let config_digest = Digest::of(&config_bytes);
+        let descriptor = |mt: &str, digest: &Digest, size: u64| {
+            DescriptorBuilder::default()
+                .media_type(MediaType::from(mt))
+                .digest(
+                    digest
+                        .as_str()
+                        .parse::<oci_spec::image::Digest>()
+                        .map_err(|e| BuildError::Other(e.to_string()))?,
+                )
+                .size(size)
+                .build()
+                .map_err(|e| BuildError::Other(e.to_string()))
+        };
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| descriptor(media::OCI_LAYER_GZIP, &l.digest, l.size))
+            .collect::<Result<Vec<_>, _>>()?;
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(descriptor(
+                media::OCI_CONFIG,
+                &config_digest,
+                config_bytes.len() as u64,
+            )?)
+            .layers(layers)
+            .build()
+            .map_err(err)?;
+        let manifest_bytes =
+            serde_json::to_vec(&manifest).map_err(|e| BuildError::Other(e.to_string()))?;
+        let size = self.base_size + self.layers.iter().map(|l| l.tar_size).sum::<u64>();
+        Ok((manifest_bytes, config_bytes, size))
+    }
+}
+
+fn argv(c: &Command) -> Vec<String> {
+    match c {
+        Command::Exec(v) => v.clone(),
+        Command::Shell(s) => vec!["/bin/sh".into(), "-c".into(), s.clone()],
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` if set (the reproducible-builds convention), else 0.
+fn source_date_epoch() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn short_hash(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))[..12].to_string()
+}
+
+fn cache_key(
+    parent: &str,
+    instruction: &str,
+    entries: &BTreeMap<String, layer::pack::EntryKind>,
+) -> Result<String, ImageError> {
+    let mut h = Sha256::new();
+    h.update(parent.as_bytes());
+    h.update([0]);
+    h.update(instruction.as_bytes());
+    for (path, kind) in entries {
+        h.update([0]);
+        h.update(path.as_bytes());
+        match kind {
+            layer::pack::EntryKind::Dir { mode } => h.update(format!("\0d{mode:o}")),
+            layer::pack::EntryKind::Symlink { target } => h.update(format!("\0l{target}")),
+            layer::pack::EntryKind::File { source, mode } => {
+                h.update(format!("\0f{mode:o}\0"));
+                let (d, _) = std::fs::File::open(source)
+                    .and_then(Digest::of_reader)
+                    .map_err(|e| BuildError::BadSource {
+                        source_path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                h.update(d.as_str());
+            }
+        }
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+fn cached_layer(store: &ImageStore, key: &str) -> Result<Option<Layer>, ImageError> {
+    let store_db = store_conn(store);
+    let row: Option<(String, String, i64)> = store_db
+        .query_row(
+            "SELECT layer, diff_id, size FROM build_cache WHERE key = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((digest, diff_id, tar_size)) = row else {
+        return Ok(None);
+    };
+    let (Ok(digest), Ok(diff_id)) = (Digest::parse(&digest), Digest::parse(&diff_id)) else {
+        return Ok(None);
+    };
+    let Ok(meta) = std::fs::metadata(store.blobs().path(&digest)) else {
+        return Ok(None);
+    };
+    Ok(Some(Layer {
+        digest,
+        diff_id,
+        size: meta.len(),
+        tar_size: tar_size.max(0) as u64,
+    }))
+}
+
+fn remember_layer(store: &mut ImageStore, key: &str, layer: &Layer) -> Result<(), ImageError> {
+    store.db().conn().execute(
+        "INSERT INTO build_cache (key, layer, diff_id, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(key) DO UPDATE SET layer = excluded.layer, diff_id = excluded.diff_id, size = excluded.size",
+        params![
+            key,
+            layer.digest.as_str(),
+            layer.diff_id.as_str(),
+            layer.tar_size as i64,
+            Utc::now().to_rfc3339()
+        ],
+    )?;
+    Ok(())
+}
+
+fn store_conn(store: &ImageStore) -> &rusqlite::Connection {
+    store.db_ref().conn()
+}
+
+/// Whether `path` is a tar archive that ADD should unpack.
+pub(crate) fn looks_like_tar(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let n = f.read(&mut head).unwrap_or(0);
+    match layer::Compression::sniff(&head[..n]) {
+        layer::Compression::Gzip | layer::Compression::Zstd => true,
+        layer::Compression::None => n >= 262 && &head[257..262] == b"ustar",
+    }
+}

@@ -1,0 +1,15 @@
+//! wrun: Docker plus a single-node Kubernetes for WebAssembly, as a library.
+//!
+//! The layers, from the bottom up (dependencies only point down):
+//! - [`state`]: the state root on disk and the embedded metadata database;
+//! - [`image`]: references, the content-addressed store, layers, Dockerfile builds;
+//! - [`sandbox`]: the shared wasmtime engine and the one place that grants a
+//!   guest its capabilities;
+//! - [`container`]: containers as records plus a rootfs, run through the sandbox;
+//! - [`cli`]: the `wrun` command line.
+
+pub mod cli;
+pub mod container;
+pub mod image;
+pub mod sandbox;
+pub mod state;

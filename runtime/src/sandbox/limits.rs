@@ -1,0 +1,63 @@
+//! Per-guest resource limits enforced through wasmtime's `ResourceLimiter`.
+
+/// Tables may hold at most this many elements: enough for any real program,
+/// small enough that a table bomb cannot exhaust host memory.
+const MAX_TABLE_ELEMENTS: usize = 10_000_000;
+
+/// Tracks a store's total linear memory against an optional limit, and
+/// remembers an attempt to exceed it so the exit can say so.
+#[derive(Debug, Default)]
+pub struct MemoryLimiter {
+    limit: Option<u64>,
+    used: u64,
+    exceeded: Option<u64>,
+}
+
+impl MemoryLimiter {
+    pub fn new(limit: Option<u64>) -> Self {
+        Self {
+            limit,
+            used: 0,
+            exceeded: None,
+        }
+    }
+
+    pub fn limit(&self) -> Option<u64> {
+        self.limit
+    }
+
+    /// The total size the guest asked for when it hit the limit.
+    pub fn exceeded(&self) -> Option<u64> {
+        self.exceeded
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let wanted = self.used + (desired.saturating_sub(current)) as u64;
+        if let Some(limit) = self.limit
+            && wanted > limit
+        {
+            self.exceeded = Some(wanted);
+            return Err(wasmtime::format_err!(
+                "memory limit exceeded: the guest asked for {wanted} bytes of linear memory, the limit is {limit}"
+            ));
+        }
+        self.used = wanted;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}

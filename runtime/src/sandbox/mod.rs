@@ -1,0 +1,131 @@
+//! The sandbox: one shared wasmtime [`Engine`], a compile cache, and running
+//! WASIp1 modules and WASIp2 command components with exactly the
+//! capabilities a [`ProcessSpec`] grants.
+//!
+//! **Architecture Invariant:** this module knows nothing of images, HTTP
+//! APIs, the daemon or containerd. It is given bytes and a spec, and
+//! returns an [`Exit`]. Capabilities are granted in one place: [`grant`].
+
+mod cache;
+mod engine;
+mod grant;
+mod limits;
+pub mod proctable;
+mod run;
+mod stop;
+
+use std::path::PathBuf;
+
+pub use engine::SandboxOptions;
+pub use grant::{Input, Mount, Output, ProcessSpec, Stdio};
+pub use run::Exit;
+pub use stop::{StopHandle, StopReason};
+
+use wasmtime::Engine;
+
+use crate::image::Digest;
+use crate::image::wasm::WasmKind;
+
+/// Errors loading or starting a guest program. Failures *of* the guest (a
+/// trap, running out of memory) are not errors: they are an [`Exit`].
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("wasm engine: {0}")]
+    Engine(String),
+    #[error("{program}: cannot run {what}: wrun runs WebAssembly (WASI) programs only")]
+    NotWasm { program: String, what: &'static str },
+    #[error("{program}: invalid WebAssembly: {message}")]
+    Compile { program: String, message: String },
+    #[error(
+        "{program}: this component serves wasi:http/incoming-handler; serving HTTP components arrives with wrun's networking, it cannot run as a command yet"
+    )]
+    HttpNotServed { program: String },
+    #[error("{program}: {message}")]
+    NotCommand { program: String, message: String },
+    #[error("{program}: cannot start: {message}")]
+    Start { program: String, message: String },
+    #[error("mount {}: {source}", host.display())]
+    Mount {
+        host: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A compiled guest program, ready to instantiate.
+#[derive(Clone)]
+pub enum Program {
+    Module(wasmtime::Module),
+    Command(wasmtime::component::Component),
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Module(_) => f.write_str("Program::Module"),
+            Self::Command(_) => f.write_str("Program::Command"),
+        }
+    }
+}
+
+/// The process-wide sandbox. Create one and share it.
+pub struct Sandbox {
+    engine: Engine,
+    cache: cache::CompileCache,
+    linkers: run::Linkers,
+    _ticker: engine::EpochTicker,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    pub fn new(opts: &SandboxOptions) -> Result<Self, SandboxError> {
+        let engine = engine::new_engine(opts)?;
+        let cache = cache::CompileCache::new(&engine, &opts.cache_dir);
+        let linkers = run::Linkers::new(&engine)?;
+        let ticker = engine::EpochTicker::start(engine.clone());
+        Ok(Self {
+            engine,
+            cache,
+            linkers,
+            _ticker: ticker,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles (or loads from the cache) the program in `bytes`. `name`
+    /// names it in errors, e.g. its path in the container.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Program, SandboxError> {
+        let kind = WasmKind::sniff(bytes);
+        if let WasmKind::Other(what) = kind {
+            return Err(SandboxError::NotWasm {
+                program: name.to_string(),
+                what,
+            });
+        }
+        let digest = Digest::of(bytes);
+        let program = self
+            .cache
+            .load_or_compile(&self.engine, name, &digest, kind, bytes)?;
+        run::check_entry_points(&self.engine, name, &program)?;
+        Ok(program)
+    }
+
+    /// Runs `program` to completion, or until `stop` fires.
+    pub async fn run(
+        &self,
+        name: &str,
+        program: &Program,
+        spec: ProcessSpec,
+        stop: &StopHandle,
+    ) -> Result<Exit, SandboxError> {
+        run::run(self, name, program, spec, stop).await
+    }
+}

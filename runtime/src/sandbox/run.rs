@@ -1,0 +1,266 @@
+//! Instantiating and running a guest: WASIp1 modules through `_start`,
+//! WASIp2 command components through `wasi:cli/run`.
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+
+use super::grant::{ProcessSpec, wasi_builder};
+use super::limits::MemoryLimiter;
+use super::stop::StopHandle;
+use super::{Program, Sandbox, SandboxError, StopReason};
+
+/// How a guest ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// It returned or called `exit(code)`.
+    Code(i32),
+    /// It was stopped from outside.
+    Stopped(StopReason),
+    /// It grew its memory past the limit.
+    OutOfMemory { limit: u64, requested: u64 },
+    /// It trapped; the message includes the wasm backtrace.
+    Trapped(String),
+}
+
+impl Exit {
+    /// The exit code a shell sees, following wasmtime and Docker: 134
+    /// (128 + SIGABRT) for a trap, 137 (128 + SIGKILL) for out of memory.
+    pub fn code(&self) -> i32 {
+        match self {
+            Self::Code(c) => *c,
+            Self::Stopped(r) => r.exit_code(),
+            Self::OutOfMemory { .. } => 137,
+            Self::Trapped(_) => 134,
+        }
+    }
+
+    /// A line for the user when the guest did not simply exit.
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            Self::Code(_) => None,
+            Self::Stopped(StopReason::Interrupted) => Some("interrupted".into()),
+            Self::Stopped(StopReason::Killed) => Some("killed".into()),
+            Self::OutOfMemory { limit, requested } => Some(format!(
+                "out of memory: the guest asked for {requested} bytes of linear memory, over its limit of {limit} bytes"
+            )),
+            Self::Trapped(msg) => Some(format!("guest trapped: {msg}")),
+        }
+    }
+}
+
+struct P1State {
+    wasi: WasiP1Ctx,
+    limiter: MemoryLimiter,
+}
+
+struct P2State {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+}
+
+impl WasiView for P2State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The linkers holding the WASI host functions, built once per sandbox.
+pub(super) struct Linkers {
+    p1: wasmtime::Linker<P1State>,
+    p2: wasmtime::component::Linker<P2State>,
+}
+
+impl Linkers {
+    pub fn new(engine: &Engine) -> Result<Self, SandboxError> {
+        let err = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
+        let mut p1 = wasmtime::Linker::new(engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut p1, |s: &mut P1State| &mut s.wasi)
+            .map_err(err)?;
+        let mut p2 = wasmtime::component::Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut p2).map_err(err)?;
+        Ok(Self { p1, p2 })
+    }
+}
+
+const RUN_INTERFACE: &str = "wasi:cli/run@0.2";
+const HTTP_INTERFACE: &str = "wasi:http/incoming-handler@0.2";
+
+/// Refuses programs that have nothing to run: a module without `_start`,
+/// a component without `wasi:cli/run` (naming wasi:http ones specially).
+pub(super) fn check_entry_points(
+    engine: &Engine,
+    name: &str,
+    program: &Program,
+) -> Result<(), SandboxError> {
+    match program {
+        Program::Module(m) => {
+            if m.get_export("_start").is_none() {
+                return Err(SandboxError::NotCommand {
+                    program: name.to_string(),
+                    message: "this module exports no _start function; wrun runs WASI commands"
+                        .into(),
+                });
+            }
+        }
+        Program::Command(c) => {
+            let exports: Vec<String> = c
+                .component_type()
+                .exports(engine)
+                .map(|(n, _)| n.to_string())
+                .collect();
+            if exports.iter().any(|e| e.starts_with(RUN_INTERFACE)) {
+                return Ok(());
+            }
+            if exports.iter().any(|e| e.starts_with(HTTP_INTERFACE)) {
+                return Err(SandboxError::HttpNotServed {
+                    program: name.to_string(),
+                });
+            }
+            return Err(SandboxError::NotCommand {
+                program: name.to_string(),
+                message: format!(
+                    "this component exports neither wasi:cli/run nor wasi:http/incoming-handler (exports: {})",
+                    if exports.is_empty() {
+                        "none".to_string()
+                    } else {
+                        exports.join(", ")
+                    }
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn run(
+    sandbox: &Sandbox,
+    name: &str,
+    program: &Program,
+    spec: ProcessSpec,
+    stop: &StopHandle,
+) -> Result<Exit, SandboxError> {
+    let limiter = MemoryLimiter::new(spec.memory_limit);
+    let builder = wasi_builder(spec)?;
+    let start_err = |e: wasmtime::Error| SandboxError::Start {
+        program: name.to_string(),
+        message: format!("{e:#}"),
+    };
+    match program {
+        Program::Module(module) => {
+            let mut builder = builder;
+            let state = P1State {
+                wasi: builder.build_p1(),
+                limiter,
+            };
+            let mut store = Store::new(&sandbox.engine, state);
+            store.limiter(|s| &mut s.limiter);
+            arm_deadline(&mut store, stop);
+            let guest = async {
+                let instance = sandbox
+                    .linkers
+                    .p1
+                    .instantiate_async(&mut store, module)
+                    .await?;
+                let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                start.call_async(&mut store, ()).await
+            };
+            let result = race(guest, stop).await;
+            Ok(outcome(
+                result,
+                stop,
+                store.data().limiter.limit(),
+                store.data().limiter.exceeded(),
+            ))
+        }
+        Program::Command(component) => {
+            let mut builder = builder;
+            let state = P2State {
+                ctx: builder.build(),
+                table: ResourceTable::new(),
+                limiter,
+            };
+            let mut store = Store::new(&sandbox.engine, state);
+            store.limiter(|s| &mut s.limiter);
+            arm_deadline(&mut store, stop);
+            let pre = sandbox
+                .linkers
+                .p2
+                .instantiate_pre(component)
+                .map_err(start_err)?;
+            let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre).map_err(start_err)?;
+            let guest = async {
+                let command: Command = pre.instantiate_async(&mut store).await?;
+                match command.wasi_cli_run().call_run(&mut store).await? {
+                    Ok(()) => Ok(()),
+                    Err(()) => Err(wasmtime::format_err!(I32Exit(1))),
+                }
+            };
+            let result = race(guest, stop).await;
+            Ok(outcome(
+                result,
+                stop,
+                store.data().limiter.limit(),
+                store.data().limiter.exceeded(),
+            ))
+        }
+    }
+}
+
+/// Sets the first epoch deadline and what happens at each: trap when the
+/// guest has been asked to stop, else yield to the executor (time slicing)
+/// and carry on for another tick.
+fn arm_deadline<T>(store: &mut Store<T>, stop: &StopHandle) {
+    let stop = stop.clone();
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if stop.reason().is_some() {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+}
+
+/// Runs the guest until it finishes or `stop` fires. Dropping the guest's
+/// future also ends a guest blocked in a host call (a sleep, a read).
+async fn race<F>(guest: F, stop: &StopHandle) -> Option<wasmtime::Result<()>>
+where
+    F: std::future::Future<Output = wasmtime::Result<()>>,
+{
+    tokio::select! {
+        r = guest => Some(r),
+        _ = stop.stopped() => None,
+    }
+}
+
+fn outcome(
+    result: Option<wasmtime::Result<()>>,
+    stop: &StopHandle,
+    limit: Option<u64>,
+    exceeded: Option<u64>,
+) -> Exit {
+    let Some(result) = result else {
+        return Exit::Stopped(stop.reason().unwrap_or(StopReason::Killed));
+    };
+    let err = match result {
+        Ok(()) => return Exit::Code(0),
+        Err(e) => e,
+    };
+    if let Some(exit) = err.downcast_ref::<I32Exit>() {
+        return Exit::Code(exit.0);
+    }
+    if let Some(reason) = stop.reason() {
+        return Exit::Stopped(reason);
+    }
+    if let (Some(limit), Some(requested)) = (limit, exceeded) {
+        return Exit::OutOfMemory { limit, requested };
+    }
+    Exit::Trapped(format!("{err:?}"))
+}

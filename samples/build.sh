@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Builds the sample guests and lays out their Docker build contexts:
+#   kubia/kubia.wasm                  (wasm32-wasip2 component)
+#   busybox/wasip2/, busybox/wasip1/  (bin/busybox + one symlink per applet, tmp/)
+# Works from any directory; honours CARGO_TARGET_DIR (default: samples/target).
+set -euo pipefail
+
+# Applets symlinked into bin/. Keep in sync with src/applets/mod.rs (a unit
+# test checks it). The network applets need wasi:sockets, so wasip2 only.
+COMMON_APPLETS=(sh echo cat ls env hostname pwd mkdir rm sleep true false ps)
+NET_APPLETS=(wget nc)
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+target_dir="${CARGO_TARGET_DIR:-$here/target}"
+case "$target_dir" in
+  /*) ;;
+  *) target_dir="$PWD/$target_dir" ;;
+esac
+export CARGO_TARGET_DIR="$target_dir"
+manifest="$here/Cargo.toml"
+
+cargo build --quiet --release --manifest-path "$manifest" --target wasm32-wasip2 -p busybox -p kubia
+cargo build --quiet --release --manifest-path "$manifest" --target wasm32-wasip1 -p busybox
+
+install -m 0755 "$target_dir/wasm32-wasip2/release/kubia.wasm" "$here/kubia/kubia.wasm"
+
+# layout TARGET APPLET...: recreates busybox/TARGET/ as an image root.
+layout() {
+  local target="$1"
+  shift
+  local root="$here/busybox/$target"
+  rm -rf "$root"
+  mkdir -p "$root/bin" "$root/tmp"
+  : >"$root/tmp/.keep"
+  install -m 0755 "$target_dir/wasm32-$target/release/busybox.wasm" "$root/bin/busybox"
+  local applet
+  for applet in "$@"; do
+    ln -s busybox "$root/bin/$applet"
+  done
+}
+
+layout wasip2 "${COMMON_APPLETS[@]}" "${NET_APPLETS[@]}"
+layout wasip1 "${COMMON_APPLETS[@]}"
+
+echo "built: $here/kubia/kubia.wasm, $here/busybox/wasip2/, $here/busybox/wasip1/"

@@ -1,1 +1,10 @@
-//! tests
+//! wrun's end-to-end tests: one binary, each test with its own state root so
+//! that they run in parallel. They drive the real `wrun` binary and the real
+//! sample guests; `make e2e` builds both first.
+
+mod bad_input;
+mod build;
+mod images;
+mod run;
+mod sandbox;
+mod support;

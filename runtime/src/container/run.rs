@@ -80,7 +80,7 @@ pub async fn run(
             read_only: v.read_only,
         });
     }
-    let env = process_env(&spec.env, &short);
+    let env = process_env(&spec.env, &short, &spec.workdir);
 
     let _pid1 = procs
         .spawn(&spec.argv, 0)
@@ -107,8 +107,11 @@ pub async fn run(
 }
 
 /// The guest's environment: the container's, plus `HOSTNAME` (the short ID,
-/// as in Docker) and Docker's default `PATH` when the image sets none.
-fn process_env(env: &[String], short_id: &str) -> Vec<(String, String)> {
+/// as in Docker), Docker's default `PATH` when the image sets none, and
+/// `PWD`: wasi-libc starts every program in `/`, so the working directory
+/// reaches the guest as `PWD` (the convention Go's wasip1 port honours) as
+/// well as WASI's initial-cwd.
+fn process_env(env: &[String], short_id: &str, workdir: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = env
         .iter()
         .map(|e| match e.split_once('=') {
@@ -122,5 +125,7 @@ fn process_env(env: &[String], short_id: &str) -> Vec<(String, String)> {
     if !out.iter().any(|(k, _)| k == "HOSTNAME") {
         out.push(("HOSTNAME".into(), short_id.to_string()));
     }
+    out.retain(|(k, _)| k != "PWD");
+    out.push(("PWD".into(), workdir.to_string()));
     out
 }

@@ -152,7 +152,8 @@ impl ImageStore {
             }
             return Err(ImageError::NotFound(name.to_string()));
         }
-        if let Ok(reference) = self.parse_reference(name) {
+        let parsed = self.parse_reference(name);
+        if let Ok(reference) = &parsed {
             if let Some(digest) = reference.digest() {
                 // name@sha256:… names a manifest.
                 let found: Option<String> = self
@@ -204,6 +205,8 @@ impl ImageStore {
                 }
             }
         }
+        // Neither a known name nor an ID: say why the name is wrong, if it is.
+        parsed?;
         Err(ImageError::NotFound(name.to_string()))
     }
 

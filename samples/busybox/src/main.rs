@@ -9,6 +9,7 @@ mod sh;
 use std::io::{self, Write};
 
 fn main() {
+    enter_working_directory();
     // args_os + lossy conversion: std::env::args would panic on non-UTF-8.
     let argv: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
@@ -30,7 +31,29 @@ fn main() {
         let _ = writeln!(stderr, "busybox: write error: {}", ctx::errmsg(&e));
         code = code.max(1);
     }
-    std::process::exit(code);
+    exit(code);
+}
+
+/// WASI programs start in `/`: wasi-libc has no notion of an initial working
+/// directory. Runtimes pass it in `PWD` (the convention Go's wasip1 port
+/// follows too), so start there.
+fn enter_working_directory() {
+    if let Ok(pwd) = std::env::var("PWD")
+        && pwd.starts_with('/')
+    {
+        let _ = std::env::set_current_dir(pwd);
+    }
+}
+
+/// Exits with `code`. On wasip2, std's exit only says success or failure,
+/// so a failing status goes through `wasi:cli/exit.exit-with-code`.
+fn exit(code: i32) -> ! {
+    #[cfg(all(target_os = "wasi", target_env = "p2"))]
+    if code != 0 {
+        let _ = io::stderr().flush();
+        wasip2::cli::exit::exit_with_code(u8::try_from(code & 0xff).unwrap_or(1));
+    }
+    std::process::exit(code)
 }
 
 #[cfg(test)]

@@ -265,7 +265,6 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::ctx::{Env, capture};
 
     #[test]
     fn dates() {
@@ -278,12 +277,13 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn lists_sorted_with_modes_and_links() {
+        use crate::ctx::{Env, capture};
         let dir = crate::testutil::tempdir("ls");
         fs::write(dir.join("b.txt"), "12345").unwrap();
         fs::write(dir.join(".hidden"), "").unwrap();
         fs::create_dir(dir.join("a")).unwrap();
-        #[cfg(unix)]
         std::os::unix::fs::symlink("b.txt", dir.join("c")).unwrap();
         let d = dir.to_str().unwrap().to_string();
         let run = |args: &[&str]| {
@@ -292,7 +292,6 @@ mod tests {
         };
         let (c, out, _) = run(&[&d]);
         assert_eq!(c, 0);
-        #[cfg(unix)]
         assert_eq!(out, "a\nb.txt\nc\n");
         let (_, out, _) = run(&["-a", &d]);
         assert!(out.starts_with(".\n..\n.hidden\na\n"), "{out}");
@@ -306,7 +305,6 @@ mod tests {
             lines[1].starts_with("-rw") && lines[1].contains(" 5 "),
             "{out}"
         );
-        #[cfg(unix)]
         assert!(
             lines[2].starts_with("lrwxrwxrwx") && lines[2].ends_with(" c -> b.txt"),
             "{out}"

@@ -5,8 +5,9 @@
 
 use crate::ctx::{CopyError, Ctx, copy, errmsg};
 use crate::opts;
+use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub fn main(ctx: &mut Ctx<'_>, args: &[String]) -> i32 {
     match run(ctx, args) {
@@ -118,12 +119,8 @@ fn send_udp(ctx: &mut Ctx<'_>, addr: SocketAddr, timeout: Option<Duration>) -> R
     socket
         .send(&data)
         .map_err(|e| format!("send to {addr} failed: {}", errmsg(&e)))?;
-    if timeout.is_some() {
-        let _ = socket.set_read_timeout(timeout);
-    }
     let mut buf = vec![0u8; 65_536];
-    let n = socket
-        .recv(&mut buf)
+    let (n, _) = recv_from(&socket, &mut buf, timeout)
         .map_err(|e| format!("no reply from {addr}: {}", errmsg(&e)))?;
     write_out(ctx, &buf[..n])
 }
@@ -131,14 +128,35 @@ fn send_udp(ctx: &mut Ctx<'_>, addr: SocketAddr, timeout: Option<Duration>) -> R
 fn listen_udp(ctx: &mut Ctx<'_>, port: u16, timeout: Option<Duration>) -> Result<(), String> {
     let socket = UdpSocket::bind(("0.0.0.0", port))
         .map_err(|e| format!("can't listen on UDP port {port}: {}", errmsg(&e)))?;
-    if timeout.is_some() {
-        let _ = socket.set_read_timeout(timeout);
-    }
     let mut buf = vec![0u8; 65_536];
-    let (n, _) = socket
-        .recv_from(&mut buf)
+    let (n, _) = recv_from(&socket, &mut buf, timeout)
         .map_err(|e| format!("receive on UDP port {port} failed: {}", errmsg(&e)))?;
     write_out(ctx, &buf[..n])
+}
+
+/// Receives one datagram, giving up after `timeout`. WASI preview 2 has no
+/// socket receive timeouts, so this polls a non-blocking socket instead.
+fn recv_from(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    timeout: Option<Duration>,
+) -> io::Result<(usize, SocketAddr)> {
+    let Some(timeout) = timeout else {
+        return socket.recv_from(buf);
+    };
+    socket.set_nonblocking(true)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match socket.recv_from(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if Instant::now() >= deadline {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn write_out(ctx: &mut Ctx<'_>, data: &[u8]) -> Result<(), String> {
@@ -189,6 +207,18 @@ mod tests {
         let (code, out, _) = run_nc(&["-u", "-w", "5", "127.0.0.1", &port], "hi");
         t.join().unwrap();
         assert_eq!((code, out.as_str()), (0, "HI"));
+    }
+
+    #[test]
+    fn udp_timeout() {
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port().to_string();
+        let (code, _, err) = run_nc(&["-u", "-w", "1", "127.0.0.1", &port], "x");
+        assert_eq!(code, 1);
+        assert!(
+            err.starts_with("busybox: nc: no reply from 127.0.0.1:"),
+            "{err}"
+        );
     }
 
     #[test]

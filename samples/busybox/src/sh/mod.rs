@@ -2,6 +2,7 @@
 //! line by line (no prompt, so it is as scriptable as it is interactive).
 
 mod exec;
+mod expand;
 mod lex;
 mod parse;
 #[cfg(test)]

@@ -1,0 +1,53 @@
+# One-liners for wrun. `make demo` is the first command on a fresh machine;
+# `make test` is the second. See README.md.
+
+CARGO ?= cargo
+WRUN  ?= target/release/wrun
+export WRUN_ROOT ?= $(CURDIR)/target/wrun-root
+
+.PHONY: demo build release samples test unit e2e lint windows bench install clean-root
+
+## Build wrun and the sample images, then run the first step of the walk-through.
+demo: release samples
+	$(WRUN) run --rm busybox echo "Hello world"
+
+build:
+	$(CARGO) build -p wrun
+
+release:
+	$(CARGO) build --release -p wrun
+
+## Build the guest programs, then `wrun build` each into the local store.
+samples: release
+	bash samples/build.sh
+	$(WRUN) build -q -t busybox:latest samples/busybox
+	$(WRUN) build -q -t busybox:wasip1 --build-arg TARGET=wasip1 samples/busybox
+	$(WRUN) build -q -t kubia:latest samples/kubia
+	$(WRUN) images
+
+## Everything CI runs: lints, the Windows compile check, unit and end-to-end tests.
+test: lint windows unit e2e
+
+unit:
+	$(CARGO) test -p wrun
+
+e2e: build
+	bash samples/build.sh
+	$(CARGO) test -p wrun-tests
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## The runtime library must stay portable: compile it for Windows.
+windows:
+	$(CARGO) check -p wrun --target x86_64-pc-windows-gnu
+
+bench: release
+	bash bench/run.sh
+
+install: release
+	install -m 0755 target/release/wrun $(HOME)/.cargo/bin/wrun
+
+clean-root:
+	rm -rf $(WRUN_ROOT)

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Startup benchmark: `wrun run --rm busybox echo hi` against the same guest
+# under `wasmtime run`, for the WASIp2 component and the WASIp1 module.
+#
+# Usually run through `make bench` (which builds target/release/wrun first);
+# works from any directory. Installs hyperfine (apt) and wasmtime-cli 48
+# (cargo, into bench/.tools/) when missing. Raw hyperfine JSON and a text
+# summary go to bench/results/. Exits non-zero only when something fails,
+# never because a ratio is above the goal. See bench/README.md.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo="$PWD"
+bench="$repo/bench"
+tools="$bench/.tools"
+results="$bench/results"
+
+WASMTIME_MAJOR=48
+WRUN="target/release/wrun"
+WARMUP=5
+RUNS=50
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() {
+  printf 'bench: %s\n' "$*" >&2
+  exit 1
+}
+
+# as_root CMD...: runs CMD as root (directly, or through sudo).
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root to run: $*"
+  fi
+}
+
+# --- 1. tools ---------------------------------------------------------------
+
+if ! command -v hyperfine >/dev/null 2>&1; then
+  say "installing hyperfine (apt)"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -o DPkg::Lock::Timeout=600 hyperfine
+fi
+command -v hyperfine >/dev/null 2>&1 || die "hyperfine is not on PATH after installing it"
+
+wasmtime_ok() {
+  [ -x "$tools/bin/wasmtime" ] &&
+    "$tools/bin/wasmtime" --version 2>/dev/null | grep -Eq "^wasmtime(-cli)? $WASMTIME_MAJOR\."
+}
+if ! wasmtime_ok; then
+  say "installing wasmtime-cli $WASMTIME_MAJOR into bench/.tools (this takes a while)"
+  cargo install --locked wasmtime-cli --version "^$WASMTIME_MAJOR" --root "$tools"
+  wasmtime_ok || die "bench/.tools/bin/wasmtime does not report version $WASMTIME_MAJOR.x"
+fi
+# Put the pinned wasmtime first so the commands below read `wasmtime run ...`.
+export PATH="$tools/bin:$PATH"
+
+# --- 2. guests, state root, images -------------------------------------------
+
+if [ ! -x "$WRUN" ]; then
+  say "building wrun (release)"
+  cargo build --release -p wrun
+fi
+
+say "building the sample guests"
+bash samples/build.sh
+
+scratch="$(mktemp -d "${TMPDIR:-/tmp}/wrun-bench.XXXXXX")"
+cleanup() {
+  # A guest may leave read-only directories behind; make the tree removable.
+  chmod -R u+w "$scratch" 2>/dev/null || true
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+# A fresh wrun state root, and a fresh home for wasmtime's compile cache
+# (wasmtime's default cache config puts it under $XDG_CACHE_HOME/wasmtime;
+# wrun keeps its own under the state root and does not read XDG_CACHE_HOME).
+export WRUN_ROOT="$scratch/wrun-root"
+export XDG_CACHE_HOME="$scratch/xdg-cache"
+mkdir -p "$WRUN_ROOT" "$XDG_CACHE_HOME"
+# Diagnostics would cost time on one side only.
+unset WRUN_LOG RUST_LOG WASMTIME_LOG
+
+say "building busybox:latest and busybox:wasip1 into a fresh state root"
+"$WRUN" build -q -t busybox:latest samples/busybox
+"$WRUN" build -q -t busybox:wasip1 --build-arg TARGET=wasip1 samples/busybox
+
+# The four commands, as hyperfine will run them.
+P2_WRUN="$WRUN run --rm busybox echo hi"
+P2_WASMTIME="wasmtime run samples/busybox/wasip2/bin/busybox echo hi"
+P1_WRUN="$WRUN run --rm busybox:wasip1 echo hi"
+P1_WASMTIME="wasmtime run samples/busybox/wasip1/bin/busybox echo hi"
+
+# --- 3. warm the compile caches and check the output ------------------------
+
+count_files() {
+  if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi
+}
+
+# check CMD: runs CMD once (no shell, like hyperfine -N) and insists it prints
+# exactly "hi".
+check() {
+  local out
+  # shellcheck disable=SC2086 # the commands are plain words, split on purpose
+  out="$($1 2>&1)" || die "failed: $1"$'\n'"$out"
+  [ "$out" = "hi" ] || die "unexpected output from: $1"$'\n'"$out"
+}
+
+wasmtime_cache="$XDG_CACHE_HOME/wasmtime"
+wrun_cache="$WRUN_ROOT/cache/compiled"
+
+say "warming the compile caches"
+for cmd in "$P2_WRUN" "$P2_WASMTIME" "$P1_WRUN" "$P1_WASMTIME"; do
+  check "$cmd"
+done
+wasmtime_entries="$(count_files "$wasmtime_cache")"
+wrun_entries="$(count_files "$wrun_cache")"
+# A second round must be served from the caches: nothing new gets written.
+for cmd in "$P2_WRUN" "$P2_WASMTIME" "$P1_WRUN" "$P1_WASMTIME"; do
+  check "$cmd"
+done
+if [ "$wasmtime_entries" -gt 0 ]; then
+  [ "$(count_files "$wasmtime_cache")" -eq "$wasmtime_entries" ] ||
+    die "wasmtime's compile cache kept changing after warm-up ($wasmtime_cache)"
+  wasmtime_cache_state="enabled (wasmtime's default), warm: $wasmtime_entries files under \$XDG_CACHE_HOME/wasmtime"
+else
+  wasmtime_cache_state="disabled (wasmtime's default config wrote no cache files); wasmtime compiles on every run"
+fi
+[ "$wrun_entries" -gt 0 ] || die "wrun wrote nothing to its compile cache ($wrun_cache)"
+[ "$(count_files "$wrun_cache")" -eq "$wrun_entries" ] ||
+  die "wrun's compile cache kept changing after warm-up ($wrun_cache)"
+wrun_cache_state="enabled, warm: $wrun_entries files under \$WRUN_ROOT/cache/compiled"
+say "wrun compile cache: $wrun_cache_state"
+say "wasmtime compile cache: $wasmtime_cache_state"
+
+# --- 4. measure ---------------------------------------------------------------
+
+mkdir -p "$results"
+hf=(hyperfine --warmup "$WARMUP" --runs "$RUNS")
+# -N (--shell=none) runs the commands directly, without a shell in between.
+if hyperfine --help 2>&1 | grep -Eq -- '(^|[[:space:]])-N,?[[:space:]]'; then
+  hf+=(-N)
+  shell_mode="none (-N)"
+else
+  shell_mode="default shell (this hyperfine has no -N)"
+fi
+
+say "measuring: WASIp2 component"
+"${hf[@]}" --export-json "$results/startup-p2.json" \
+  --command-name wrun --command-name wasmtime "$P2_WRUN" "$P2_WASMTIME"
+say "measuring: WASIp1 module"
+"${hf[@]}" --export-json "$results/startup-p1.json" \
+  --command-name wrun --command-name wasmtime "$P1_WRUN" "$P1_WASMTIME"
+
+# --- 5. report ----------------------------------------------------------------
+
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+  commit="$commit (with uncommitted changes)"
+fi
+cpu="$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || true)"
+
+python3 "$bench/summarize.py" \
+  --out "$results/startup.txt" \
+  --meta "date=$(date -u '+%Y-%m-%d %H:%M:%S UTC')" \
+  --meta "host=$(uname -srm), $(nproc) CPUs${cpu:+, $cpu}" \
+  --meta "wrun=$("$WRUN" --version) at $commit" \
+  --meta "wasmtime=$(wasmtime --version)" \
+  --meta "hyperfine=$(hyperfine --version), --warmup $WARMUP --runs $RUNS, shell: $shell_mode" \
+  --meta "wrun compile cache=$wrun_cache_state" \
+  --meta "wasmtime compile cache=$wasmtime_cache_state" \
+  --pair "WASIp2 component=$results/startup-p2.json" \
+  --pair "WASIp1 module=$results/startup-p1.json"

@@ -1,0 +1,183 @@
+//! Shared fixtures: the `wrun` binary, a private state root per test, and
+//! the sample build contexts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `wrun` binary built beside this test binary.
+pub fn wrun_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/all-<hash> -> target/<profile>/wrun
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join(format!("wrun{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p wrun` (or `make e2e`)",
+        bin.display()
+    );
+    bin
+}
+
+/// A sample's build context, checked to have been built.
+pub fn sample(name: &str) -> PathBuf {
+    let dir = repo().join("samples").join(name);
+    let probe = match name {
+        "busybox" => dir.join("wasip2/bin/busybox"),
+        other => dir.join(format!("{other}.wasm")),
+    };
+    assert!(
+        probe.exists(),
+        "{} is missing: run `bash samples/build.sh` (or `make e2e`)",
+        probe.display()
+    );
+    dir
+}
+
+/// One test's private wrun state root.
+pub struct Root {
+    pub dir: tempfile::TempDir,
+}
+
+/// The result of one `wrun` invocation.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        &self.stdout
+    }
+
+    /// Asserts failure with `code` and a stderr containing `needle`.
+    #[track_caller]
+    pub fn fails(&self, code: i32, needle: &str) {
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+    }
+}
+
+impl Root {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(wrun_bin());
+        c.args(args)
+            .env("WRUN_ROOT", self.path())
+            .env_remove("WRUN_LOG")
+            .env_remove("SOURCE_DATE_EPOCH")
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn wrun(&self, args: &[&str]) -> Ran {
+        Ran::from(self.cmd(args).output().expect("spawn wrun"))
+    }
+
+    /// Builds `busybox:latest` (WASIp2) into this root.
+    pub fn busybox(&self) -> &Self {
+        let ctx = sample("busybox");
+        self.wrun(&["build", "-q", "-t", "busybox", ctx.to_str().expect("utf8")])
+            .ok();
+        self
+    }
+
+    /// Builds `busybox:wasip1` (a core module) into this root.
+    pub fn busybox_p1(&self) -> &Self {
+        let ctx = sample("busybox");
+        self.wrun(&[
+            "build",
+            "-q",
+            "-t",
+            "busybox:wasip1",
+            "--build-arg",
+            "TARGET=wasip1",
+            ctx.to_str().expect("utf8"),
+        ])
+        .ok();
+        self
+    }
+
+    /// Builds an image from a context made of `files` (path, bytes) plus a
+    /// Dockerfile, returning the `wrun build` result.
+    pub fn build_context(
+        &self,
+        tag: &str,
+        dockerfile: &str,
+        files: &[(&str, &[u8])],
+    ) -> (tempfile::TempDir, Ran) {
+        let ctx = tempfile::tempdir().expect("tempdir");
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).expect("write Dockerfile");
+        for (path, bytes) in files {
+            let p = ctx.path().join(path);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).expect("mkdir");
+            }
+            std::fs::write(p, bytes).expect("write");
+        }
+        let ran = self.wrun(&["build", "-t", tag, ctx.path().to_str().expect("utf8")]);
+        (ctx, ran)
+    }
+
+    /// Builds an image holding one wasm module compiled from `wat`, as its
+    /// entrypoint.
+    pub fn wat_image(&self, tag: &str, wat: &str) {
+        let wasm = wat::parse_str(wat).expect("valid wat");
+        let (_ctx, ran) = self.build_context(
+            tag,
+            "FROM scratch\nCOPY prog.wasm /prog.wasm\nENTRYPOINT [\"/prog.wasm\"]\n",
+            &[("prog.wasm", &wasm)],
+        );
+        ran.ok();
+    }
+
+    /// The image ID `wrun image inspect` reports for `name`.
+    pub fn image_id(&self, name: &str) -> String {
+        let v = self.inspect(name);
+        v["Id"].as_str().expect("Id").to_string()
+    }
+
+    pub fn inspect(&self, name: &str) -> serde_json::Value {
+        let out = self.wrun(&["image", "inspect", name]);
+        let v: serde_json::Value = serde_json::from_str(out.ok()).expect("inspect JSON");
+        v[0].clone()
+    }
+}

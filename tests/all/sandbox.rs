@@ -72,7 +72,7 @@ fn interrupt(root: &Root, args: &[&str]) -> i32 {
         .spawn()
         .expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !root.wrun(&["ps", "-q"]).ok().trim().is_empty() == false {
+    while root.wrun(&["ps", "-q"]).ok().trim().is_empty() {
         assert!(Instant::now() < deadline, "container never started");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -104,10 +104,10 @@ impl RunCommand {
             });
             run(&sandbox, &mut containers, &rec, RunIo { stdio }, &stop).await
         });
-        if self.rm {
-            if let Err(e) = containers.remove(&rec.id, true) {
-                eprintln!("wrun: {e}");
-            }
+        if self.rm
+            && let Err(e) = containers.remove(&rec.id, true)
+        {
+            eprintln!("wrun: {e}");
         }
         let exit = result?;
         if let Some(what) = exit.describe() {

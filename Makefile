@@ -9,7 +9,7 @@ export WRUN_ROOT ?= $(CURDIR)/target/wrun-root
 
 ## Build wrun and the sample images, then run the first step of the walk-through.
 demo: release samples
-	$(WRUN) run --rm busybox echo "Hello world"
+	$(WRUN) run busybox echo "Hello world"
 
 build:
 	$(CARGO) build -p wrun

@@ -30,6 +30,7 @@ test: lint windows unit e2e
 
 unit:
 	$(CARGO) test -p wrun
+	$(CARGO) test --manifest-path samples/Cargo.toml
 
 e2e: build
 	bash samples/build.sh
@@ -38,6 +39,9 @@ e2e: build
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --manifest-path samples/Cargo.toml --all --check
+	$(CARGO) clippy --manifest-path samples/Cargo.toml --target wasm32-wasip2 -- -D warnings
+	$(CARGO) clippy --manifest-path samples/Cargo.toml --target wasm32-wasip1 -- -D warnings
 
 ## The runtime library must stay portable: compile it for Windows.
 windows:

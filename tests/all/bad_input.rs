@@ -186,3 +186,26 @@ fn a_tampered_blob_is_never_trusted() {
         .fails(125, "does not match its digest");
     let _ = sample;
 }
+
+#[test]
+fn a_wasi_http_component_is_detected_not_run() {
+    let root = Root::new();
+    let component = wat::parse_str(
+        r#"(component
+             (core module $m (func (export "handle")))
+             (core instance $i (instantiate $m))
+             (func $f (canon lift (core func $i "handle")))
+             (instance $h (export "handle" (func $f)))
+             (export "wasi:http/incoming-handler@0.2.0" (instance $h)))"#,
+    )
+    .expect("component wat");
+    let (_c, r) = root.build_context(
+        "http",
+        "FROM scratch\nCOPY handler.wasm /handler.wasm\nENTRYPOINT [\"/handler.wasm\"]\n",
+        &[("handler.wasm", &component)],
+    );
+    r.ok();
+    assert_eq!(root.inspect("http")["Os"], "wasip2");
+    root.wrun(&["run", "--rm", "http"])
+        .fails(126, "wasi:http/incoming-handler");
+}

@@ -311,3 +311,29 @@ fn two_processes_share_a_root_safely() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
     }
 }
+
+#[test]
+fn entrypoint_override_drops_the_images_cmd() {
+    let root = Root::new();
+    root.busybox();
+    assert_eq!(
+        root.wrun(&["run", "--rm", "--entrypoint", "echo", "busybox"])
+            .ok(),
+        "\n"
+    );
+    assert_eq!(
+        root.wrun(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/echo",
+            "busybox",
+            "a",
+            "b"
+        ])
+        .ok(),
+        "a b\n"
+    );
+    root.wrun(&["run", "--rm", "--entrypoint", "nope", "busybox"])
+        .fails(127, "executable file not found");
+}

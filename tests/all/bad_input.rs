@@ -209,3 +209,16 @@ fn a_wasi_http_component_is_detected_not_run() {
     root.wrun(&["run", "--rm", "http"])
         .fails(126, "wasi:http/incoming-handler");
 }
+
+#[test]
+fn an_unknown_import_is_a_clear_start_error() {
+    let root = Root::new();
+    root.wat_image(
+        "importer",
+        r#"(module (import "env" "launch_missiles" (func)) (memory (export "memory") 1)
+             (func (export "_start")))"#,
+    );
+    let r = root.wrun(&["run", "--rm", "importer"]);
+    r.fails(125, "cannot start");
+    assert!(r.stderr.contains("launch_missiles"), "{}", r.stderr);
+}

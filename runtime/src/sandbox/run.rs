@@ -162,12 +162,15 @@ pub(super) async fn run(
             let mut store = Store::new(&sandbox.engine, state);
             store.limiter(|s| &mut s.limiter);
             arm_deadline(&mut store, stop);
+            // Linking problems (an import wrun does not provide) are errors
+            // of the program, not traps of a running guest.
+            let pre = sandbox
+                .linkers
+                .p1
+                .instantiate_pre(module)
+                .map_err(start_err)?;
             let guest = async {
-                let instance = sandbox
-                    .linkers
-                    .p1
-                    .instantiate_async(&mut store, module)
-                    .await?;
+                let instance = pre.instantiate_async(&mut store).await?;
                 let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                 start.call_async(&mut store, ()).await
             };

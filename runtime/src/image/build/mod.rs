@@ -6,8 +6,11 @@
 //! of its inputs. `created` is `SOURCE_DATE_EPOCH` or the Unix epoch, so the
 //! same context always gives the same image ID (as ko and Bazel do).
 
+mod cache;
 pub mod context;
 mod copy;
+
+use cache::{cache_key, cached_layer, remember_layer};
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,7 +21,6 @@ use oci_spec::image::{
     Arch, Config, ConfigBuilder, DescriptorBuilder, HistoryBuilder, ImageConfiguration,
     ImageConfigurationBuilder, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
-use rusqlite::{OptionalExtension, params};
 use sha2::{Digest as _, Sha256};
 
 use super::digest::Digest;
@@ -499,81 +501,6 @@ fn source_date_epoch() -> u64 {
 
 fn short_hash(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))[..12].to_string()
-}
-
-fn cache_key(
-    parent: &str,
-    instruction: &str,
-    entries: &BTreeMap<String, layer::pack::EntryKind>,
-) -> Result<String, ImageError> {
-    let mut h = Sha256::new();
-    h.update(parent.as_bytes());
-    h.update([0]);
-    h.update(instruction.as_bytes());
-    for (path, kind) in entries {
-        h.update([0]);
-        h.update(path.as_bytes());
-        match kind {
-            layer::pack::EntryKind::Dir { mode } => h.update(format!("\0d{mode:o}")),
-            layer::pack::EntryKind::Symlink { target } => h.update(format!("\0l{target}")),
-            layer::pack::EntryKind::File { source, mode } => {
-                h.update(format!("\0f{mode:o}\0"));
-                let (d, _) = std::fs::File::open(source)
-                    .and_then(Digest::of_reader)
-                    .map_err(|e| BuildError::BadSource {
-                        source_path: path.clone(),
-                        message: e.to_string(),
-                    })?;
-                h.update(d.as_str());
-            }
-        }
-    }
-    Ok(hex::encode(h.finalize()))
-}
-
-fn cached_layer(store: &ImageStore, key: &str) -> Result<Option<Layer>, ImageError> {
-    let store_db = store_conn(store);
-    let row: Option<(String, String, i64)> = store_db
-        .query_row(
-            "SELECT layer, diff_id, size FROM build_cache WHERE key = ?1",
-            [key],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    let Some((digest, diff_id, tar_size)) = row else {
-        return Ok(None);
-    };
-    let (Ok(digest), Ok(diff_id)) = (Digest::parse(&digest), Digest::parse(&diff_id)) else {
-        return Ok(None);
-    };
-    let Ok(meta) = std::fs::metadata(store.blobs().path(&digest)) else {
-        return Ok(None);
-    };
-    Ok(Some(Layer {
-        digest,
-        diff_id,
-        size: meta.len(),
-        tar_size: tar_size.max(0) as u64,
-    }))
-}
-
-fn remember_layer(store: &mut ImageStore, key: &str, layer: &Layer) -> Result<(), ImageError> {
-    store.db().conn().execute(
-        "INSERT INTO build_cache (key, layer, diff_id, size, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(key) DO UPDATE SET layer = excluded.layer, diff_id = excluded.diff_id, size = excluded.size",
-        params![
-            key,
-            layer.digest.as_str(),
-            layer.diff_id.as_str(),
-            layer.tar_size as i64,
-            Utc::now().to_rfc3339()
-        ],
-    )?;
-    Ok(())
-}
-
-fn store_conn(store: &ImageStore) -> &rusqlite::Connection {
-    store.db_ref().conn()
 }
 
 /// Whether `path` is a tar archive that ADD should unpack.

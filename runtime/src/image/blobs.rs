@@ -54,31 +54,13 @@ impl BlobStore {
 
     /// Opens a blob for reading.
     pub fn open(&self, digest: &Digest) -> Result<File, BlobError> {
-        File::open(self.path(digest)).map_err(|source| {
-            if source.kind() == io::ErrorKind::NotFound {
-                BlobError::Missing(digest.clone())
-            } else {
-                BlobError::Io {
-                    digest: digest.to_string(),
-                    source,
-                }
-            }
-        })
+        File::open(self.path(digest)).map_err(|e| read_error(digest, e))
     }
 
     /// Reads a whole (small) blob and checks it against its digest, so a
     /// manifest or config tampered with on disk is never trusted.
     pub fn read_verified(&self, digest: &Digest) -> Result<Vec<u8>, BlobError> {
-        let bytes = std::fs::read(self.path(digest)).map_err(|source| {
-            if source.kind() == io::ErrorKind::NotFound {
-                BlobError::Missing(digest.clone())
-            } else {
-                BlobError::Io {
-                    digest: digest.to_string(),
-                    source,
-                }
-            }
-        })?;
+        let bytes = std::fs::read(self.path(digest)).map_err(|e| read_error(digest, e))?;
         let actual = Digest::of(&bytes);
         if &actual != digest {
             return Err(BlobError::Mismatch {
@@ -148,6 +130,17 @@ impl BlobWriter {
         let dest = self.dir.join(actual.hex());
         persist(file, &dest).map_err(io_err)?;
         Ok((actual, len))
+    }
+}
+
+fn read_error(digest: &Digest, source: io::Error) -> BlobError {
+    if source.kind() == io::ErrorKind::NotFound {
+        BlobError::Missing(digest.clone())
+    } else {
+        BlobError::Io {
+            digest: digest.to_string(),
+            source,
+        }
     }
 }
 

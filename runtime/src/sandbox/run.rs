@@ -159,9 +159,7 @@ pub(super) async fn run(
                 wasi: builder.build_p1(),
                 limiter,
             };
-            let mut store = Store::new(&sandbox.engine, state);
-            store.limiter(|s| &mut s.limiter);
-            arm_deadline(&mut store, stop);
+            let mut store = new_store(&sandbox.engine, state, stop);
             // Linking problems (an import wrun does not provide) are errors
             // of the program, not traps of a running guest.
             let pre = sandbox
@@ -175,12 +173,7 @@ pub(super) async fn run(
                 start.call_async(&mut store, ()).await
             };
             let result = race(guest, stop).await;
-            Ok(outcome(
-                result,
-                stop,
-                store.data().limiter.limit(),
-                store.data().limiter.exceeded(),
-            ))
+            Ok(outcome(result, stop, store.data_mut().limiter()))
         }
         Program::Command(component) => {
             let mut builder = builder;
@@ -189,9 +182,7 @@ pub(super) async fn run(
                 table: ResourceTable::new(),
                 limiter,
             };
-            let mut store = Store::new(&sandbox.engine, state);
-            store.limiter(|s| &mut s.limiter);
-            arm_deadline(&mut store, stop);
+            let mut store = new_store(&sandbox.engine, state, stop);
             let pre = sandbox
                 .linkers
                 .p2
@@ -206,14 +197,34 @@ pub(super) async fn run(
                 }
             };
             let result = race(guest, stop).await;
-            Ok(outcome(
-                result,
-                stop,
-                store.data().limiter.limit(),
-                store.data().limiter.exceeded(),
-            ))
+            Ok(outcome(result, stop, store.data_mut().limiter()))
         }
     }
+}
+
+/// Store data that carries a memory limiter.
+trait Limited: Send + 'static {
+    fn limiter(&mut self) -> &mut MemoryLimiter;
+}
+
+impl Limited for P1State {
+    fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
+    }
+}
+
+impl Limited for P2State {
+    fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
+    }
+}
+
+/// A store for one guest instance, with its limits and deadlines armed.
+fn new_store<T: Limited>(engine: &Engine, state: T, stop: &StopHandle) -> Store<T> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| s.limiter());
+    arm_deadline(&mut store, stop);
+    store
 }
 
 /// Sets the first epoch deadline and what happens at each: trap when the
@@ -246,8 +257,7 @@ where
 fn outcome(
     result: Option<wasmtime::Result<()>>,
     stop: &StopHandle,
-    limit: Option<u64>,
-    exceeded: Option<u64>,
+    limiter: &MemoryLimiter,
 ) -> Exit {
     let Some(result) = result else {
         return Exit::Stopped(stop.reason().unwrap_or(StopReason::Killed));
@@ -262,7 +272,7 @@ fn outcome(
     if let Some(reason) = stop.reason() {
         return Exit::Stopped(reason);
     }
-    if let (Some(limit), Some(requested)) = (limit, exceeded) {
+    if let (Some(limit), Some(requested)) = (limiter.limit(), limiter.exceeded()) {
         return Exit::OutOfMemory { limit, requested };
     }
     Exit::Trapped(format!("{err:?}"))

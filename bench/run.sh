@@ -98,9 +98,14 @@ P1_WASMTIME="wasmtime run samples/busybox/wasip1/bin/busybox echo hi"
 
 # --- 3. warm the compile caches and check the output ------------------------
 
-count_files() {
-  if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi
+# entries DIR PATTERN: the compiled-code files under DIR, one "path size mtime"
+# line each. Only the code itself: wasmtime also keeps per-entry usage .stats
+# files and cleanup markers, which change on reads.
+entries() {
+  [ -d "$1" ] || return 0
+  find "$1" -type f -name "$2" ! -name '*.stats' ! -name '.*' -printf '%P %s %T@\n' | sort
 }
+count() { if [ -n "$1" ]; then printf '%s\n' "$1" | wc -l; else echo 0; fi; }
 
 # check CMD: runs CMD once (no shell, like hyperfine -N) and insists it prints
 # exactly "hi".
@@ -118,23 +123,25 @@ say "warming the compile caches"
 for cmd in "$P2_WRUN" "$P2_WASMTIME" "$P1_WRUN" "$P1_WASMTIME"; do
   check "$cmd"
 done
-wasmtime_entries="$(count_files "$wasmtime_cache")"
-wrun_entries="$(count_files "$wrun_cache")"
-# A second round must be served from the caches: nothing new gets written.
+wasmtime_before="$(entries "$wasmtime_cache" '*')"
+wrun_before="$(entries "$wrun_cache" '*.cwasm')"
+# A second round must be served from the caches: nothing is (re)written.
 for cmd in "$P2_WRUN" "$P2_WASMTIME" "$P1_WRUN" "$P1_WASMTIME"; do
   check "$cmd"
 done
-if [ "$wasmtime_entries" -gt 0 ]; then
-  [ "$(count_files "$wasmtime_cache")" -eq "$wasmtime_entries" ] ||
-    die "wasmtime's compile cache kept changing after warm-up ($wasmtime_cache)"
-  wasmtime_cache_state="enabled (wasmtime's default), warm: $wasmtime_entries files under \$XDG_CACHE_HOME/wasmtime"
+[ "$(entries "$wasmtime_cache" '*')" = "$wasmtime_before" ] ||
+  die "wasmtime's compile cache changed after warm-up ($wasmtime_cache)"
+[ "$(entries "$wrun_cache" '*.cwasm')" = "$wrun_before" ] ||
+  die "wrun's compile cache changed after warm-up ($wrun_cache)"
+n="$(count "$wasmtime_before")"
+if [ "$n" -gt 0 ]; then
+  wasmtime_cache_state="enabled (wasmtime's default), warm: $n compiled entries under \$XDG_CACHE_HOME/wasmtime"
 else
-  wasmtime_cache_state="disabled (wasmtime's default config wrote no cache files); wasmtime compiles on every run"
+  wasmtime_cache_state="disabled (wasmtime's default config wrote no cache files): wasmtime compiles on every run"
 fi
-[ "$wrun_entries" -gt 0 ] || die "wrun wrote nothing to its compile cache ($wrun_cache)"
-[ "$(count_files "$wrun_cache")" -eq "$wrun_entries" ] ||
-  die "wrun's compile cache kept changing after warm-up ($wrun_cache)"
-wrun_cache_state="enabled, warm: $wrun_entries files under \$WRUN_ROOT/cache/compiled"
+n="$(count "$wrun_before")"
+[ "$n" -gt 0 ] || die "wrun wrote nothing to its compile cache ($wrun_cache)"
+wrun_cache_state="enabled, warm: $n compiled entries under \$WRUN_ROOT/cache/compiled"
 say "wrun compile cache: $wrun_cache_state"
 say "wasmtime compile cache: $wasmtime_cache_state"
 

@@ -2,6 +2,7 @@
 //! that they run in parallel. They drive the real `wrun` binary and the real
 //! sample guests; `make e2e` builds both first.
 
+mod archive;
 mod bad_input;
 mod build;
 mod images;

@@ -39,6 +39,11 @@ fn exit_codes_are_the_guests() {
             0,
             "{image}"
         );
+        // Statuses of 126 and above survive too (WASIp1 hosts often trap on them).
+        let high = root.wrun(&["run", "--rm", image, "sh", "-c", "exit 200"]);
+        assert_eq!(high.code, 200, "{image}: {high:?}");
+        let missing = root.wrun(&["run", "--rm", image, "sh", "-c", "no-such-command"]);
+        assert_eq!(missing.code, 127, "{image}: {missing:?}");
     }
 }
 

@@ -6,10 +6,12 @@ mod build;
 mod format;
 mod image;
 mod images;
+mod load;
 mod ps;
 mod rm;
 mod rmi;
 mod run;
+mod save;
 mod tag;
 
 use std::path::PathBuf;
@@ -49,6 +51,8 @@ enum Command {
     Image(image::ImageCommand),
     Tag(tag::TagCommand),
     Rmi(rmi::RmiCommand),
+    Save(save::SaveCommand),
+    Load(load::LoadCommand),
     Run(run::RunCommand),
     Ps(ps::PsCommand),
     Rm(rm::RmCommand),
@@ -80,6 +84,8 @@ impl Cli {
             Command::Image(c) => c.execute(&ctx),
             Command::Tag(c) => c.execute(&ctx),
             Command::Rmi(c) => c.execute(&ctx),
+            Command::Save(c) => c.execute(&ctx),
+            Command::Load(c) => c.execute(&ctx),
             Command::Run(c) => c.execute(&ctx),
             Command::Ps(c) => c.execute(&ctx),
             Command::Rm(c) => c.execute(&ctx),
@@ -99,10 +105,28 @@ pub fn main() -> ExitCode {
     match cli.execute() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("wrun: {e:#}");
+            eprintln!("wrun: {}", chain(&e));
             ExitCode::from(exit_code_for(&e))
         }
     }
+}
+
+/// The error and its causes joined with ": ", as `{:#}` prints them, but
+/// without repeating a cause that an outer message already quotes (the
+/// library's messages name their cause so that they read well alone).
+pub(crate) fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out
 }
 
 /// Docker's exit codes for failures of the runtime itself: 127 when the

@@ -40,7 +40,7 @@ impl RmiCommand {
                     }
                 }
                 Err(e) => {
-                    eprintln!("wrun: rmi {name}: {e:#}");
+                    eprintln!("wrun: rmi {name}: {}", super::chain(&e));
                     failed = true;
                 }
             }

@@ -7,6 +7,7 @@ pub mod build;
 pub mod digest;
 pub mod dockerfile;
 pub mod layer;
+pub mod layout;
 pub mod reference;
 pub mod rootfs;
 pub mod store;

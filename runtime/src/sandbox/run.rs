@@ -83,6 +83,18 @@ impl Linkers {
         let mut p1 = wasmtime::Linker::new(engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut p1, |s: &mut P1State| &mut s.wasi)
             .map_err(err)?;
+        // wasmtime-wasi refuses p1 exit statuses of 126 and above with a
+        // trap, losing them, yet a shell's 127 ("not found") is common.
+        // Exit statuses are 8 bits on every host: keep the low byte.
+        p1.allow_shadowing(true);
+        p1.func_wrap(
+            "wasi_snapshot_preview1",
+            "proc_exit",
+            |_: wasmtime::Caller<'_, P1State>, status: i32| -> wasmtime::Result<()> {
+                Err(wasmtime::format_err!(I32Exit(status & 0xff)))
+            },
+        )
+        .map_err(err)?;
         let mut p2 = wasmtime::component::Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut p2).map_err(err)?;
         Ok(Self { p1, p2 })

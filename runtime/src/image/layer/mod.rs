@@ -54,6 +54,18 @@ pub enum LayerError {
     Blob(#[from] super::blobs::BlobError),
 }
 
+/// The bytes of the regular files under `dir`: an unpacked layer's size.
+pub fn dir_size(dir: &std::path::Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 /// The compressions a layer blob may use, sniffed from its first bytes
 /// rather than trusted from a media type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

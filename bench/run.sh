@@ -150,7 +150,7 @@ say "wasmtime compile cache: $wasmtime_cache_state"
 mkdir -p "$results"
 hf=(hyperfine --warmup "$WARMUP" --runs "$RUNS")
 # -N (--shell=none) runs the commands directly, without a shell in between.
-if hyperfine --help 2>&1 | grep -Eq -- '(^|[[:space:]])-N,?[[:space:]]'; then
+if hyperfine --help 2>&1 | grep -Eq -- '(^|[[:space:]])-N(,|[[:space:]]|$)'; then
   hf+=(-N)
   shell_mode="none (-N)"
 else
@@ -158,11 +158,9 @@ else
 fi
 
 say "measuring: WASIp2 component"
-"${hf[@]}" --export-json "$results/startup-p2.json" \
-  --command-name wrun --command-name wasmtime "$P2_WRUN" "$P2_WASMTIME"
+"${hf[@]}" --export-json "$results/startup-p2.json" "$P2_WRUN" "$P2_WASMTIME"
 say "measuring: WASIp1 module"
-"${hf[@]}" --export-json "$results/startup-p1.json" \
-  --command-name wrun --command-name wasmtime "$P1_WRUN" "$P1_WASMTIME"
+"${hf[@]}" --export-json "$results/startup-p1.json" "$P1_WRUN" "$P1_WASMTIME"
 
 # --- 5. report ----------------------------------------------------------------
 

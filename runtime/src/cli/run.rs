@@ -71,11 +71,11 @@ impl RunCommand {
             Err(e) => return Err(e.into()),
         };
         let spec = self.spec(&image)?;
-        let mut containers = Containers::open(&ctx.root)?;
+        let layers = images.layer_dirs(&image)?;
+        let mut containers = Containers::with_db(&ctx.root, images.into_db());
         let rec = containers
-            .create(&images, &image, self.name.as_deref(), spec)
+            .create(&image, &layers, self.name.as_deref(), spec)
             .with_context(|| format!("run {}", self.image))?;
-        drop(images);
 
         let sandbox = Sandbox::new(&SandboxOptions {
             cache_dir: ctx.root.compiled_cache_dir(),

@@ -9,7 +9,7 @@ use rusqlite::params;
 
 use super::spec::ContainerSpec;
 use super::{ContainerError, names};
-use crate::image::{Image, ImageStore, layer};
+use crate::image::{Image, layer};
 use crate::state::{Db, StateRoot};
 
 /// Where a container is in its lifecycle.
@@ -75,6 +75,14 @@ impl std::fmt::Debug for Containers {
 }
 
 impl Containers {
+    /// Uses an already open connection (one process needs only one).
+    pub fn with_db(root: &StateRoot, db: Db) -> Self {
+        Self {
+            root: root.clone(),
+            db,
+        }
+    }
+
     pub fn open(root: &StateRoot) -> Result<Self, ContainerError> {
         Ok(Self {
             root: root.clone(),
@@ -101,11 +109,11 @@ impl Containers {
     }
 
     /// Creates a container from `image`: records it, then gives it its own
-    /// copy of the image's layers as its rootfs.
+    /// copy of the image's unpacked `layers` (bottom first) as its rootfs.
     pub fn create(
         &mut self,
-        images: &ImageStore,
         image: &Image,
+        layers: &[PathBuf],
         name: Option<&str>,
         spec: ContainerSpec,
     ) -> Result<ContainerRecord, ContainerError> {
@@ -181,28 +189,22 @@ impl Containers {
             started_at: None,
             finished_at: None,
         };
-        if let Err(e) = self.materialise(images, image, &record) {
+        if let Err(e) = self.materialise(layers, &record) {
             let _ = self.delete(&id);
             return Err(e);
         }
         Ok(record)
     }
 
-    fn materialise(
-        &self,
-        images: &ImageStore,
-        image: &Image,
-        rec: &ContainerRecord,
-    ) -> Result<(), ContainerError> {
+    fn materialise(&self, layers: &[PathBuf], rec: &ContainerRecord) -> Result<(), ContainerError> {
         let rootfs_err = |message: String| ContainerError::Rootfs {
             id: rec.short_id().to_string(),
             message,
         };
-        let layers = images.layer_dirs(image)?;
         let rootfs = self.rootfs(&rec.id);
         std::fs::create_dir_all(&rootfs)
             .map_err(|e| rootfs_err(format!("{}: {e}", rootfs.display())))?;
-        layer::compose::compose(&layers, &rootfs).map_err(|e| rootfs_err(e.to_string()))?;
+        layer::compose::compose(layers, &rootfs).map_err(|e| rootfs_err(e.to_string()))?;
         // Mount points must exist so that `ls /` shows them, as on Linux.
         let mut points = vec!["/proc".to_string(), rec.spec.workdir.clone()];
         points.extend(rec.spec.volumes.iter().map(|v| v.guest.clone()));

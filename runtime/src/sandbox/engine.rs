@@ -37,6 +37,11 @@ pub fn new_engine(opts: &SandboxOptions) -> Result<Engine, SandboxError> {
         .total_core_instances(n.saturating_mul(4))
         .total_memories(n.saturating_mul(2))
         .total_tables(n.saturating_mul(4))
+        // Every pooled slot costs set-up work (a stack's guard page is an
+        // mprotect): size the stacks and GC heaps to the pool too, not to
+        // wasmtime's default of a thousand.
+        .total_stacks(n)
+        .total_gc_heaps(n)
         .max_memories_per_component(4)
         .max_tables_per_component(8);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

@@ -86,7 +86,7 @@ impl Sandbox {
     pub fn new(opts: &SandboxOptions) -> Result<Self, SandboxError> {
         let engine = engine::new_engine(opts)?;
         let cache = cache::CompileCache::new(&engine, &opts.cache_dir);
-        let linkers = run::Linkers::new(&engine)?;
+        let linkers = run::Linkers::new(&engine);
         let ticker = engine::EpochTicker::start(engine.clone());
         Ok(Self {
             engine,

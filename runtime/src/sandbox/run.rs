@@ -1,6 +1,8 @@
 //! Instantiating and running a guest: WASIp1 modules through `_start`,
 //! WASIp2 command components through `wasi:cli/run`.
 
+use std::sync::OnceLock;
+
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -71,18 +73,34 @@ impl WasiView for P2State {
     }
 }
 
-/// The linkers holding the WASI host functions, built once per sandbox.
+/// The linkers holding the WASI host functions. Each is built on first use
+/// and then shared: a one-shot run pays only for the one it needs.
 pub(super) struct Linkers {
-    p1: wasmtime::Linker<P1State>,
-    p2: wasmtime::component::Linker<P2State>,
+    engine: Engine,
+    p1: OnceLock<wasmtime::Linker<P1State>>,
+    p2: OnceLock<wasmtime::component::Linker<P2State>>,
+}
+
+fn engine_err(e: wasmtime::Error) -> SandboxError {
+    SandboxError::Engine(format!("{e:#}"))
 }
 
 impl Linkers {
-    pub fn new(engine: &Engine) -> Result<Self, SandboxError> {
-        let err = |e: wasmtime::Error| SandboxError::Engine(format!("{e:#}"));
-        let mut p1 = wasmtime::Linker::new(engine);
+    pub fn new(engine: &Engine) -> Self {
+        Self {
+            engine: engine.clone(),
+            p1: OnceLock::new(),
+            p2: OnceLock::new(),
+        }
+    }
+
+    fn p1(&self) -> Result<&wasmtime::Linker<P1State>, SandboxError> {
+        if let Some(l) = self.p1.get() {
+            return Ok(l);
+        }
+        let mut p1 = wasmtime::Linker::new(&self.engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut p1, |s: &mut P1State| &mut s.wasi)
-            .map_err(err)?;
+            .map_err(engine_err)?;
         // wasmtime-wasi refuses p1 exit statuses of 126 and above with a
         // trap, losing them, yet a shell's 127 ("not found") is common.
         // Exit statuses are 8 bits on every host: keep the low byte.
@@ -94,10 +112,17 @@ impl Linkers {
                 Err(wasmtime::format_err!(I32Exit(status & 0xff)))
             },
         )
-        .map_err(err)?;
-        let mut p2 = wasmtime::component::Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut p2).map_err(err)?;
-        Ok(Self { p1, p2 })
+        .map_err(engine_err)?;
+        Ok(self.p1.get_or_init(|| p1))
+    }
+
+    fn p2(&self) -> Result<&wasmtime::component::Linker<P2State>, SandboxError> {
+        if let Some(l) = self.p2.get() {
+            return Ok(l);
+        }
+        let mut p2 = wasmtime::component::Linker::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut p2).map_err(engine_err)?;
+        Ok(self.p2.get_or_init(|| p2))
     }
 }
 
@@ -176,7 +201,7 @@ pub(super) async fn run(
             // of the program, not traps of a running guest.
             let pre = sandbox
                 .linkers
-                .p1
+                .p1()?
                 .instantiate_pre(module)
                 .map_err(start_err)?;
             let guest = async {
@@ -197,7 +222,7 @@ pub(super) async fn run(
             let mut store = new_store(&sandbox.engine, state, stop);
             let pre = sandbox
                 .linkers
-                .p2
+                .p2()?
                 .instantiate_pre(component)
                 .map_err(start_err)?;
             let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre).map_err(start_err)?;

@@ -119,6 +119,11 @@ impl Db {
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    // The common case, an up-to-date schema, needs no write lock.
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current == MIGRATIONS.len() as i64 {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;

@@ -21,7 +21,6 @@ use oci_spec::image::{
     Arch, Config, ConfigBuilder, DescriptorBuilder, HistoryBuilder, ImageConfiguration,
     ImageConfigurationBuilder, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
-use sha2::{Digest as _, Sha256};
 
 use super::digest::Digest;
 use super::dockerfile::{self, Command, InstructionKind};
@@ -256,14 +255,8 @@ pub fn build(
                 cfg.set_stop_signal(Some(s.clone()));
             }
         }
+        // A config-only step writes no layer, so there is no new ID to show.
         state.history.push((ins.original.clone(), true));
-        say(
-            out,
-            format!(
-                " ---> {}",
-                short_hash(&format!("{:?}{}", state.cache_key, ins.original))
-            ),
-        );
     }
 
     let os = state.detect_os(store)?;
@@ -497,10 +490,6 @@ fn source_date_epoch() -> u64 {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
-}
-
-fn short_hash(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))[..12].to_string()
 }
 
 /// Whether `path` is a tar archive that ADD should unpack.

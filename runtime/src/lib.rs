@@ -11,5 +11,6 @@
 pub mod cli;
 pub mod container;
 pub mod image;
+pub mod registry;
 pub mod sandbox;
 pub mod state;

@@ -6,6 +6,7 @@ mod archive;
 mod bad_input;
 mod build;
 mod images;
+mod registry;
 mod run;
 mod sandbox;
 mod support;

@@ -7,7 +7,11 @@ mod format;
 mod image;
 mod images;
 mod load;
+mod login;
+mod logout;
 mod ps;
+mod pull;
+mod push;
 mod rm;
 mod rmi;
 mod run;
@@ -53,6 +57,10 @@ enum Command {
     Rmi(rmi::RmiCommand),
     Save(save::SaveCommand),
     Load(load::LoadCommand),
+    Pull(pull::PullCommand),
+    Push(push::PushCommand),
+    Login(login::LoginCommand),
+    Logout(logout::LogoutCommand),
     Run(run::RunCommand),
     Ps(ps::PsCommand),
     Rm(rm::RmCommand),
@@ -86,6 +94,10 @@ impl Cli {
             Command::Rmi(c) => c.execute(&ctx),
             Command::Save(c) => c.execute(&ctx),
             Command::Load(c) => c.execute(&ctx),
+            Command::Pull(c) => c.execute(&ctx),
+            Command::Push(c) => c.execute(&ctx),
+            Command::Login(c) => c.execute(&ctx),
+            Command::Logout(c) => c.execute(&ctx),
             Command::Run(c) => c.execute(&ctx),
             Command::Ps(c) => c.execute(&ctx),
             Command::Rm(c) => c.execute(&ctx),
@@ -136,6 +148,10 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
     use crate::image::rootfs::RootfsError;
     use crate::sandbox::SandboxError;
     for cause in e.chain() {
+        // Docker's registry verbs fail with 1, not the runtime's 125.
+        if cause.is::<crate::registry::RegistryError>() {
+            return 1;
+        }
         if let Some(c) = cause.downcast_ref::<ContainerError>() {
             return match c {
                 ContainerError::Exec {

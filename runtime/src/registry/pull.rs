@@ -1,0 +1,438 @@
+//! `pull`: a manifest (or the wasm entry of an index), its config, and the
+//! missing layers, each checked against its digest before it enters the
+//! store. The image is committed only once everything is in place, so a
+//! failed pull leaves no image and no tag behind.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use oci_client::{Client, RegistryOperation};
+use oci_spec::image::{Arch, ImageConfiguration, ImageIndex, ImageManifest};
+
+use super::{RegistryError, authenticate, client_for, oci_reference, remote};
+use crate::image::blobs::{BlobError, BlobStore};
+use crate::image::media;
+use crate::image::store::NewImage;
+use crate::image::{Digest, ImageStore, Reference, layer};
+
+/// The manifest types wrun asks for, most preferred first.
+pub const ACCEPT: &[&str] = &[
+    media::OCI_MANIFEST,
+    media::DOCKER_MANIFEST,
+    media::OCI_INDEX,
+    media::DOCKER_LIST,
+];
+
+/// The CNCF wasm artifact's config type, not supported yet.
+const WASM_ARTIFACT_CONFIG: &str = "application/vnd.wasm.config.v0+json";
+
+/// Layers downloaded at once: enough to fill a link, few enough not to
+/// trip a registry's rate limits.
+const PARALLEL_DOWNLOADS: usize = 4;
+
+/// What a pull reports while it runs, in the order Docker prints it.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// `latest: Pulling from library/busybox`.
+    Pulling { what: String, repository: String },
+    /// A layer already in the store.
+    Exists(Digest),
+    /// A layer download starting, with its size from the manifest.
+    Started { layer: Digest, size: u64 },
+    /// Bytes received for a layer.
+    Progress { layer: Digest, bytes: u64 },
+    /// A layer downloaded and verified.
+    Complete(Digest),
+}
+
+/// Where events go; called from several download tasks at once.
+pub type Progress = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// How a pull ended.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub id: Digest,
+    pub manifest_digest: Digest,
+    /// The tag (or digest reference) now naming the image.
+    pub reference: Reference,
+    /// The tag already pointed at this manifest: nothing was downloaded.
+    pub up_to_date: bool,
+}
+
+/// The manifest and config of the image to pull.
+struct Fetched {
+    manifest_bytes: Vec<u8>,
+    manifest_digest: Digest,
+    config_bytes: Vec<u8>,
+    layers: Vec<(Digest, u64)>,
+    diff_ids: Vec<Digest>,
+}
+
+/// Pulls `name` into `store`.
+pub fn pull(
+    store: &mut ImageStore,
+    name: &str,
+    progress: Progress,
+) -> Result<Pulled, RegistryError> {
+    let parsed = store
+        .parse_reference(name)
+        .map_err(|source| RegistryError::Image {
+            action: "pull",
+            name: name.to_string(),
+            source: Box::new(source),
+        })?;
+    let reference = match (parsed.digest(), parsed.tag()) {
+        (None, None) => parsed.with_tag("latest").unwrap_or(parsed),
+        _ => parsed,
+    };
+    let shown = reference.to_string();
+    let registry = reference.registry().to_string();
+    let image = oci_reference(&reference);
+    let client = client_for(&registry);
+    let credentials = super::auth::credentials(store.root(), &registry)?;
+    let rt = super::runtime("pull", &shown)?;
+
+    let fetched = rt.block_on(async {
+        authenticate(
+            &client,
+            &image,
+            &credentials,
+            RegistryOperation::Pull,
+            "pull",
+            &shown,
+        )
+        .await?;
+        fetch_manifest(&client, &image, &shown).await
+    })?;
+    progress(Event::Pulling {
+        what: reference
+            .digest()
+            .or(reference.tag())
+            .unwrap_or("latest")
+            .to_string(),
+        repository: reference.repository().to_string(),
+    });
+
+    let tag = reference.digest().is_none().then_some(&reference);
+    if let Some(tag) = tag
+        && let Ok(existing) = store.resolve(&tag.to_string())
+        && existing.manifest_digest == fetched.manifest_digest
+        && fetched
+            .layers
+            .iter()
+            .all(|(d, _)| store.blobs().contains(d))
+    {
+        return Ok(Pulled {
+            id: existing.id,
+            manifest_digest: fetched.manifest_digest,
+            reference,
+            up_to_date: true,
+        });
+    }
+
+    let blobs = store.blobs().clone();
+    let mut missing = Vec::new();
+    for (digest, size) in &fetched.layers {
+        if blobs.contains(digest) {
+            progress(Event::Exists(digest.clone()));
+        } else if !missing.iter().any(|(d, _): &(Digest, u64)| d == digest) {
+            missing.push((digest.clone(), *size));
+        }
+    }
+    rt.block_on(download_all(
+        &client, &image, &shown, &blobs, missing, &progress,
+    ))?;
+
+    let image_err = |source| RegistryError::Image {
+        action: "pull",
+        name: shown.clone(),
+        source: Box::new(source),
+    };
+    let mut size = 0;
+    for ((digest, _), diff_id) in fetched.layers.iter().zip(&fetched.diff_ids) {
+        let dir = store.unpacked_layer(digest, diff_id).map_err(image_err)?;
+        size += layer::dir_size(&dir);
+    }
+    let id = store
+        .commit(NewImage {
+            manifest: &fetched.manifest_bytes,
+            config: &fetched.config_bytes,
+            size,
+            tag,
+        })
+        .map_err(image_err)?;
+    Ok(Pulled {
+        id,
+        manifest_digest: fetched.manifest_digest,
+        reference,
+        up_to_date: false,
+    })
+}
+
+/// Reads a manifest by reference and checks it against the digest it was
+/// asked by, if any.
+async fn manifest_bytes(
+    client: &Client,
+    image: &oci_client::Reference,
+    shown: &str,
+    expected: Option<&Digest>,
+) -> Result<(Vec<u8>, Digest), RegistryError> {
+    let (bytes, _) = client
+        .pull_manifest_raw(image, &oci_client::secrets::RegistryAuth::Anonymous, ACCEPT)
+        .await
+        .map_err(|e| remote("pull", shown, image.registry(), &e))?;
+    let actual = Digest::of(&bytes);
+    if let Some(expected) = expected
+        && expected != &actual
+    {
+        return Err(blob_err(
+            shown,
+            BlobError::Mismatch {
+                expected: expected.clone(),
+                actual,
+            },
+        ));
+    }
+    Ok((bytes.to_vec(), actual))
+}
+
+fn blob_err(shown: &str, source: BlobError) -> RegistryError {
+    RegistryError::Blob {
+        action: "pull",
+        name: shown.to_string(),
+        source,
+    }
+}
+
+fn invalid(shown: &str, what: &'static str, message: impl ToString) -> RegistryError {
+    RegistryError::Invalid {
+        action: "pull",
+        name: shown.to_string(),
+        what,
+        message: message.to_string(),
+    }
+}
+
+async fn fetch_manifest(
+    client: &Client,
+    image: &oci_client::Reference,
+    shown: &str,
+) -> Result<Fetched, RegistryError> {
+    let asked = image.digest().and_then(|d| Digest::parse(d).ok());
+    let (mut bytes, mut digest) = manifest_bytes(client, image, shown, asked.as_ref()).await?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(shown, "manifest", e))?;
+    let media_type = value["mediaType"].as_str().unwrap_or_default().to_string();
+    if value.get("manifests").is_some()
+        || media_type == media::OCI_INDEX
+        || media_type == media::DOCKER_LIST
+    {
+        let index: ImageIndex =
+            serde_json::from_slice(&bytes).map_err(|e| invalid(shown, "index", e))?;
+        let wasm = index.manifests().iter().find(|m| {
+            m.platform()
+                .as_ref()
+                .is_some_and(|p| *p.architecture() == Arch::Wasm)
+        });
+        let Some(entry) = wasm else {
+            let found: Vec<String> = index
+                .manifests()
+                .iter()
+                .map(|m| match m.platform() {
+                    Some(p) => format!("{}/{}", p.os(), p.architecture()),
+                    None => "unknown".into(),
+                })
+                .collect();
+            return Err(RegistryError::NoWasmPlatform {
+                name: shown.to_string(),
+                found: if found.is_empty() {
+                    "nothing".into()
+                } else {
+                    found.join(", ")
+                },
+            });
+        };
+        let want =
+            Digest::parse(entry.digest().as_ref()).map_err(|e| invalid(shown, "index", e))?;
+        let by_digest = oci_client::Reference::with_digest(
+            image.registry().to_string(),
+            image.repository().to_string(),
+            want.to_string(),
+        );
+        (bytes, digest) = manifest_bytes(client, &by_digest, shown, Some(&want)).await?;
+    } else if !media_type.is_empty()
+        && media_type != media::OCI_MANIFEST
+        && media_type != media::DOCKER_MANIFEST
+    {
+        return Err(RegistryError::UnsupportedManifest {
+            name: shown.to_string(),
+            media_type,
+        });
+    }
+    let manifest: ImageManifest =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(shown, "manifest", e))?;
+    if manifest.config().media_type().to_string() == WASM_ARTIFACT_CONFIG {
+        return Err(invalid(
+            shown,
+            "image",
+            "the CNCF wasm artifact format is not supported yet",
+        ));
+    }
+    let config_digest = Digest::parse(manifest.config().digest().as_ref())
+        .map_err(|e| invalid(shown, "manifest", e))?;
+    let mut config_bytes = Vec::new();
+    client
+        .pull_blob(image, config_digest.as_str(), &mut config_bytes)
+        .await
+        .map_err(|e| match e {
+            oci_client::errors::OciDistributionError::DigestError(_) => blob_err(
+                shown,
+                BlobError::Mismatch {
+                    expected: config_digest.clone(),
+                    actual: Digest::of(&config_bytes),
+                },
+            ),
+            e => remote("pull", shown, image.registry(), &e),
+        })?;
+    let config: ImageConfiguration =
+        serde_json::from_slice(&config_bytes).map_err(|e| invalid(shown, "config", e))?;
+    if *config.architecture() != Arch::Wasm {
+        return Err(RegistryError::NotWasm {
+            name: shown.to_string(),
+            platform: format!("{}/{}", config.os(), config.architecture()),
+        });
+    }
+    let diff_ids = config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| Digest::parse(d).map_err(|e| invalid(shown, "config", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let layers = manifest
+        .layers()
+        .iter()
+        .map(|l| {
+            let media_type = l.media_type().to_string();
+            if !media_type.contains("tar") {
+                return Err(invalid(
+                    shown,
+                    "layer",
+                    format!("unsupported layer media type {media_type:?}"),
+                ));
+            }
+            let d =
+                Digest::parse(l.digest().as_ref()).map_err(|e| invalid(shown, "manifest", e))?;
+            Ok((d, l.size()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if diff_ids.len() != layers.len() {
+        return Err(invalid(
+            shown,
+            "image",
+            format!(
+                "manifest lists {} layers but the config lists {} diff IDs",
+                layers.len(),
+                diff_ids.len()
+            ),
+        ));
+    }
+    Ok(Fetched {
+        manifest_bytes: bytes,
+        manifest_digest: digest,
+        config_bytes,
+        layers,
+        diff_ids,
+    })
+}
+
+/// Downloads `missing` layers, a few at a time, each into the blob store.
+/// The first failure cancels the rest; their staged files vanish with them.
+async fn download_all(
+    client: &Client,
+    image: &oci_client::Reference,
+    shown: &str,
+    blobs: &BlobStore,
+    missing: Vec<(Digest, u64)>,
+    progress: &Progress,
+) -> Result<(), RegistryError> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL_DOWNLOADS));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (digest, size) in missing {
+        let (client, image, shown) = (client.clone(), image.clone(), shown.to_string());
+        let (blobs, progress, permits) = (blobs.clone(), progress.clone(), permits.clone());
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            download(&client, &image, &shown, &blobs, &digest, size, &progress).await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let result = done.map_err(|e| RegistryError::Runtime {
+            action: "pull",
+            name: shown.to_string(),
+            message: e.to_string(),
+        })?;
+        result?;
+    }
+    Ok(())
+}
+
+async fn download(
+    client: &Client,
+    image: &oci_client::Reference,
+    shown: &str,
+    blobs: &BlobStore,
+    digest: &Digest,
+    size: u64,
+    progress: &Progress,
+) -> Result<(), RegistryError> {
+    progress(Event::Started {
+        layer: digest.clone(),
+        size,
+    });
+    let mut stream = client
+        .pull_blob_stream(image, digest.as_str())
+        .await
+        .map_err(|e| remote("pull", shown, image.registry(), &e))?;
+    let mut writer = blobs.writer().map_err(|e| blob_err(shown, e))?;
+    let io_err = |source| {
+        blob_err(
+            shown,
+            BlobError::Io {
+                digest: digest.to_string(),
+                source,
+            },
+        )
+    };
+    let mut failure = None;
+    while let Some(chunk) = stream.stream.next().await {
+        match chunk {
+            Ok(bytes) => {
+                writer.write_all(&bytes).map_err(io_err)?;
+                progress(Event::Progress {
+                    layer: digest.clone(),
+                    bytes: bytes.len() as u64,
+                });
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    // oci-client's own check fails the stream at its end; ours names the
+    // blob and is what decides whether anything is stored.
+    match (writer.commit(Some(digest)), failure) {
+        (Err(e @ BlobError::Mismatch { .. }), _) => Err(blob_err(shown, e)),
+        (_, Some(e)) => Err(RegistryError::Remote {
+            action: "pull",
+            name: shown.to_string(),
+            message: format!("blob {digest}: {e}"),
+        }),
+        (Err(e), None) => Err(blob_err(shown, e)),
+        (Ok(_), None) => {
+            progress(Event::Complete(digest.clone()));
+            Ok(())
+        }
+    }
+}

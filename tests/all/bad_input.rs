@@ -67,16 +67,25 @@ fn copy_sources_must_stay_in_the_context() {
 #[test]
 fn missing_images() {
     let root = Root::new();
-    let r = root.wrun(&["run", "no-such-image"]);
-    r.fails(125, "no-such-image");
+    let r = root.wrun(&["run", "--pull=never", "no-such-image"]);
+    r.fails(125, "--pull=never");
     assert!(
         r.stderr
             .contains("Unable to find image 'no-such-image:latest' locally"),
         "{}",
         r.stderr
     );
-    let (_c, r) = root.build_context("x", "FROM no-such-base\nCOPY a /a\n", &[("a", b"a")]);
-    r.fails(125, "FROM no-such-base");
+    // Port 9 on loopback has no registry: the pull fails at once, locally.
+    let r = root.wrun(&["run", "127.0.0.1:9/no-such-image"]);
+    r.fails(125, "127.0.0.1:9");
+    assert!(r.stderr.contains("Unable to find image"), "{}", r.stderr);
+    nothing_stored(&root, &r);
+    let (_c, r) = root.build_context(
+        "x",
+        "FROM 127.0.0.1:9/no-such-base\nCOPY a /a\n",
+        &[("a", b"a")],
+    );
+    r.fails(125, "FROM 127.0.0.1:9/no-such-base");
     nothing_stored(&root, &r);
     root.wrun(&["run", "Bad:Ref:x"])
         .fails(125, "invalid reference");

@@ -7,6 +7,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
 use super::Ctx;
+use super::pull::{PullPolicy, ensure_image};
 use crate::image::ImageStore;
 use crate::image::build::{BuildOptions, build};
 
@@ -28,6 +29,9 @@ pub struct BuildCommand {
     /// Print only the image ID
     #[arg(short, long)]
     quiet: bool,
+    /// Always pull a newer version of the FROM image
+    #[arg(long)]
+    pull: bool,
     /// The build context directory
     #[arg(value_name = "PATH")]
     context: PathBuf,
@@ -51,6 +55,7 @@ impl BuildCommand {
             }
         }
         let mut store = ImageStore::open(&ctx.root)?;
+        self.pull_base(&mut store, &build_args)?;
         let opts = BuildOptions {
             context: self.context.clone(),
             dockerfile: self.file,
@@ -67,5 +72,39 @@ impl BuildCommand {
             println!("{id}");
         }
         Ok(0)
+    }
+
+    /// Pulls the final stage's FROM image when it is missing (or always,
+    /// with `--pull`), as `docker build` does. A Dockerfile that does not
+    /// parse is left for the build to report, with its line.
+    fn pull_base(
+        &self,
+        store: &mut ImageStore,
+        build_args: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let path = self
+            .file
+            .clone()
+            .unwrap_or_else(|| self.context.join("Dockerfile"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let Ok(parsed) = crate::image::dockerfile::parse(&text, build_args) else {
+            return Ok(());
+        };
+        let Some(from) = parsed.stages.last().map(|s| s.from.clone()) else {
+            return Ok(());
+        };
+        if from.eq_ignore_ascii_case("scratch") {
+            return Ok(());
+        }
+        let policy = if self.pull {
+            PullPolicy::Always
+        } else {
+            PullPolicy::Missing
+        };
+        ensure_image(store, &from, policy)
+            .map(drop)
+            .with_context(|| format!("build {}: FROM {from}", self.context.display()))
     }
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Ctx;
-use crate::image::ImageStore;
+use crate::image::{Image, ImageError, ImageStore};
 use crate::registry::pull::{self, Event, Progress};
 
 /// Download an image from a registry
@@ -25,15 +25,71 @@ pub struct PullCommand {
 impl PullCommand {
     pub fn execute(self, ctx: &Ctx) -> Result<u8> {
         let mut store = ImageStore::open(&ctx.root)?;
-        pull_image(&mut store, &self.name, self.quiet)?;
+        pull_image(&mut store, &self.name, self.quiet, StatusTo::Stdout)?;
         Ok(0)
     }
 }
 
+/// Where pull status lines go: stdout for `wrun pull`, stderr when another
+/// verb pulls on the way (its own output owns stdout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusTo {
+    Stdout,
+    Stderr,
+}
+
+impl StatusTo {
+    fn line(self, s: &str) {
+        match self {
+            Self::Stdout => println!("{s}"),
+            Self::Stderr => eprintln!("{s}"),
+        }
+    }
+}
+
+/// When a verb that needs an image pulls it, as Docker's `--pull`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// Pull every time
+    Always,
+    /// Pull only when the image is not in the local store
+    #[default]
+    Missing,
+    /// Never pull
+    Never,
+}
+
+/// Finds `name` locally, pulling it first as `policy` says.
+pub fn ensure_image(store: &mut ImageStore, name: &str, policy: PullPolicy) -> Result<Image> {
+    if policy == PullPolicy::Always {
+        pull_image(store, name, false, StatusTo::Stderr)
+            .map_err(|e| anyhow::anyhow!("{}", super::chain(&e)))?;
+        return Ok(store.resolve(name)?);
+    }
+    match store.resolve(name) {
+        Err(ImageError::NotFound(_)) => {
+            let shown = store
+                .parse_reference(name)
+                .map(|r| r.familiar())
+                .unwrap_or_else(|_| name.to_string());
+            eprintln!("Unable to find image '{shown}' locally");
+            if policy == PullPolicy::Never {
+                anyhow::bail!(
+                    "{shown}: image not found locally, and --pull=never forbids pulling it"
+                );
+            }
+            // The caller's verb fails, not a pull: keep its exit code.
+            pull_image(store, name, false, StatusTo::Stderr)
+                .map_err(|e| anyhow::anyhow!("{}", super::chain(&e)))?;
+            Ok(store.resolve(name)?)
+        }
+        other => Ok(other?),
+    }
+}
+
 /// Pulls `name`, printing Docker's lines unless `quiet`: progress bars on a
-/// terminal, plain lines otherwise. Shared with verbs that pull a missing
-/// image.
-pub fn pull_image(store: &mut ImageStore, name: &str, quiet: bool) -> Result<()> {
+/// terminal, plain lines otherwise.
+pub fn pull_image(store: &mut ImageStore, name: &str, quiet: bool, to: StatusTo) -> Result<()> {
     let bars = (!quiet && std::io::stderr().is_terminal()).then(Bars::new);
     let progress: Progress = match &bars {
         _ if quiet => Arc::new(|_| {}),
@@ -41,7 +97,7 @@ pub fn pull_image(store: &mut ImageStore, name: &str, quiet: bool) -> Result<()>
             let bars = bars.clone();
             Arc::new(move |e| bars.event(e))
         }
-        None => Arc::new(print_line),
+        None => Arc::new(move |e| print_line(e, to)),
     };
     let pulled = pull::pull(store, name, progress);
     if let Some(bars) = &bars {
@@ -49,24 +105,26 @@ pub fn pull_image(store: &mut ImageStore, name: &str, quiet: bool) -> Result<()>
     }
     let pulled = pulled?;
     if quiet {
-        println!("{}", pulled.reference);
+        to.line(&pulled.reference.to_string());
         return Ok(());
     }
-    println!("Digest: {}", pulled.manifest_digest);
+    to.line(&format!("Digest: {}", pulled.manifest_digest));
     let shown = pulled.reference.familiar();
     if pulled.up_to_date {
-        println!("Status: Image is up to date for {shown}");
+        to.line(&format!("Status: Image is up to date for {shown}"));
     } else {
-        println!("Status: Downloaded newer image for {shown}");
+        to.line(&format!("Status: Downloaded newer image for {shown}"));
     }
     Ok(())
 }
 
-fn print_line(e: Event) {
+fn print_line(e: Event, to: StatusTo) {
     match e {
-        Event::Pulling { what, repository } => println!("{what}: Pulling from {repository}"),
-        Event::Exists(d) => println!("{}: Already exists", d.short()),
-        Event::Complete(d) => println!("{}: Pull complete", d.short()),
+        Event::Pulling { what, repository } => {
+            to.line(&format!("{what}: Pulling from {repository}"))
+        }
+        Event::Exists(d) => to.line(&format!("{}: Already exists", d.short())),
+        Event::Complete(d) => to.line(&format!("{}: Pull complete", d.short())),
         Event::Started { .. } | Event::Progress { .. } => {}
     }
 }

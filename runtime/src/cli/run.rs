@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::Ctx;
 use super::format::parse_memory;
+use super::pull::{PullPolicy, ensure_image};
 use crate::container::{ContainerSpec, Containers, RunIo, VolumeSpec, run};
 use crate::image::ImageStore;
 use crate::sandbox::{Input, Output, Sandbox, SandboxOptions, Stdio, StopHandle, StopReason};
@@ -45,6 +46,9 @@ pub struct RunCommand {
     /// Allocate a pseudo-TTY (accepted for compatibility; output is passed through)
     #[arg(short, long)]
     tty: bool,
+    /// Pull the image before running: always, missing (default) or never
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing, value_name = "POLICY")]
+    pull: PullPolicy,
     /// The image to run
     #[arg(value_name = "IMAGE")]
     image: String,
@@ -55,21 +59,8 @@ pub struct RunCommand {
 
 impl RunCommand {
     pub fn execute(self, ctx: &Ctx) -> Result<u8> {
-        let images = ImageStore::open(&ctx.root)?;
-        let image = match images.resolve(&self.image) {
-            Ok(i) => i,
-            Err(crate::image::ImageError::NotFound(_)) => {
-                let shown = images
-                    .parse_reference(&self.image)
-                    .map(|r| r.familiar())
-                    .unwrap_or_else(|_| self.image.clone());
-                eprintln!("Unable to find image '{shown}' locally");
-                bail!(
-                    "{shown}: image not found; build it with `wrun build -t {shown} DIR` (or `make samples` for the samples)"
-                );
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let mut images = ImageStore::open(&ctx.root)?;
+        let image = ensure_image(&mut images, &self.image, self.pull)?;
         let spec = self.spec(&image)?;
         let layers = images.layer_dirs(&image)?;
         let mut containers = Containers::with_db(&ctx.root, images.into_db());

@@ -2,6 +2,7 @@
 //! Dockerfile builds. Everything here is standard OCI, so other tools can
 //! read what wrun writes.
 
+pub mod assemble;
 pub mod blobs;
 pub mod build;
 pub mod digest;

@@ -17,16 +17,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use oci_spec::image::{
-    Arch, Config, ConfigBuilder, DescriptorBuilder, HistoryBuilder, ImageConfiguration,
-    ImageConfigurationBuilder, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
-};
+use oci_spec::image::{Config, ConfigBuilder};
 
+use super::assemble::{LayerRef, assemble};
 use super::digest::Digest;
 use super::dockerfile::{self, Command, InstructionKind};
 use super::store::{ImageStore, NewImage};
 use super::wasm::WasmKind;
-use super::{ImageError, layer, media, rootfs};
+use super::{ImageError, layer, rootfs};
 use context::Context;
 
 /// Errors specific to building. Each names what it is about.
@@ -400,80 +398,28 @@ impl State {
 
     /// Serialises config and manifest. Returns (manifest, config, size).
     fn finish(self, kind: WasmKind, mtime: u64) -> Result<(Vec<u8>, Vec<u8>, u64), ImageError> {
-        let err = |e: oci_spec::OciSpecError| BuildError::Other(e.to_string());
         let created = DateTime::<Utc>::from_timestamp(mtime as i64, 0)
             .unwrap_or_default()
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let history = self
+        let history: Vec<(String, bool)> = self
             .base_created
             .iter()
             .chain(&self.history)
-            .map(|(by, empty)| {
-                let mut b = HistoryBuilder::default()
-                    .created(created.clone())
-                    .created_by(by.clone());
-                if *empty {
-                    b = b.empty_layer(true);
-                }
-                b.build().map_err(err)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let config: ImageConfiguration = ImageConfigurationBuilder::default()
-            .created(created)
-            .architecture(Arch::Wasm)
-            .os(Os::Other(kind.oci_os().to_string()))
-            .config(self.config)
-            .rootfs(
-                RootFsBuilder::default()
-                    .typ("layers")
-                    .diff_ids(
-                        self.layers
-                            .iter()
-                            .map(|l| l.diff_id.to_string())
-                            .collect::<Vec<_>>(),
-                    )
-                    .build()
-                    .map_err(err)?,
-            )
-            .history(history)
-            .build()
-            .map_err(err)?;
-        let config_bytes =
-            serde_json::to_vec(&config).map_err(|e| BuildError::Other(e.to_string()))?;
-        let config_digest = Digest::of(&config_bytes);
-        let descriptor = |mt: &str, digest: &Digest, size: u64| {
-            DescriptorBuilder::default()
-                .media_type(MediaType::from(mt))
-                .digest(
-                    digest
-                        .as_str()
-                        .parse::<oci_spec::image::Digest>()
-                        .map_err(|e| BuildError::Other(e.to_string()))?,
-                )
-                .size(size)
-                .build()
-                .map_err(|e| BuildError::Other(e.to_string()))
-        };
-        let layers = self
+            .cloned()
+            .collect();
+        let layers: Vec<LayerRef> = self
             .layers
             .iter()
-            .map(|l| descriptor(media::OCI_LAYER_GZIP, &l.digest, l.size))
-            .collect::<Result<Vec<_>, _>>()?;
-        let manifest = ImageManifestBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(descriptor(
-                media::OCI_CONFIG,
-                &config_digest,
-                config_bytes.len() as u64,
-            )?)
-            .layers(layers)
-            .build()
-            .map_err(err)?;
-        let manifest_bytes =
-            serde_json::to_vec(&manifest).map_err(|e| BuildError::Other(e.to_string()))?;
+            .map(|l| LayerRef {
+                digest: l.digest.clone(),
+                diff_id: l.diff_id.clone(),
+                size: l.size,
+            })
+            .collect();
+        let (manifest, config) =
+            assemble(self.config, kind, &created, &layers, &history).map_err(BuildError::Other)?;
         let size = self.base_size + self.layers.iter().map(|l| l.tar_size).sum::<u64>();
-        Ok((manifest_bytes, config_bytes, size))
+        Ok((manifest, config, size))
     }
 }
 

@@ -3,9 +3,12 @@
 //! sample guests; `make e2e` builds both first.
 
 mod archive;
+mod artifact;
 mod bad_input;
 mod build;
 mod images;
+mod interop;
+mod pull_on_demand;
 mod registry;
 mod run;
 mod sandbox;

@@ -16,14 +16,14 @@ const USER: &str = "me";
 const PASSWORD: &str = "s3cret";
 
 /// A `docker-registry serve` process, killed by its PID when dropped.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
+    pub(crate) port: u16,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Registry {
-    fn start(auth: bool) -> Self {
+    pub(crate) fn start(auth: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -65,7 +65,7 @@ impl Registry {
         registry
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
@@ -183,7 +183,7 @@ fn push_linux_image(reg: &Registry, repo: &str, tag: &str) -> (String, usize) {
 }
 
 /// `wrun` with no docker config of the user's leaking in.
-fn wrun(root: &Root, args: &[&str]) -> Ran {
+pub(crate) fn wrun(root: &Root, args: &[&str]) -> Ran {
     let out = root
         .cmd(args)
         .env("DOCKER_CONFIG", root.path().join("no-docker-config"))

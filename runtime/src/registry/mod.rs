@@ -3,6 +3,7 @@
 //! own is the choice of platform, the digest checks on the way into the
 //! store, and errors that name the image and the registry.
 
+pub mod artifact;
 pub mod auth;
 pub mod pull;
 pub mod push;

@@ -10,7 +10,7 @@ use futures_util::StreamExt as _;
 use oci_client::{Client, RegistryOperation};
 use oci_spec::image::{Arch, ImageConfiguration, ImageIndex, ImageManifest};
 
-use super::{RegistryError, authenticate, client_for, oci_reference, remote};
+use super::{RegistryError, artifact, authenticate, client_for, oci_reference, remote};
 use crate::image::blobs::{BlobError, BlobStore};
 use crate::image::media;
 use crate::image::store::NewImage;
@@ -23,9 +23,6 @@ pub const ACCEPT: &[&str] = &[
     media::OCI_INDEX,
     media::DOCKER_LIST,
 ];
-
-/// The CNCF wasm artifact's config type, not supported yet.
-const WASM_ARTIFACT_CONFIG: &str = "application/vnd.wasm.config.v0+json";
 
 /// Layers downloaded at once: enough to fill a link, few enough not to
 /// trip a registry's rate limits.
@@ -67,6 +64,8 @@ struct Fetched {
     config_bytes: Vec<u8>,
     layers: Vec<(Digest, u64)>,
     diff_ids: Vec<Digest>,
+    /// A wasm artifact: one bare wasm layer, converted on pull.
+    artifact: bool,
 }
 
 /// Pulls `name` into `store`.
@@ -149,24 +148,41 @@ pub fn pull(
         name: shown.clone(),
         source: Box::new(source),
     };
-    let mut size = 0;
-    for ((digest, _), diff_id) in fetched.layers.iter().zip(&fetched.diff_ids) {
-        let dir = store.unpacked_layer(digest, diff_id).map_err(image_err)?;
-        size += layer::dir_size(&dir);
-    }
-    let id = store
-        .commit(NewImage {
-            manifest: &fetched.manifest_bytes,
-            config: &fetched.config_bytes,
-            size,
-            tag,
-        })
-        .map_err(image_err)?;
+    let previous = tag
+        .and_then(|t| store.resolve(&t.to_string()).ok())
+        .map(|i| i.id);
+    let id = if fetched.artifact {
+        let (wasm, _) = &fetched.layers[0];
+        let (manifest, config, size) =
+            artifact::convert(store, wasm, &fetched.config_bytes, &shown)?;
+        store
+            .commit(NewImage {
+                manifest: &manifest,
+                config: &config,
+                size,
+                tag,
+            })
+            .map_err(image_err)?
+    } else {
+        let mut size = 0;
+        for ((digest, _), diff_id) in fetched.layers.iter().zip(&fetched.diff_ids) {
+            let dir = store.unpacked_layer(digest, diff_id).map_err(image_err)?;
+            size += layer::dir_size(&dir);
+        }
+        store
+            .commit(NewImage {
+                manifest: &fetched.manifest_bytes,
+                config: &fetched.config_bytes,
+                size,
+                tag,
+            })
+            .map_err(image_err)?
+    };
     Ok(Pulled {
+        up_to_date: previous.as_ref() == Some(&id),
         id,
         manifest_digest: fetched.manifest_digest,
         reference,
-        up_to_date: false,
     })
 }
 
@@ -272,13 +288,12 @@ async fn fetch_manifest(
     }
     let manifest: ImageManifest =
         serde_json::from_slice(&bytes).map_err(|e| invalid(shown, "manifest", e))?;
-    if manifest.config().media_type().to_string() == WASM_ARTIFACT_CONFIG {
-        return Err(invalid(
-            shown,
-            "image",
-            "the CNCF wasm artifact format is not supported yet",
-        ));
-    }
+    let layer_types: Vec<String> = manifest
+        .layers()
+        .iter()
+        .map(|l| l.media_type().to_string())
+        .collect();
+    let artifact = artifact::is_artifact(&manifest.config().media_type().to_string(), &layer_types);
     let config_digest = Digest::parse(manifest.config().digest().as_ref())
         .map_err(|e| invalid(shown, "manifest", e))?;
     let mut config_bytes = Vec::new();
@@ -295,6 +310,25 @@ async fn fetch_manifest(
             ),
             e => remote("pull", shown, image.registry(), &e),
         })?;
+    if artifact {
+        let [layer] = manifest.layers().as_slice() else {
+            return Err(invalid(
+                shown,
+                "wasm artifact",
+                "expected exactly one wasm layer",
+            ));
+        };
+        let d =
+            Digest::parse(layer.digest().as_ref()).map_err(|e| invalid(shown, "manifest", e))?;
+        return Ok(Fetched {
+            manifest_bytes: bytes,
+            manifest_digest: digest,
+            config_bytes,
+            layers: vec![(d, layer.size())],
+            diff_ids: Vec::new(),
+            artifact: true,
+        });
+    }
     let config: ImageConfiguration =
         serde_json::from_slice(&config_bytes).map_err(|e| invalid(shown, "config", e))?;
     if *config.architecture() != Arch::Wasm {
@@ -343,6 +377,7 @@ async fn fetch_manifest(
         config_bytes,
         layers,
         diff_ids,
+        artifact: false,
     })
 }
 

@@ -293,7 +293,7 @@ async fn fetch_manifest(
         .iter()
         .map(|l| l.media_type().to_string())
         .collect();
-    let artifact = artifact::is_artifact(&manifest.config().media_type().to_string(), &layer_types);
+    let artifact = artifact::is_artifact(manifest.config().media_type().as_ref(), &layer_types);
     let config_digest = Digest::parse(manifest.config().digest().as_ref())
         .map_err(|e| invalid(shown, "manifest", e))?;
     let mut config_bytes = Vec::new();

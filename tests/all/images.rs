@@ -66,3 +66,25 @@ fn inspect_unknown_image_is_an_error() {
     out.fails(125, "nothing-here");
     assert_eq!(out.stdout.trim(), "[]");
 }
+
+#[test]
+fn images_digests_shows_the_manifest_digest() {
+    let root = Root::new();
+    root.busybox();
+    let digest = root.inspect("busybox")["Descriptor"]["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    let out = root.wrun(&["images", "--digests"]);
+    let text = out.ok();
+    assert!(
+        text.lines().next().is_some_and(|h| h.contains("DIGEST")),
+        "{text}"
+    );
+    assert!(text.contains(&digest), "{text}");
+    // Pull by that digest resolves locally to the same image.
+    assert_eq!(
+        root.image_id(&format!("busybox@{digest}")),
+        root.image_id("busybox")
+    );
+}

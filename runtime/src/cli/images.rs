@@ -16,6 +16,9 @@ pub struct ImagesCommand {
     /// Do not truncate the IDs
     #[arg(long)]
     no_trunc: bool,
+    /// Show digests: the manifest digest a registry knows the image by
+    #[arg(long)]
+    digests: bool,
     /// Show only images of this repository (and tag)
     #[arg(value_name = "REPOSITORY[:TAG]")]
     filter: Option<String>,
@@ -59,19 +62,27 @@ impl ImagesCommand {
                 .collect();
             if names.is_empty() {
                 if wanted.is_none() {
-                    rows.push(vec![
+                    rows.push(self.row(
                         "<none>".into(),
                         "<none>".into(),
-                        id.clone(),
+                        &img.manifest_digest,
+                        &id,
                         created,
                         size,
-                    ]);
+                    ));
                     ids.push(id);
                 }
                 continue;
             }
             for (repo, tag) in names {
-                rows.push(vec![repo, tag, id.clone(), created.clone(), size.clone()]);
+                rows.push(self.row(
+                    repo,
+                    tag,
+                    &img.manifest_digest,
+                    &id,
+                    created.clone(),
+                    size.clone(),
+                ));
             }
             ids.push(id);
         }
@@ -82,7 +93,31 @@ impl ImagesCommand {
             }
             return Ok(0);
         }
-        table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows)?;
+        if self.digests {
+            table(
+                &["REPOSITORY", "TAG", "DIGEST", "IMAGE ID", "CREATED", "SIZE"],
+                &rows,
+            )?;
+        } else {
+            table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows)?;
+        }
         Ok(0)
+    }
+
+    fn row(
+        &self,
+        repo: String,
+        tag: String,
+        digest: &crate::image::Digest,
+        id: &str,
+        created: String,
+        size: String,
+    ) -> Vec<String> {
+        let mut row = vec![repo, tag];
+        if self.digests {
+            row.push(digest.to_string());
+        }
+        row.extend([id.to_string(), created, size]);
+        row
     }
 }

@@ -49,6 +49,7 @@ windows:
 
 bench: release
 	bash bench/run.sh
+	bash bench/registry.sh
 
 install: release
 	install -m 0755 target/release/wrun $(HOME)/.cargo/bin/wrun

@@ -98,12 +98,14 @@ P1_WASMTIME="wasmtime run samples/busybox/wasip1/bin/busybox echo hi"
 
 # --- 3. warm the compile caches and check the output ------------------------
 
-# entries DIR PATTERN: the compiled-code files under DIR, one "path size mtime"
-# line each. Only the code itself: wasmtime also keeps per-entry usage .stats
-# files and cleanup markers, which change on reads.
+# entries DIR INCLUDE EXCLUDE: the compiled-code files under DIR (names
+# matching INCLUDE but not EXCLUDE), one "path size mtime" line each. Only the
+# code itself: wasmtime's entries are bare hashes, next to which its background
+# worker keeps .stats files and *.wip-* temporaries (left behind when a process
+# exits mid-write); wrun's are *.cwasm, written via .tmp* files.
 entries() {
   [ -d "$1" ] || return 0
-  find "$1" -type f -name "$2" ! -name '*.stats' ! -name '.*' -printf '%P %s %T@\n' | sort
+  find "$1" -type f -name "$2" ! -name "$3" -printf '%P %s %T@\n' | sort
 }
 count() { if [ -n "$1" ]; then printf '%s\n' "$1" | wc -l; else echo 0; fi; }
 
@@ -123,16 +125,20 @@ say "warming the compile caches"
 for cmd in "$P2_WRUN" "$P2_WASMTIME" "$P1_WRUN" "$P1_WASMTIME"; do
   check "$cmd"
 done
-wasmtime_before="$(entries "$wasmtime_cache" '*')"
-wrun_before="$(entries "$wrun_cache" '*.cwasm')"
+wasmtime_before="$(entries "$wasmtime_cache" '*' '*.*')"
+wrun_before="$(entries "$wrun_cache" '*.cwasm' '.*')"
 # A second round must be served from the caches: nothing is (re)written.
 for cmd in "$P2_WRUN" "$P2_WASMTIME" "$P1_WRUN" "$P1_WASMTIME"; do
   check "$cmd"
 done
-[ "$(entries "$wasmtime_cache" '*')" = "$wasmtime_before" ] ||
-  die "wasmtime's compile cache changed after warm-up ($wasmtime_cache)"
-[ "$(entries "$wrun_cache" '*.cwasm')" = "$wrun_before" ] ||
-  die "wrun's compile cache changed after warm-up ($wrun_cache)"
+# same_entries WHO BEFORE AFTER: fails, showing the difference, if they differ.
+same_entries() {
+  [ "$2" = "$3" ] && return 0
+  diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") >&2 || true
+  die "$1's compile cache changed after warm-up"
+}
+same_entries wasmtime "$wasmtime_before" "$(entries "$wasmtime_cache" '*' '*.*')"
+same_entries wrun "$wrun_before" "$(entries "$wrun_cache" '*.cwasm' '.*')"
 n="$(count "$wasmtime_before")"
 if [ "$n" -gt 0 ]; then
   wasmtime_cache_state="enabled (wasmtime's default), warm: $n compiled entries under \$XDG_CACHE_HOME/wasmtime"
@@ -157,10 +163,15 @@ else
   shell_mode="default shell (this hyperfine has no -N)"
 fi
 
+# Other work on the machine (a build, say) skews both sides unevenly: wrun
+# waits on fsync, wasmtime does not. Record the load so a noisy run shows.
+load_before="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 say "measuring: WASIp2 component"
 "${hf[@]}" --export-json "$results/startup-p2.json" "$P2_WRUN" "$P2_WASMTIME"
 say "measuring: WASIp1 module"
 "${hf[@]}" --export-json "$results/startup-p1.json" "$P1_WRUN" "$P1_WASMTIME"
+
+load_after="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 
 # --- 5. report ----------------------------------------------------------------
 
@@ -177,6 +188,7 @@ python3 "$bench/summarize.py" \
   --meta "wrun=$("$WRUN" --version) at $commit" \
   --meta "wasmtime=$(wasmtime --version)" \
   --meta "hyperfine=$(hyperfine --version), --warmup $WARMUP --runs $RUNS, shell: $shell_mode" \
+  --meta "load average=$load_before before, $load_after after (1, 5, 15 min)" \
   --meta "wrun compile cache=$wrun_cache_state" \
   --meta "wasmtime compile cache=$wasmtime_cache_state" \
   --pair "WASIp2 component=$results/startup-p2.json" \

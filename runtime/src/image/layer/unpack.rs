@@ -274,6 +274,29 @@ mod tests {
     }
 
     #[test]
+    fn zstd_layers_unpack_too() {
+        let data = tar_with(|b| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(4);
+            h.set_mode(0o755);
+            b.append_data(&mut h, "app.wasm", &b"\0asm"[..])
+                .expect("file");
+        });
+        let compressed = zstd::stream::encode_all(&data[..], 3).expect("zstd");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let diff = unpack(&compressed[..], dir.path(), "t").expect("unpack");
+        assert_eq!(
+            diff,
+            Digest::of(&data),
+            "the diff ID is of the uncompressed tar"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("app.wasm")).expect("read"),
+            b"\0asm"
+        );
+    }
+
+    #[test]
     fn refuses_parent_dir_entries() {
         let mut data = file_header("../evil", 1).as_bytes().to_vec();
         data.extend_from_slice(&[b'x'; 512]);

@@ -1,24 +1,7 @@
 //! `wrun save` and `wrun load`: OCI image-layout archives that skopeo and
 //! umoci, real tools of the OCI ecosystem, read and write.
 
-use std::process::Command;
-
-use crate::support::{Root, sample};
-
-/// Runs a real OCI tool; CI installs them (`.ci/run`).
-#[track_caller]
-fn tool(name: &str, args: &[&str]) -> String {
-    let out = Command::new(name)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{name} is needed for this test (apt-get install {name}): {e}"));
-    assert!(
-        out.status.success(),
-        "{name} {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::support::{Root, sample, tool, umoci_busybox};
 
 #[test]
 fn save_then_load_into_another_root() {
@@ -83,51 +66,7 @@ fn skopeo_reads_what_wrun_saves() {
 fn loads_and_runs_an_image_built_by_umoci() {
     let root = Root::new();
     let work = tempfile::tempdir().expect("tempdir");
-    let layout = work.path().join("layout");
-    let bundle = work.path().join("bundle");
-    let image = format!("{}:hello", layout.display());
-    tool(
-        "umoci",
-        &["init", "--layout", layout.to_str().expect("utf8")],
-    );
-    tool("umoci", &["new", "--image", &image]);
-    tool(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &image,
-            bundle.to_str().expect("utf8"),
-        ],
-    );
-    std::fs::copy(
-        sample("busybox").join("wasip1/bin/busybox"),
-        bundle.join("rootfs/busybox.wasm"),
-    )
-    .expect("copy");
-    tool(
-        "umoci",
-        &["repack", "--image", &image, bundle.to_str().expect("utf8")],
-    );
-    tool(
-        "umoci",
-        &[
-            "config",
-            "--image",
-            &image,
-            "--os",
-            "wasip1",
-            "--architecture",
-            "wasm",
-            "--config.entrypoint",
-            "/busybox.wasm",
-            "--config.entrypoint",
-            "echo",
-            "--config.cmd",
-            "hi from umoci",
-        ],
-    );
+    let image = umoci_busybox(work.path());
     let archive = work.path().join("hello.tar");
     tool(
         "skopeo",

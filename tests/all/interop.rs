@@ -4,26 +4,9 @@
 //! its own state root.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::registry::{Registry, wrun};
-use crate::support::{Root, sample};
-
-/// Runs a real OCI tool, failing clearly when it is missing or fails.
-#[track_caller]
-fn tool(name: &str, args: &[&str]) -> String {
-    let out = Command::new(name)
-        .args(args)
-        .env("HOME", std::env::temp_dir())
-        .output()
-        .unwrap_or_else(|e| panic!("{name} is needed for this test (apt-get install {name}): {e}"));
-    assert!(
-        out.status.success(),
-        "{name} {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::support::{Root, sample, tool, umoci_busybox};
 
 fn utf8(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
@@ -121,40 +104,7 @@ fn pulls_and_runs_an_image_built_by_umoci_and_pushed_by_skopeo() {
     let reg = Registry::start(false);
     let root = Root::new();
     let work = tempfile::tempdir().expect("tempdir");
-    let layout = work.path().join("layout");
-    let bundle = work.path().join("bundle");
-    let image = format!("{}:hello", layout.display());
-
-    tool("umoci", &["init", "--layout", utf8(&layout)]);
-    tool("umoci", &["new", "--image", &image]);
-    tool(
-        "umoci",
-        &["unpack", "--rootless", "--image", &image, utf8(&bundle)],
-    );
-    std::fs::copy(
-        sample("busybox").join("wasip1/bin/busybox"),
-        bundle.join("rootfs/busybox.wasm"),
-    )
-    .expect("copy busybox.wasm into the bundle");
-    tool("umoci", &["repack", "--image", &image, utf8(&bundle)]);
-    tool(
-        "umoci",
-        &[
-            "config",
-            "--image",
-            &image,
-            "--os",
-            "wasip1",
-            "--architecture",
-            "wasm",
-            "--config.entrypoint",
-            "/busybox.wasm",
-            "--config.entrypoint",
-            "echo",
-            "--config.cmd",
-            "hi from umoci",
-        ],
-    );
+    let image = umoci_busybox(work.path());
 
     let name = format!("{}/me/hello:v1", reg.host());
     tool(

@@ -181,3 +181,62 @@ impl Root {
         v[0].clone()
     }
 }
+
+/// Runs a real OCI tool (skopeo, umoci), failing clearly when it is missing
+/// or fails. `HOME` points at the temp dir so the user's settings stay out.
+#[track_caller]
+pub fn tool(name: &str, args: &[&str]) -> String {
+    let out = Command::new(name)
+        .args(args)
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("{name} is needed for this test (apt-get install {name}): {e}"));
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Builds with umoci, under `work`, a `FROM scratch` OCI layout holding the
+/// WASIp1 busybox as `/busybox.wasm`, platform wasip1/wasm, whose command
+/// prints "hi from umoci". Returns the umoci image reference (`LAYOUT:hello`).
+pub fn umoci_busybox(work: &Path) -> String {
+    let layout = work.join("layout");
+    let bundle = work.join("bundle");
+    let utf8 = |p: &Path| p.to_str().expect("utf8 path").to_string();
+    let image = format!("{}:hello", layout.display());
+    tool("umoci", &["init", "--layout", &utf8(&layout)]);
+    tool("umoci", &["new", "--image", &image]);
+    tool(
+        "umoci",
+        &["unpack", "--rootless", "--image", &image, &utf8(&bundle)],
+    );
+    std::fs::copy(
+        sample("busybox").join("wasip1/bin/busybox"),
+        bundle.join("rootfs/busybox.wasm"),
+    )
+    .expect("copy busybox.wasm into the bundle");
+    tool("umoci", &["repack", "--image", &image, &utf8(&bundle)]);
+    // busybox takes its applet from argv[1] when argv[0] is busybox.wasm.
+    tool(
+        "umoci",
+        &[
+            "config",
+            "--image",
+            &image,
+            "--os",
+            "wasip1",
+            "--architecture",
+            "wasm",
+            "--config.entrypoint",
+            "/busybox.wasm",
+            "--config.entrypoint",
+            "echo",
+            "--config.cmd",
+            "hi from umoci",
+        ],
+    );
+    image
+}

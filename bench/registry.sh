@@ -128,13 +128,9 @@ say "image: $layers layers, $((image_bytes / 1024)) KiB of blobs in the registry
 # --- 2. measure ---------------------------------------------------------------
 
 mkdir -p "$results"
-hf=(hyperfine --warmup "$WARMUP" --runs "$RUNS")
-if hyperfine --help 2>&1 | grep -Eq -- '(^|[[:space:]])-N(,|[[:space:]]|$)'; then
-  hf+=(-N)
-  shell_mode="none (-N)"
-else
-  shell_mode="default shell (this hyperfine has no -N)"
-fi
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
+hyperfine_cmd
 
 pull_root="$scratch/pull-root"
 pull_layout="$scratch/pull-layout"

@@ -154,14 +154,9 @@ say "wasmtime compile cache: $wasmtime_cache_state"
 # --- 4. measure ---------------------------------------------------------------
 
 mkdir -p "$results"
-hf=(hyperfine --warmup "$WARMUP" --runs "$RUNS")
-# -N (--shell=none) runs the commands directly, without a shell in between.
-if hyperfine --help 2>&1 | grep -Eq -- '(^|[[:space:]])-N(,|[[:space:]]|$)'; then
-  hf+=(-N)
-  shell_mode="none (-N)"
-else
-  shell_mode="default shell (this hyperfine has no -N)"
-fi
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
+hyperfine_cmd
 
 # Other work on the machine (a build, say) skews both sides unevenly: wrun
 # waits on fsync, wasmtime does not. Record the load so a noisy run shows.

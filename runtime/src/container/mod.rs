@@ -55,6 +55,8 @@ pub enum ContainerError {
     Image(#[from] crate::image::ImageError),
     #[error(transparent)]
     Db(#[from] crate::state::DbError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
 }
 
 impl From<rusqlite::Error> for ContainerError {

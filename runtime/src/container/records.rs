@@ -86,13 +86,7 @@ impl Containers {
     pub fn open(root: &StateRoot) -> Result<Self, ContainerError> {
         Ok(Self {
             root: root.clone(),
-            db: root.db().map_err(|e| match e {
-                crate::state::StateError::Db(d) => ContainerError::Db(d),
-                other => ContainerError::Rootfs {
-                    id: "-".into(),
-                    message: other.to_string(),
-                },
-            })?,
+            db: root.db()?,
         })
     }
 

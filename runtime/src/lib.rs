@@ -6,11 +6,18 @@
 //! - [`sandbox`]: the shared wasmtime engine and the one place that grants a
 //!   guest its capabilities;
 //! - [`container`]: containers as records plus a rootfs, run through the sandbox;
+//! - [`api`]: the Docker Engine API's wire format;
+//! - [`daemon`]: the long-running server that owns containers and serves the API;
+//! - [`client`]: the API client the CLI uses, which starts the daemon on demand;
 //! - [`cli`]: the `wrun` command line.
 
+pub mod api;
 pub mod cli;
+pub mod client;
 pub mod container;
+pub mod daemon;
 pub mod image;
 pub mod registry;
 pub mod sandbox;
 pub mod state;
+pub mod transport;

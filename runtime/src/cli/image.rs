@@ -2,11 +2,11 @@
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::format::json;
 use super::{Ctx, images, rmi};
-use crate::image::{Image, ImageStore};
+use crate::image::ImageStore;
 
 /// Manage images
 #[derive(Debug, Args)]
@@ -39,7 +39,7 @@ impl ImageCommand {
                 let mut missing = Vec::new();
                 for name in &images {
                     match store.resolve(name) {
-                        Ok(img) => out.push(inspect_json(&img)),
+                        Ok(img) => out.push(crate::api::images::inspect(&img)),
                         Err(e) => missing.push(format!("{e}")),
                     }
                 }
@@ -51,46 +51,4 @@ impl ImageCommand {
             }
         }
     }
-}
-
-/// An image in the shape of `docker image inspect`.
-fn inspect_json(img: &Image) -> Value {
-    let c = img.config.config().clone().unwrap_or_default();
-    let ports: serde_json::Map<String, Value> = c
-        .exposed_ports()
-        .iter()
-        .flatten()
-        .map(|p| (p.clone(), json!({})))
-        .collect();
-    json!({
-        "Id": img.id.as_str(),
-        "RepoTags": img.tags.iter().map(|t| t.familiar()).collect::<Vec<_>>(),
-        "RepoDigests": [],
-        "Created": img.config.created(),
-        "Config": {
-            "Env": c.env(),
-            "Entrypoint": c.entrypoint(),
-            "Cmd": c.cmd(),
-            "WorkingDir": c.working_dir().clone().unwrap_or_default(),
-            "ExposedPorts": if ports.is_empty() { Value::Null } else { Value::Object(ports) },
-            "Labels": c.labels(),
-            "User": c.user().clone().unwrap_or_default(),
-            "Volumes": c.volumes().as_ref().map(|v| v.iter().map(|p| (p.clone(), json!({}))).collect::<serde_json::Map<_, _>>()),
-            "StopSignal": c.stop_signal(),
-        },
-        "Architecture": img.config.architecture().to_string(),
-        "Os": img.config.os().to_string(),
-        "Size": img.size,
-        "RootFS": {
-            "Type": "layers",
-            "Layers": img.config.rootfs().diff_ids(),
-        },
-        "Descriptor": {
-            "mediaType": crate::image::media::OCI_MANIFEST,
-            "digest": img.manifest_digest.as_str(),
-        },
-        "Metadata": {
-            "LastTagTime": img.added_at.to_rfc3339(),
-        },
-    })
 }

@@ -3,28 +3,36 @@
 //! `anyhow` errors with context and are printed once, in `main`.
 
 mod build;
-mod format;
+mod containers;
+mod daemon;
+mod exec;
+pub(crate) mod format;
 mod image;
 mod images;
+mod info;
+mod inspect;
 mod load;
 mod login;
 mod logout;
+mod logs;
 mod ps;
 mod pull;
 mod push;
-mod rm;
 mod rmi;
 mod run;
 mod save;
+mod streams;
 mod tag;
+mod top;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 
+use crate::client::{Client, StartPolicy, connect_or_start};
 use crate::state::StateRoot;
+use crate::transport::Address;
 
 /// Docker plus a single-node Kubernetes for WebAssembly.
 #[derive(Debug, Parser)]
@@ -43,6 +51,15 @@ pub struct Cli {
         value_name = "FILTER"
     )]
     log: String,
+
+    /// The daemon's API address (as DOCKER_HOST takes it); default
+    /// unix://<root>/wrun.sock
+    #[arg(short = 'H', long, env = "WRUN_HOST", global = true, value_name = "ADDRESS")]
+    host: Option<String>,
+
+    /// Do not start the daemon when none is running
+    #[arg(long, env = "WRUN_NO_START", global = true)]
+    no_start: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -63,13 +80,47 @@ enum Command {
     Logout(logout::LogoutCommand),
     Run(run::RunCommand),
     Ps(ps::PsCommand),
-    Rm(rm::RmCommand),
+    Rm(containers::RmCommand),
+    Start(containers::StartCommand),
+    Stop(containers::StopCommand),
+    Restart(containers::RestartCommand),
+    Kill(containers::KillCommand),
+    Wait(containers::WaitCommand),
+    Rename(containers::RenameCommand),
+    Inspect(inspect::InspectCommand),
+    Logs(logs::LogsCommand),
+    Exec(exec::ExecCommand),
+    Top(top::TopCommand),
+    Info(info::InfoCommand),
+    Daemon(daemon::DaemonCommand),
 }
 
 /// What every command gets.
 #[derive(Debug)]
 pub struct Ctx {
     pub root: StateRoot,
+    pub address: Address,
+    pub start: StartPolicy,
+}
+
+impl Ctx {
+    /// A client of the daemon, which is started if none is running.
+    pub async fn client(&self) -> Result<Client> {
+        Ok(connect_or_start(self.root.dir(), &self.address, self.start).await?)
+    }
+}
+
+/// Runs a future to completion on a single-threaded runtime: each CLI
+/// verb is one short conversation with the daemon.
+pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let out = rt.block_on(f);
+    // A read of this process's stdin may still be blocked: do not wait for it.
+    rt.shutdown_background();
+    Ok(out)
 }
 
 impl Cli {
@@ -80,7 +131,20 @@ impl Cli {
         };
         let root = StateRoot::open(&dir)
             .with_context(|| format!("cannot open the state root {}", dir.display()))?;
-        Ok(Ctx { root })
+        let address = match &self.host {
+            Some(h) => Address::parse(h)?,
+            None => Address::default_for(root.dir()),
+        };
+        let start = if self.no_start {
+            StartPolicy::NoStart
+        } else {
+            StartPolicy::Start
+        };
+        Ok(Ctx {
+            root,
+            address,
+            start,
+        })
     }
 
     /// Runs the command; returns the process exit code.
@@ -101,12 +165,24 @@ impl Cli {
             Command::Run(c) => c.execute(&ctx),
             Command::Ps(c) => c.execute(&ctx),
             Command::Rm(c) => c.execute(&ctx),
+            Command::Start(c) => c.execute(&ctx),
+            Command::Stop(c) => c.execute(&ctx),
+            Command::Restart(c) => c.execute(&ctx),
+            Command::Kill(c) => c.execute(&ctx),
+            Command::Wait(c) => c.execute(&ctx),
+            Command::Rename(c) => c.execute(&ctx),
+            Command::Inspect(c) => c.execute(&ctx),
+            Command::Logs(c) => c.execute(&ctx),
+            Command::Exec(c) => c.execute(&ctx),
+            Command::Top(c) => c.execute(&ctx),
+            Command::Info(c) => c.execute(&ctx),
+            Command::Daemon(c) => c.execute(&ctx),
         }
     }
 }
 
 /// The binary's entry point.
-pub fn main() -> ExitCode {
+pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -115,10 +191,10 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.execute() {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {
             eprintln!("wrun: {}", chain(&e));
-            ExitCode::from(exit_code_for(&e))
+            std::process::ExitCode::from(exit_code_for(&e))
         }
     }
 }
@@ -141,34 +217,34 @@ pub(crate) fn chain(e: &anyhow::Error) -> String {
     out
 }
 
+/// An error that ends the command with a given exit code.
+#[derive(Debug)]
+pub struct Failed {
+    pub code: u8,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failed {}
+
 /// Docker's exit codes for failures of the runtime itself: 127 when the
 /// command is not found, 126 when it cannot be run, 125 otherwise.
 fn exit_code_for(e: &anyhow::Error) -> u8 {
-    use crate::container::ContainerError;
-    use crate::image::rootfs::RootfsError;
-    use crate::sandbox::SandboxError;
     for cause in e.chain() {
         // Docker's registry verbs fail with 1, not the runtime's 125.
         if cause.is::<crate::registry::RegistryError>() {
             return 1;
         }
-        if let Some(c) = cause.downcast_ref::<ContainerError>() {
-            return match c {
-                ContainerError::Exec {
-                    source: RootfsError::NotFound(_) | RootfsError::NotInPath(_),
-                    ..
-                } => 127,
-                ContainerError::Exec { .. }
-                | ContainerError::Sandbox {
-                    source:
-                        SandboxError::NotWasm { .. }
-                        | SandboxError::Compile { .. }
-                        | SandboxError::NotCommand { .. }
-                        | SandboxError::HttpNotServed { .. },
-                    ..
-                } => 126,
-                _ => 125,
-            };
+        if let Some(f) = cause.downcast_ref::<Failed>() {
+            return f.code;
+        }
+        if let Some(c) = cause.downcast_ref::<crate::container::ContainerError>() {
+            return u8::try_from(c.exit_code()).unwrap_or(125);
         }
     }
     125

@@ -2,10 +2,11 @@
 
 use anyhow::Result;
 use clap::Args;
+use hyper::Method;
 
 use super::Ctx;
 use super::format::{ago, table};
-use crate::container::{ContainerRecord, ContainerState, Containers};
+use crate::api::types::ContainerSummary;
 
 /// List containers
 #[derive(Debug, Args)]
@@ -19,41 +20,66 @@ pub struct PsCommand {
     /// Don't truncate output
     #[arg(long)]
     no_trunc: bool,
+    /// Filter output (status=running, name=web, id=..., ancestor=image)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    filter: Vec<String>,
 }
 
 impl PsCommand {
     pub fn execute(self, ctx: &Ctx) -> Result<u8> {
-        let containers = Containers::open(&ctx.root)?;
-        let list: Vec<ContainerRecord> = containers
-            .list()?
-            .into_iter()
-            .filter(|c| self.all || c.state == ContainerState::Running)
-            .collect();
+        super::block_on(self.run(ctx))?
+    }
+
+    async fn run(&self, ctx: &Ctx) -> Result<u8> {
+        let mut filters: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for f in &self.filter {
+            let (k, v) = f
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("invalid filter {f:?}: expected KEY=VALUE"))?;
+            filters.entry(k.to_string()).or_default().push(v.to_string());
+        }
+        let mut path = format!("/containers/json?all={}", u8::from(self.all));
+        if !filters.is_empty() {
+            path.push_str("&filters=");
+            path.push_str(&super::run::encode(&serde_json::to_string(&filters)?));
+        }
+        let client = ctx.client().await?;
+        let list: Vec<ContainerSummary> = client.json(Method::GET, &path, None::<&()>).await?;
+        let short = |id: &str| -> String {
+            if self.no_trunc {
+                id.to_string()
+            } else {
+                id.chars().take(12).collect()
+            }
+        };
         if self.quiet {
             for c in &list {
-                println!("{}", if self.no_trunc { &c.id } else { c.short_id() });
+                println!("{}", short(&c.id));
             }
             return Ok(0);
         }
         let rows: Vec<Vec<String>> = list
             .iter()
             .map(|c| {
-                let mut command = format!("\"{}\"", c.spec.argv.join(" "));
+                let mut command = format!("\"{}\"", c.command);
                 if !self.no_trunc && command.chars().count() > 22 {
                     command = format!("{}…\"", command.chars().take(20).collect::<String>());
                 }
+                let created = chrono::DateTime::from_timestamp(c.created, 0)
+                    .map(ago)
+                    .unwrap_or_default();
                 vec![
-                    if self.no_trunc {
-                        c.id.clone()
-                    } else {
-                        c.short_id().to_string()
-                    },
-                    c.spec.image.clone(),
+                    short(&c.id),
+                    c.image.clone(),
                     command,
-                    ago(c.created_at),
-                    status(c),
+                    created,
+                    c.status.clone(),
                     String::new(),
-                    c.name.clone(),
+                    c.names
+                        .iter()
+                        .map(|n| n.trim_start_matches('/'))
+                        .collect::<Vec<_>>()
+                        .join(","),
                 ]
             })
             .collect();
@@ -70,24 +96,5 @@ impl PsCommand {
             &rows,
         )?;
         Ok(0)
-    }
-}
-
-/// Docker's STATUS column.
-fn status(c: &ContainerRecord) -> String {
-    match c.state {
-        ContainerState::Created => "Created".into(),
-        ContainerState::Running => match c.started_at {
-            Some(t) => format!(
-                "Up {}",
-                super::format::human_duration(chrono::Utc::now() - t)
-            ),
-            None => "Up".into(),
-        },
-        ContainerState::Exited => format!(
-            "Exited ({}) {}",
-            c.exit_code.unwrap_or(0),
-            c.finished_at.map(ago).unwrap_or_default()
-        ),
     }
 }

@@ -1,31 +1,36 @@
-//! `wrun run`: create a container from an image and run it in the
-//! foreground, in this process. (The daemon will take execution over.)
+//! `wrun run`: create a container through the daemon and start it, either
+//! detached (`-d`) or attached to this terminal until it exits, as
+//! `docker run` does: create, attach, wait, start.
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
+use hyper::{Method, StatusCode};
 
-use super::Ctx;
 use super::format::parse_memory;
-use super::pull::{PullPolicy, ensure_image};
-use crate::container::{ContainerSpec, Containers, RunIo, VolumeSpec, run};
+use super::pull::{PullPolicy, StatusTo, pull_image};
+use super::{Ctx, Failed, streams};
+use crate::api::types::{
+    ContainerConfig, CreateRequest, CreateResponse, HostConfig, RestartPolicy as WireRestart,
+    WaitResponse,
+};
+use crate::client::{Client, ClientError, read_all};
+use crate::container::{RestartPolicy, VolumeSpec};
 use crate::image::ImageStore;
-use crate::sandbox::{Input, Output, Sandbox, SandboxOptions, Stdio, StopHandle, StopReason};
-
-/// A one-shot run needs room for its own instance only; a few spare slots
-/// cover components made of several core instances.
-const CLI_POOL_INSTANCES: u32 = 4;
 
 /// Create and run a new container from an image
 #[derive(Debug, Args)]
 #[command(trailing_var_arg = true)]
 pub struct RunCommand {
+    /// Run the container in the background and print its ID
+    #[arg(short, long)]
+    detach: bool,
     /// Remove the container when it exits
     #[arg(long)]
     rm: bool,
     /// Assign a name to the container
     #[arg(long)]
     name: Option<String>,
-    /// Set environment variables (KEY=VALUE, or KEY to copy the host's)
+    /// Set environment variables (KEY=VALUE, or KEY to copy this shell's)
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
     /// Bind mount a host directory (HOST:CONTAINER[:ro])
@@ -43,9 +48,12 @@ pub struct RunCommand {
     /// Keep STDIN open
     #[arg(short, long)]
     interactive: bool,
-    /// Allocate a pseudo-TTY (accepted for compatibility; output is passed through)
+    /// Allocate a pseudo-TTY (output is passed through unframed)
     #[arg(short, long)]
     tty: bool,
+    /// Restart policy: no, always, unless-stopped, on-failure[:max-retries]
+    #[arg(long, default_value = "no", value_name = "POLICY")]
+    restart: String,
     /// Pull the image before running: always, missing (default) or never
     #[arg(long, value_enum, default_value_t = PullPolicy::Missing, value_name = "POLICY")]
     pull: PullPolicy,
@@ -59,104 +67,193 @@ pub struct RunCommand {
 
 impl RunCommand {
     pub fn execute(self, ctx: &Ctx) -> Result<u8> {
-        let mut images = ImageStore::open(&ctx.root)?;
-        let image = ensure_image(&mut images, &self.image, self.pull)?;
-        let spec = self.spec(&image)?;
-        let layers = images.layer_dirs(&image)?;
-        let mut containers = Containers::with_db(&ctx.root, images.into_db());
-        let rec = containers
-            .create(&image, &layers, self.name.as_deref(), spec)
-            .with_context(|| format!("run {}", self.image))?;
-
-        let sandbox = Sandbox::new(&SandboxOptions {
-            cache_dir: ctx.root.compiled_cache_dir(),
-            max_instances: CLI_POOL_INSTANCES,
-        })?;
-        let stdio = Stdio {
-            stdin: if self.interactive {
-                Input::Inherit
-            } else {
-                Input::Null
-            },
-            stdout: Output::Inherit,
-            stderr: Output::Inherit,
-        };
-        let stop = StopHandle::new();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        let result = runtime.block_on(async {
-            let on_ctrl_c = stop.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    on_ctrl_c.stop(StopReason::Interrupted);
-                }
-            });
-            run(&sandbox, &mut containers, &rec, RunIo { stdio }, &stop).await
-        });
-        if self.rm
-            && let Err(e) = containers.remove(&rec.id, true)
-        {
-            eprintln!("wrun: {e}");
-        }
-        let exit = result?;
-        if let Some(what) = exit.describe() {
-            eprintln!("wrun: container {}: {what}", rec.short_id());
-        }
-        Ok(u8::try_from(exit.code() & 0xff).unwrap_or(1))
+        let body = self.create_request()?;
+        super::block_on(self.run(ctx, body))?
     }
 
-    /// Docker's rules: `--entrypoint` replaces the image's ENTRYPOINT and
-    /// drops its CMD; trailing arguments replace CMD.
-    fn spec(&self, image: &crate::image::Image) -> Result<ContainerSpec> {
-        let cfg = image.config.config().clone().unwrap_or_default();
-        let entrypoint: Vec<String> = match &self.entrypoint {
-            Some(e) if e.is_empty() => Vec::new(),
-            Some(e) => vec![e.clone()],
-            None => cfg.entrypoint().clone().unwrap_or_default(),
-        };
-        let cmd: Vec<String> = if !self.command.is_empty() {
-            self.command.clone()
-        } else if self.entrypoint.is_some() {
-            Vec::new()
-        } else {
-            cfg.cmd().clone().unwrap_or_default()
-        };
-        let workdir = match &self.workdir {
-            Some(w) if !w.starts_with('/') => {
-                bail!("the working directory {w:?} is invalid: it needs to be an absolute path")
+    async fn run(&self, ctx: &Ctx, body: CreateRequest) -> Result<u8> {
+        if self.pull == PullPolicy::Always {
+            self.pull(ctx)?;
+        }
+        let client = ctx.client().await?;
+        let mut path = "/containers/create".to_string();
+        if let Some(n) = &self.name {
+            path.push_str(&format!("?name={}", encode(n)));
+        }
+        let created: CreateResponse = match client.json(Method::POST, &path, Some(&body)).await {
+            Err(ClientError::Api {
+                status, message, ..
+            }) if status == StatusCode::NOT_FOUND && message.starts_with("No such image") =>
+            {
+                let shown = self.image.clone();
+                eprintln!("Unable to find image '{shown}' locally");
+                if self.pull == PullPolicy::Never {
+                    bail!("{shown}: image not found locally, and --pull=never forbids pulling it");
+                }
+                self.pull(ctx)?;
+                client.json(Method::POST, &path, Some(&body)).await?
             }
-            Some(w) => crate::image::rootfs::guest_path("/", w),
-            None => cfg
-                .working_dir()
-                .clone()
-                .filter(|w| !w.is_empty())
-                .unwrap_or_else(|| "/".into()),
+            other => other.with_context(|| format!("run {}", self.image))?,
         };
+        let id = created.id;
+        if self.detach {
+            start(&client, &id).await?;
+            println!("{id}");
+            return Ok(0);
+        }
+        self.foreground(&client, &id).await
+    }
+
+    fn pull(&self, ctx: &Ctx) -> Result<()> {
+        let mut store = ImageStore::open(&ctx.root)?;
+        pull_image(&mut store, &self.image, false, StatusTo::Stderr)
+            .map_err(|e| anyhow::anyhow!("{}", super::chain(&e)))
+    }
+
+    /// Attach, wait, start; stream until the container ends; exit with its
+    /// code. Ctrl-C is forwarded to the container as SIGINT.
+    async fn foreground(&self, client: &Client, id: &str) -> Result<u8> {
+        let attach = format!(
+            "/containers/{id}/attach?stream=1&stdout=1&stderr=1{}",
+            if self.interactive { "&stdin=1" } else { "" }
+        );
+        let conn = client.hijack(&attach, None).await?;
+        let condition = if self.rm { "removed" } else { "next-exit" };
+        let wait = client
+            .request(
+                Method::POST,
+                &format!("/containers/{id}/wait?condition={condition}"),
+                None,
+            )
+            .await?;
+        let (rd, wr) = tokio::io::split(conn);
+        if let Err(e) = start(client, id).await {
+            return Err(e);
+        }
+        if self.interactive {
+            tokio::spawn(streams::pump_stdin(wr));
+        } else {
+            drop(wr);
+        }
+        let on_ctrl_c = client.clone();
+        let target = id.to_string();
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                let _ = on_ctrl_c
+                    .call(
+                        Method::POST,
+                        &format!("/containers/{target}/kill?signal=SIGINT"),
+                    )
+                    .await;
+            }
+        });
+        streams::copy_output(rd, self.tty).await?;
+        let bytes = read_all(wait).await?;
+        let result: WaitResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("the daemon's wait answer is malformed: {e}"))?;
+        if let Some(detail) = &result.detail {
+            eprintln!("wrun: container {}: {detail}", &id[..12]);
+        }
+        Ok(u8::try_from(result.status_code & 0xff).unwrap_or(1))
+    }
+
+    /// The flags as Docker's create body. Host-side details are resolved
+    /// here, as the docker CLI does: a bare `-e KEY` takes this shell's
+    /// value, and relative volume paths become absolute.
+    fn create_request(&self) -> Result<CreateRequest> {
+        let env = resolve_env(&self.env);
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        let volumes = self
+        let binds = self
             .volumes
             .iter()
-            .map(|v| VolumeSpec::parse(v, &cwd))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|v| {
+                let spec = VolumeSpec::parse(v, &cwd)?;
+                Ok(format!(
+                    "{}:{}{}",
+                    spec.host.display(),
+                    spec.guest,
+                    if spec.read_only { ":ro" } else { "" }
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let memory = self
             .memory
             .as_deref()
             .map(parse_memory)
             .transpose()
             .map_err(anyhow::Error::msg)?;
-        let env = crate::container::merge_env(&cfg.env().clone().unwrap_or_default(), &self.env)?;
-        Ok(ContainerSpec {
-            image: self.image.clone(),
-            argv: entrypoint.into_iter().chain(cmd).collect(),
-            env,
-            workdir,
-            volumes,
-            memory,
-            interactive: self.interactive,
-            tty: self.tty,
-            auto_remove: self.rm,
+        let restart = RestartPolicy::parse(&self.restart)?;
+        if self.rm && restart != RestartPolicy::No {
+            bail!("conflicting options: cannot specify both --restart and --rm");
+        }
+        if let Some(w) = &self.workdir
+            && !w.starts_with('/')
+        {
+            bail!("the working directory {w:?} is invalid: it needs to be an absolute path");
+        }
+        Ok(CreateRequest {
+            config: ContainerConfig {
+                image: self.image.clone(),
+                cmd: Some(self.command.clone()).filter(|c| !c.is_empty()),
+                entrypoint: self.entrypoint.as_ref().map(|e| vec![e.clone()]),
+                env: Some(env),
+                working_dir: self.workdir.clone().unwrap_or_default(),
+                tty: self.tty,
+                open_stdin: self.interactive,
+                stdin_once: self.interactive && !self.detach,
+                attach_stdin: self.interactive && !self.detach,
+                attach_stdout: !self.detach,
+                attach_stderr: !self.detach,
+                ..Default::default()
+            },
+            host_config: HostConfig {
+                binds: Some(binds),
+                memory: memory.and_then(|m| i64::try_from(m).ok()).unwrap_or(0),
+                restart_policy: WireRestart {
+                    name: restart.name().into(),
+                    maximum_retry_count: restart.max_retries(),
+                },
+                auto_remove: self.rm,
+                network_mode: String::new(),
+            },
         })
     }
+}
+
+/// `-e KEY` copies this shell's value, or is dropped if it has none.
+pub fn resolve_env(settings: &[String]) -> Vec<String> {
+    settings
+        .iter()
+        .filter_map(|s| {
+            if s.contains('=') {
+                Some(s.clone())
+            } else {
+                std::env::var(s).ok().map(|v| format!("{s}={v}"))
+            }
+        })
+        .collect()
+}
+
+/// Starts a container; a program that cannot start fails with Docker's
+/// exit codes (127 not found, 126 not runnable), which the daemon sends.
+pub async fn start(client: &Client, id: &str) -> Result<()> {
+    let path = format!("/containers/{id}/start");
+    match client.request(Method::POST, &path, None).await {
+        Ok(_) => Ok(()),
+        Err(ClientError::Api {
+            message,
+            exit_code: Some(code),
+            ..
+        }) => Err(Failed {
+            code: u8::try_from(code).unwrap_or(125),
+            message,
+        }
+        .into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

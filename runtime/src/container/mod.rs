@@ -7,16 +7,16 @@
 //!                 └──────────────────── rm ◀──────────────────────┘
 //! ```
 //!
-//! Until the daemon lands, `wrun run` drives this lifecycle in-process.
+//! The daemon drives this lifecycle; this module knows nothing of it.
 
 mod names;
 mod records;
 mod run;
 mod spec;
 
-pub use records::{ContainerRecord, ContainerState, Containers};
-pub use run::{RunIo, run};
-pub use spec::{ContainerSpec, VolumeSpec, merge_env};
+pub use records::{ContainerRecord, ContainerState, Containers, remove_container_dir};
+pub use run::{Process, ProcessRequest, prepare};
+pub use spec::{ContainerSpec, RestartPolicy, SpecRequest, VolumeSpec, merge_env};
 
 /// Errors of container operations; each names the container or its image.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,12 @@ pub enum ContainerError {
     BadVolume { spec: String, message: String },
     #[error("invalid environment variable {0:?}")]
     BadEnv(String),
+    #[error("invalid restart policy {0:?}: use no, always, unless-stopped or on-failure[:max-retries]")]
+    BadRestartPolicy(String),
+    #[error("the working directory {0:?} is invalid: it needs to be an absolute path")]
+    BadWorkdir(String),
+    #[error("container {0}: {1}")]
+    Internal(String, String),
     #[error("container {id}: {message}")]
     Rootfs { id: String, message: String },
     #[error("container {id}: {source}")]
@@ -57,6 +63,31 @@ pub enum ContainerError {
     Db(#[from] crate::state::DbError),
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+}
+
+impl ContainerError {
+    /// Docker's exit codes for a program that could not be run: 127 when
+    /// it is not found, 126 when it cannot be run, 125 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        use crate::image::rootfs::RootfsError;
+        use crate::sandbox::SandboxError;
+        match self {
+            Self::Exec {
+                source: RootfsError::NotFound(_) | RootfsError::NotInPath(_),
+                ..
+            } => 127,
+            Self::Exec { .. }
+            | Self::Sandbox {
+                source:
+                    SandboxError::NotWasm { .. }
+                    | SandboxError::Compile { .. }
+                    | SandboxError::NotCommand { .. }
+                    | SandboxError::HttpNotServed { .. },
+                ..
+            } => 126,
+            _ => 125,
+        }
+    }
 }
 
 impl From<rusqlite::Error> for ContainerError {

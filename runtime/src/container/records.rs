@@ -52,6 +52,10 @@ pub struct ContainerRecord {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Times the daemon restarted it under its restart policy.
+    pub restart_count: u32,
+    /// Stopped by `stop` or `kill`: restart policies leave it alone.
+    pub manually_stopped: bool,
 }
 
 impl ContainerRecord {
@@ -102,6 +106,11 @@ impl Containers {
         self.dir(id).join("proc")
     }
 
+    /// The container's log, in Docker's json-file format.
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(format!("{id}-json.log"))
+    }
+
     /// Creates a container from `image`: records it, then gives it its own
     /// copy of the image's unpacked `layers` (bottom first) as its rootfs.
     pub fn create(
@@ -111,10 +120,26 @@ impl Containers {
         name: Option<&str>,
         spec: ContainerSpec,
     ) -> Result<ContainerRecord, ContainerError> {
+        let record = self.insert(image, name, spec)?;
+        if let Err(e) = self.materialise(layers, &record) {
+            let _ = self.delete(&record.id);
+            return Err(e);
+        }
+        Ok(record)
+    }
+
+    /// The first half of [`Self::create`]: records the container and
+    /// reserves its name. [`Self::materialise`] then makes its rootfs; a
+    /// caller holding a lock on this value can do that after releasing it.
+    pub fn insert(
+        &mut self,
+        image: &Image,
+        name: Option<&str>,
+        spec: ContainerSpec,
+    ) -> Result<ContainerRecord, ContainerError> {
         let mut raw = [0u8; 36];
-        getrandom::fill(&mut raw).map_err(|e| ContainerError::Rootfs {
-            id: "-".into(),
-            message: format!("no randomness for an ID: {e}"),
+        getrandom::fill(&mut raw).map_err(|e| {
+            ContainerError::Internal(spec.image.clone(), format!("no randomness for an ID: {e}"))
         })?;
         let id = hex::encode(&raw[..32]);
         if let Some(n) = name
@@ -182,15 +207,19 @@ impl Containers {
             created_at: now,
             started_at: None,
             finished_at: None,
+            restart_count: 0,
+            manually_stopped: false,
         };
-        if let Err(e) = self.materialise(layers, &record) {
-            let _ = self.delete(&id);
-            return Err(e);
-        }
         Ok(record)
     }
 
-    fn materialise(&self, layers: &[PathBuf], rec: &ContainerRecord) -> Result<(), ContainerError> {
+    /// Gives a recorded container its own copy of the image's unpacked
+    /// `layers` (bottom first) as its rootfs.
+    pub fn materialise(
+        &self,
+        layers: &[PathBuf],
+        rec: &ContainerRecord,
+    ) -> Result<(), ContainerError> {
         let rootfs_err = |message: String| ContainerError::Rootfs {
             id: rec.short_id().to_string(),
             message,
@@ -245,12 +274,47 @@ impl Containers {
             .collect())
     }
 
-    pub fn mark_running(&mut self, id: &str) -> Result<(), ContainerError> {
+    /// Records a start; `restarted` counts it as a restart-policy restart.
+    pub fn mark_running(&mut self, id: &str, restarted: bool) -> Result<(), ContainerError> {
         self.db.conn().execute(
-            "UPDATE containers SET state = 'running', started_at = ?2, exit_code = NULL, error = NULL WHERE id = ?1",
-            params![id, Utc::now().to_rfc3339()],
+            "UPDATE containers SET state = 'running', started_at = ?2, exit_code = NULL, error = NULL,
+                 manually_stopped = 0, restart_count = CASE WHEN ?3 THEN restart_count + 1 ELSE 0 END
+             WHERE id = ?1",
+            params![id, Utc::now().to_rfc3339(), restarted],
         )?;
         Ok(())
+    }
+
+    /// Records that the user stopped or killed it.
+    pub fn mark_manually_stopped(&mut self, id: &str) -> Result<(), ContainerError> {
+        self.db.conn().execute(
+            "UPDATE containers SET manually_stopped = 1 WHERE id = ?1",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// Gives a container a new name.
+    pub fn rename(&mut self, id: &str, name: &str) -> Result<(), ContainerError> {
+        if !names::is_valid(name) {
+            return Err(ContainerError::BadName(name.to_string()));
+        }
+        match self.db.conn().execute(
+            "UPDATE containers SET name = ?2 WHERE id = ?1",
+            params![id, name],
+        ) {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                let holder = self.get(name).map(|r| r.id).unwrap_or_default();
+                Err(ContainerError::NameInUse {
+                    name: name.to_string(),
+                    id: holder,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn mark_exited(
@@ -280,19 +344,27 @@ impl Containers {
         Ok(rec)
     }
 
-    fn delete(&mut self, id: &str) -> Result<(), ContainerError> {
+    /// Deletes the record and the directory of a container, whatever its
+    /// state. The daemon calls it once the container is stopped.
+    pub fn delete(&mut self, id: &str) -> Result<(), ContainerError> {
         self.db
             .conn()
             .execute("DELETE FROM containers WHERE id = ?1", [id])?;
-        let dir = self.dir(id);
-        if dir.exists() {
-            make_writable(&dir);
-            std::fs::remove_dir_all(&dir).map_err(|e| ContainerError::Rootfs {
-                id: id[..12.min(id.len())].to_string(),
-                message: format!("cannot remove {}: {e}", dir.display()),
-            })?;
-        }
-        Ok(())
+        self.delete_dir(id)
+    }
+
+    /// Deletes a container's record; false when there was none.
+    pub fn delete_record(&mut self, id: &str) -> Result<bool, ContainerError> {
+        let n = self
+            .db
+            .conn()
+            .execute("DELETE FROM containers WHERE id = ?1", [id])?;
+        Ok(n > 0)
+    }
+
+    /// Deletes a container's directory (its rootfs, process table, logs).
+    pub fn delete_dir(&self, id: &str) -> Result<(), ContainerError> {
+        remove_container_dir(&self.root, id)
     }
 
     fn query_one(
@@ -305,7 +377,8 @@ impl Containers {
 
     fn query(&self, filter: &str, arg: &str) -> Result<Vec<ContainerRecord>, ContainerError> {
         let sql = format!(
-            "SELECT id, name, image_id, spec, state, exit_code, error, created_at, started_at, finished_at
+            "SELECT id, name, image_id, spec, state, exit_code, error, created_at, started_at, finished_at,
+                    restart_count, manually_stopped
              FROM containers {filter} ORDER BY created_at DESC"
         );
         let mut stmt = self.db.conn().prepare(&sql)?;
@@ -321,12 +394,26 @@ impl Containers {
                 r.get::<_, String>(7)?,
                 r.get::<_, Option<String>>(8)?,
                 r.get::<_, Option<String>>(9)?,
+                r.get::<_, u32>(10)?,
+                r.get::<_, bool>(11)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, name, image_id, spec, state, exit_code, error, created, started, finished) =
-                row?;
+            let (
+                id,
+                name,
+                image_id,
+                spec,
+                state,
+                exit_code,
+                error,
+                created,
+                started,
+                finished,
+                restart_count,
+                manually_stopped,
+            ) = row?;
             let spec: ContainerSpec =
                 serde_json::from_str(&spec).map_err(|e| ContainerError::Rootfs {
                     id: id.clone(),
@@ -343,10 +430,25 @@ impl Containers {
                 created_at: parse_time(&created).unwrap_or_default(),
                 started_at: started.as_deref().and_then(parse_time),
                 finished_at: finished.as_deref().and_then(parse_time),
+                restart_count,
+                manually_stopped,
             });
         }
         Ok(out)
     }
+}
+
+/// Deletes a container's directory (its rootfs, process table, logs).
+pub fn remove_container_dir(root: &StateRoot, id: &str) -> Result<(), ContainerError> {
+    let dir = root.containers_dir().join(id);
+    if dir.exists() {
+        make_writable(&dir);
+        std::fs::remove_dir_all(&dir).map_err(|e| ContainerError::Rootfs {
+            id: id[..12.min(id.len())].to_string(),
+            message: format!("cannot remove {}: {e}", dir.display()),
+        })?;
+    }
+    Ok(())
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {

@@ -1,56 +1,79 @@
-//! Running a container's main program (PID 1) through the sandbox.
+//! Preparing one guest process of a container: its program found in the
+//! container's rootfs and loaded, and the capabilities it is granted (the
+//! rootfs at `/`, the process table at `/proc`, the container's volumes,
+//! environment and limits). The main program (PID 1) and every `exec` go
+//! through here, so they see the same container.
+
+use std::path::Path;
 
 use super::ContainerError;
-use super::records::{ContainerRecord, Containers};
+use super::records::ContainerRecord;
 use crate::image::rootfs::{self, DEFAULT_PATH};
-use crate::sandbox::proctable::ProcTable;
-use crate::sandbox::{Exit, Mount, ProcessSpec, Sandbox, Stdio, StopHandle};
+use crate::sandbox::proctable::{ProcEntry, ProcTable};
+use crate::sandbox::{Mount, ProcessSpec, Program, Sandbox, Stdio};
 
-/// The streams a run is attached to.
+/// What to run: the container's own command, or an exec's.
 #[derive(Debug, Default)]
-pub struct RunIo {
-    pub stdio: Stdio,
+pub struct ProcessRequest<'a> {
+    /// Empty runs the container's command.
+    pub argv: &'a [String],
+    /// `KEY=VALUE` settings over the container's environment.
+    pub env: &'a [String],
+    /// Overrides the container's working directory.
+    pub workdir: Option<&'a str>,
+    /// The parent's container-local PID (0 for PID 1 and execs).
+    pub ppid: u32,
 }
 
-/// Starts the container's program and waits for it to end (or for `stop`),
-/// recording the state changes and the exit code.
-pub async fn run(
+/// A guest process ready to hand to the sandbox. Its process-table entry
+/// lives as long as this value (or the entry taken out of it).
+#[derive(Debug)]
+pub struct Process {
+    pub program_path: String,
+    pub program: Program,
+    pub spec: ProcessSpec,
+    pub entry: ProcEntry,
+}
+
+/// Finds and loads the program, and builds its grant.
+pub fn prepare(
     sandbox: &Sandbox,
-    containers: &mut Containers,
+    rootfs_dir: &Path,
+    procs: &ProcTable,
     rec: &ContainerRecord,
-    io: RunIo,
-    stop: &StopHandle,
-) -> Result<Exit, ContainerError> {
+    req: ProcessRequest<'_>,
+    stdio: Stdio,
+) -> Result<Process, ContainerError> {
     let short = rec.short_id().to_string();
     let spec = &rec.spec;
-    let argv0 = spec
-        .argv
+    let argv: &[String] = if req.argv.is_empty() {
+        &spec.argv
+    } else {
+        req.argv
+    };
+    let argv0 = argv
         .first()
         .ok_or_else(|| ContainerError::NoCommand { id: short.clone() })?;
-    let rootfs_dir = containers.rootfs(&rec.id);
+    let workdir = req.workdir.unwrap_or(&spec.workdir).to_string();
     let exec_err = |source| ContainerError::Exec {
         id: short.clone(),
         source,
     };
-    let root = rootfs::open(&rootfs_dir).map_err(exec_err)?;
-    let path_env = spec.env.iter().find_map(|e| e.strip_prefix("PATH="));
-    let program_path =
-        rootfs::find_program(&root, argv0, path_env, &spec.workdir).map_err(exec_err)?;
+    let env = super::merge_env(&spec.env, req.env)?;
+    let root = rootfs::open(rootfs_dir).map_err(exec_err)?;
+    let path_env = env.iter().find_map(|e| e.strip_prefix("PATH="));
+    let program_path = rootfs::find_program(&root, argv0, path_env, &workdir).map_err(exec_err)?;
     let bytes = rootfs::read(&root, &program_path).map_err(exec_err)?;
-    let sandbox_err = |source| ContainerError::Sandbox {
-        id: short.clone(),
-        source,
-    };
-    let program = sandbox.load(&program_path, &bytes).map_err(sandbox_err)?;
-
-    let procs =
-        ProcTable::new(containers.proc_dir(&rec.id)).map_err(|e| ContainerError::Rootfs {
+    let program = sandbox
+        .load(&program_path, &bytes)
+        .map_err(|source| ContainerError::Sandbox {
             id: short.clone(),
-            message: format!("cannot create the process table: {e}"),
+            source,
         })?;
+
     let mut mounts = vec![
         Mount {
-            host: rootfs_dir,
+            host: rootfs_dir.to_path_buf(),
             guest: "/".into(),
             read_only: false,
         },
@@ -80,30 +103,25 @@ pub async fn run(
             read_only: v.read_only,
         });
     }
-    let env = process_env(&spec.env, &short, &spec.workdir);
-
-    let _pid1 = procs
-        .spawn(&spec.argv, 0)
+    let entry = procs
+        .spawn(argv, req.ppid)
         .map_err(|e| ContainerError::Rootfs {
             id: short.clone(),
             message: format!("cannot write the process table: {e}"),
         })?;
-    let process = ProcessSpec {
-        argv: spec.argv.clone(),
-        env,
-        cwd: spec.workdir.clone(),
-        mounts,
-        stdio: io.stdio,
-        memory_limit: spec.memory,
-    };
-    containers.mark_running(&rec.id)?;
-    let result = sandbox.run(&program_path, &program, process, stop).await;
-    let (code, error) = match &result {
-        Ok(exit) => (exit.code(), exit.describe()),
-        Err(e) => (128, Some(e.to_string())),
-    };
-    containers.mark_exited(&rec.id, code, error.as_deref())?;
-    result.map_err(sandbox_err)
+    Ok(Process {
+        program_path,
+        program,
+        spec: ProcessSpec {
+            argv: argv.to_vec(),
+            env: process_env(&env, &short, &workdir),
+            cwd: workdir,
+            mounts,
+            stdio,
+            memory_limit: spec.memory,
+        },
+        entry,
+    })
 }
 
 /// The guest's environment: the container's, plus `HOSTNAME` (the short ID,

@@ -20,6 +20,182 @@ pub struct ContainerSpec {
     pub interactive: bool,
     pub tty: bool,
     pub auto_remove: bool,
+    /// Close the guest's stdin when the first attached client detaches.
+    #[serde(default)]
+    pub stdin_once: bool,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// The entrypoint part of `argv` (the rest is the command), for inspect.
+    #[serde(default)]
+    pub entrypoint_len: usize,
+}
+
+/// When the daemon starts a container again after it ends (`--restart`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "name", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    Always,
+    UnlessStopped,
+    /// On a non-zero exit, at most `max` times (0: no limit).
+    OnFailure { max: u32 },
+}
+
+impl RestartPolicy {
+    /// Parses Docker's `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+    pub fn parse(s: &str) -> Result<Self, ContainerError> {
+        let bad = || ContainerError::BadRestartPolicy(s.to_string());
+        Ok(match s.split_once(':') {
+            Some(("on-failure", n)) => Self::OnFailure {
+                max: n.parse().map_err(|_| bad())?,
+            },
+            Some(_) => return Err(bad()),
+            None => match s {
+                "" | "no" => Self::No,
+                "always" => Self::Always,
+                "unless-stopped" => Self::UnlessStopped,
+                "on-failure" => Self::OnFailure { max: 0 },
+                _ => return Err(bad()),
+            },
+        })
+    }
+
+    /// Docker's name for the policy.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::No => "no",
+            Self::Always => "always",
+            Self::UnlessStopped => "unless-stopped",
+            Self::OnFailure { .. } => "on-failure",
+        }
+    }
+
+    pub fn max_retries(self) -> u32 {
+        match self {
+            Self::OnFailure { max } => max,
+            _ => 0,
+        }
+    }
+
+    /// Whether a container that just exited with `code`, after `restarts`
+    /// restarts, is started again. `manual` is true when the user stopped it.
+    pub fn restarts_after_exit(self, code: i32, restarts: u32, manual: bool) -> bool {
+        if manual {
+            return false;
+        }
+        match self {
+            Self::No => false,
+            Self::Always | Self::UnlessStopped => true,
+            Self::OnFailure { max } => code != 0 && (max == 0 || restarts < max),
+        }
+    }
+
+    /// Whether the daemon starts the container when it itself starts.
+    /// `was_running` is true when the daemon went away under it.
+    pub fn restarts_with_daemon(self, was_running: bool, manual: bool) -> bool {
+        match self {
+            Self::No => false,
+            Self::Always => !manual,
+            Self::UnlessStopped => !manual,
+            Self::OnFailure { .. } => was_running,
+        }
+    }
+}
+
+/// The user's part of a container's configuration, before the image's
+/// defaults are applied.
+#[derive(Debug, Clone, Default)]
+pub struct SpecRequest {
+    pub image: String,
+    /// `None` keeps the image's; `Some([])` or `Some([""])` clears it.
+    pub entrypoint: Option<Vec<String>>,
+    /// Empty keeps the image's CMD (unless the entrypoint was replaced).
+    pub cmd: Vec<String>,
+    /// `KEY=VALUE` settings; a bare `KEY` unsets it.
+    pub env: Vec<String>,
+    /// Empty keeps the image's WORKDIR.
+    pub workdir: String,
+    pub volumes: Vec<VolumeSpec>,
+    pub memory: Option<u64>,
+    pub interactive: bool,
+    pub stdin_once: bool,
+    pub tty: bool,
+    pub auto_remove: bool,
+    pub restart: RestartPolicy,
+}
+
+impl ContainerSpec {
+    /// Docker's rules for combining a request with the image's config:
+    /// a given entrypoint replaces the image's and drops its CMD; a given
+    /// command replaces CMD.
+    pub fn resolve(
+        req: SpecRequest,
+        image: &oci_spec::image::Config,
+    ) -> Result<Self, ContainerError> {
+        let (entrypoint, cmd) = match req.entrypoint {
+            Some(e) => {
+                let e: Vec<String> = if e.iter().all(|s| s.is_empty()) {
+                    Vec::new()
+                } else {
+                    e
+                };
+                (e, req.cmd)
+            }
+            None => {
+                let cmd = if req.cmd.is_empty() {
+                    image.cmd().clone().unwrap_or_default()
+                } else {
+                    req.cmd
+                };
+                (image.entrypoint().clone().unwrap_or_default(), cmd)
+            }
+        };
+        if auto_remove_conflicts(req.auto_remove, req.restart) {
+            return Err(ContainerError::BadRestartPolicy(format!(
+                "{}: conflicting options: --restart and --rm",
+                req.restart.name()
+            )));
+        }
+        let workdir = if req.workdir.is_empty() {
+            image
+                .working_dir()
+                .clone()
+                .filter(|w| !w.is_empty())
+                .unwrap_or_else(|| "/".into())
+        } else if !req.workdir.starts_with('/') {
+            return Err(ContainerError::BadWorkdir(req.workdir));
+        } else {
+            crate::image::rootfs::guest_path("/", &req.workdir)
+        };
+        let env = merge_env(&image.env().clone().unwrap_or_default(), &req.env)?;
+        Ok(Self {
+            image: req.image,
+            entrypoint_len: entrypoint.len(),
+            argv: entrypoint.into_iter().chain(cmd).collect(),
+            env,
+            workdir,
+            volumes: req.volumes,
+            memory: req.memory,
+            interactive: req.interactive,
+            tty: req.tty,
+            auto_remove: req.auto_remove,
+            stdin_once: req.stdin_once,
+            restart: req.restart,
+        })
+    }
+
+    pub fn entrypoint(&self) -> &[String] {
+        &self.argv[..self.entrypoint_len.min(self.argv.len())]
+    }
+
+    pub fn cmd(&self) -> &[String] {
+        &self.argv[self.entrypoint_len.min(self.argv.len())..]
+    }
+}
+
+fn auto_remove_conflicts(auto_remove: bool, restart: RestartPolicy) -> bool {
+    auto_remove && restart != RestartPolicy::No
 }
 
 /// A `-v HOST:GUEST[:ro]` bind of a host directory.
@@ -89,13 +265,14 @@ impl VolumeSpec {
 }
 
 /// Applies `-e` settings to an image's environment. `KEY=VALUE` sets;
-/// a bare `KEY` copies the host's value, or is dropped if the host has none.
+/// a bare `KEY` unsets. (The client resolves a bare `-e KEY` from its own
+/// environment first, as Docker's does: the daemon's is never leaked.)
 pub fn merge_env(image_env: &[String], settings: &[String]) -> Result<Vec<String>, ContainerError> {
     let mut env: Vec<String> = image_env.to_vec();
     for s in settings {
         let (key, value) = match s.split_once('=') {
             Some((k, v)) => (k.to_string(), Some(v.to_string())),
-            None => (s.clone(), std::env::var(s).ok()),
+            None => (s.clone(), None),
         };
         if key.is_empty() || key.contains('\0') {
             return Err(ContainerError::BadEnv(s.clone()));
@@ -138,5 +315,49 @@ mod tests {
         .expect("merge");
         assert_eq!(env, ["PATH=/bin", "A=2", "B=3"]);
         assert!(merge_env(&[], &["=x".into()]).is_err());
+    }
+
+    #[test]
+    fn restart_policies_parse_and_decide() {
+        assert_eq!(RestartPolicy::parse("no").expect("no"), RestartPolicy::No);
+        assert_eq!(
+            RestartPolicy::parse("on-failure:3").expect("n"),
+            RestartPolicy::OnFailure { max: 3 }
+        );
+        assert_eq!(
+            RestartPolicy::parse("on-failure").expect("n"),
+            RestartPolicy::OnFailure { max: 0 }
+        );
+        for bad in ["sometimes", "on-failure:x", "always:2"] {
+            assert!(RestartPolicy::parse(bad).is_err(), "{bad}");
+        }
+        let p = RestartPolicy::OnFailure { max: 2 };
+        assert!(p.restarts_after_exit(1, 1, false));
+        assert!(!p.restarts_after_exit(1, 2, false));
+        assert!(!p.restarts_after_exit(0, 0, false));
+        assert!(!RestartPolicy::Always.restarts_after_exit(0, 0, true));
+        assert!(RestartPolicy::UnlessStopped.restarts_with_daemon(false, false));
+        assert!(!RestartPolicy::UnlessStopped.restarts_with_daemon(true, true));
+    }
+
+    #[test]
+    fn specs_follow_dockers_entrypoint_rules() {
+        let mut cfg = oci_spec::image::Config::default();
+        cfg.set_entrypoint(Some(vec!["/app.wasm".into()]));
+        cfg.set_cmd(Some(vec!["serve".into()]));
+        let req = |entrypoint: Option<Vec<String>>, cmd: &[&str]| SpecRequest {
+            image: "x".into(),
+            entrypoint,
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let s = ContainerSpec::resolve(req(None, &[]), &cfg).expect("spec");
+        assert_eq!((s.argv.as_slice(), s.entrypoint_len), (&["/app.wasm".to_string(), "serve".into()][..], 1));
+        let s = ContainerSpec::resolve(req(None, &["x"]), &cfg).expect("spec");
+        assert_eq!(s.argv, ["/app.wasm", "x"]);
+        let s = ContainerSpec::resolve(req(Some(vec!["sh".into()]), &[]), &cfg).expect("spec");
+        assert_eq!(s.argv, ["sh"]);
+        let s = ContainerSpec::resolve(req(Some(vec![String::new()]), &["ls"]), &cfg).expect("spec");
+        assert_eq!((s.argv.as_slice(), s.cmd()), (&["ls".to_string()][..], &["ls".to_string()][..]));
     }
 }

@@ -5,9 +5,14 @@
 //! environment or arguments, no network, and stdio only as given.
 
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
-use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
+use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream, IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::SandboxError;
@@ -61,6 +66,68 @@ pub enum Output {
     /// The host process's own stream (a foreground `run`).
     Inherit,
     Stream(Box<dyn AsyncWrite + Send + Sync + Unpin>),
+    /// A host-side sink that takes each write as it happens: nothing is
+    /// buffered, so when the guest ends all its output has been delivered.
+    Sink(Arc<dyn OutputSink>),
+}
+
+/// Receives a guest's output synchronously, write by write.
+pub trait OutputSink: Send + Sync + 'static {
+    fn write(&self, data: &[u8]);
+}
+
+/// Adapts a sink to both of wasmtime-wasi's stream flavours.
+#[derive(Clone)]
+struct SinkStream(Arc<dyn OutputSink>);
+
+impl IsTerminal for SinkStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for SinkStream {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl OutputStream for SinkStream {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.0.write(&bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(OUTPUT_BUDGET)
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for SinkStream {
+    async fn ready(&mut self) {}
+}
+
+impl AsyncWrite for SinkStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.0.write(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl std::fmt::Debug for Input {
@@ -79,6 +146,7 @@ impl std::fmt::Debug for Output {
             Self::Null => "Null",
             Self::Inherit => "Inherit",
             Self::Stream(_) => "Stream",
+            Self::Sink(_) => "Sink",
         })
     }
 }
@@ -126,6 +194,9 @@ pub(super) fn wasi_builder(spec: ProcessSpec) -> Result<WasiCtxBuilder, SandboxE
         Output::Stream(s) => {
             b.stdout(AsyncStdoutStream::new(OUTPUT_BUDGET, s));
         }
+        Output::Sink(s) => {
+            b.stdout(SinkStream(s));
+        }
     }
     match spec.stdio.stderr {
         Output::Null => {}
@@ -134,6 +205,9 @@ pub(super) fn wasi_builder(spec: ProcessSpec) -> Result<WasiCtxBuilder, SandboxE
         }
         Output::Stream(s) => {
             b.stderr(AsyncStdoutStream::new(OUTPUT_BUDGET, s));
+        }
+        Output::Sink(s) => {
+            b.stderr(SinkStream(s));
         }
     }
     Ok(b)

@@ -17,7 +17,7 @@ mod stop;
 use std::path::PathBuf;
 
 pub use engine::SandboxOptions;
-pub use grant::{Input, Mount, Output, ProcessSpec, Stdio};
+pub use grant::{Input, Mount, Output, OutputSink, ProcessSpec, Stdio};
 pub use run::Exit;
 pub use stop::{StopHandle, StopReason};
 
@@ -68,9 +68,16 @@ impl std::fmt::Debug for Program {
     }
 }
 
+/// How many distinct programs [`Sandbox::load`] keeps in memory.
+const LOADED_PROGRAMS: usize = 64;
+
 /// The process-wide sandbox. Create one and share it.
 pub struct Sandbox {
     engine: Engine,
+    /// Programs already loaded by this process, by the digest of their
+    /// bytes: a daemon running many containers of one image compiles and
+    /// maps its code once.
+    loaded: std::sync::Mutex<std::collections::HashMap<Digest, Program>>,
     cache: cache::CompileCache,
     linkers: run::Linkers,
     _ticker: engine::EpochTicker,
@@ -90,6 +97,7 @@ impl Sandbox {
         let ticker = engine::EpochTicker::start(engine.clone());
         Ok(Self {
             engine,
+            loaded: Default::default(),
             cache,
             linkers,
             _ticker: ticker,
@@ -111,11 +119,23 @@ impl Sandbox {
             });
         }
         let digest = Digest::of(bytes);
+        if let Some(p) = self.loaded().get(&digest) {
+            return Ok(p.clone());
+        }
         let program = self
             .cache
             .load_or_compile(&self.engine, name, &digest, kind, bytes)?;
         run::check_entry_points(&self.engine, name, &program)?;
+        let mut map = self.loaded();
+        if map.len() >= LOADED_PROGRAMS {
+            map.clear();
+        }
+        map.insert(digest, program.clone());
         Ok(program)
+    }
+
+    fn loaded(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Digest, Program>> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `program` to completion, or until `stop` fires.

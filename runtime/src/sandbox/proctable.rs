@@ -11,8 +11,9 @@
 //!
 //! An entry is written when an instance starts and removed when it ends.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The process table of one container.
@@ -23,6 +24,16 @@ pub struct ProcTable(Arc<Inner>);
 struct Inner {
     dir: PathBuf,
     next: AtomicU32,
+    /// The live processes: PID → (PPID, argv), for `top`.
+    live: Mutex<BTreeMap<u32, (u32, Vec<String>)>>,
+}
+
+/// One row of the table, as `top` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub argv: Vec<String>,
 }
 
 impl ProcTable {
@@ -32,7 +43,20 @@ impl ProcTable {
         Ok(Self(Arc::new(Inner {
             dir,
             next: AtomicU32::new(1),
+            live: Mutex::new(BTreeMap::new()),
         })))
+    }
+
+    /// The live processes, by PID.
+    pub fn list(&self) -> Vec<ProcInfo> {
+        let live = self.0.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.iter()
+            .map(|(pid, (ppid, argv))| ProcInfo {
+                pid: *pid,
+                ppid: *ppid,
+                argv: argv.clone(),
+            })
+            .collect()
     }
 
     pub fn dir(&self) -> &Path {
@@ -61,7 +85,16 @@ impl ProcTable {
         let path = self.0.dir.join(pid.to_string());
         let _ = std::fs::remove_dir_all(&path);
         std::fs::rename(&staging, &path)?;
-        Ok(ProcEntry { pid, path })
+        self.0
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pid, (ppid, argv.to_vec()));
+        Ok(ProcEntry {
+            pid,
+            path,
+            table: self.0.clone(),
+        })
     }
 }
 
@@ -70,6 +103,7 @@ impl ProcTable {
 pub struct ProcEntry {
     pid: u32,
     path: PathBuf,
+    table: Arc<Inner>,
 }
 
 impl ProcEntry {
@@ -80,6 +114,11 @@ impl ProcEntry {
 
 impl Drop for ProcEntry {
     fn drop(&mut self) {
+        self.table
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.pid);
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
@@ -104,7 +143,9 @@ mod tests {
             status.contains("Name:\tps\n") && status.contains("PPid:\t1\n"),
             "{status}"
         );
+        assert_eq!(t.list().len(), 2);
         drop(b);
         assert!(!t.dir().join("2").exists());
+        assert_eq!(t.list()[0].argv, ["/app.wasm", "x"]);
     }
 }

@@ -77,6 +77,10 @@ CREATE TABLE containers (
     finished_at TEXT
 );
 CREATE INDEX containers_image ON containers(image_id);
+"#, r#"
+-- The daemon's restart bookkeeping.
+ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE containers ADD COLUMN manually_stopped INTEGER NOT NULL DEFAULT 0;
 "#];
 
 /// One connection to the metadata database.

@@ -1,0 +1,400 @@
+//! The JSON bodies of the Docker Engine API subset wrun serves. Field names
+//! are Docker's; unknown fields in requests are ignored, as Docker does.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Docker's error body: `{"message": "..."}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub message: String,
+    /// wrun's addition for a program that could not be started: the exit
+    /// code a shell reports (127, 126). Docker clients ignore it.
+    #[serde(rename = "WrunExitCode", default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+}
+
+/// A list of strings that Docker also accepts as a single string
+/// (`"Cmd": "echo hi"` is `["echo hi"]`) or null.
+fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => None,
+        Some(OneOrMany::One(s)) => Some(vec![s]),
+        Some(OneOrMany::Many(v)) => Some(v),
+    })
+}
+
+/// `POST /containers/create`: the container's `Config` with a `HostConfig`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerConfig {
+    pub hostname: String,
+    pub user: String,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    #[serde(deserialize_with = "str_slice", skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<String>>,
+    #[serde(deserialize_with = "str_slice", skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    pub image: String,
+    pub working_dir: String,
+    #[serde(deserialize_with = "str_slice", skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// The body of `POST /containers/create`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateRequest {
+    #[serde(flatten)]
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+}
+
+/// The parts of Docker's `HostConfig` that wrun honours.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binds: Option<Vec<String>>,
+    pub memory: i64,
+    pub restart_policy: RestartPolicy,
+    pub auto_remove: bool,
+    pub network_mode: String,
+}
+
+/// `{"Name": "on-failure", "MaximumRetryCount": 3}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    pub name: String,
+    pub maximum_retry_count: u32,
+}
+
+/// `{"Id": ..., "Warnings": [...]}`, the answer to a create.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateResponse {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
+/// `{"Id": ...}`, the answer to an exec create.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IdResponse {
+    pub id: String,
+}
+
+/// The answer to `POST /containers/{id}/wait`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WaitResponse {
+    pub status_code: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<WaitError>,
+    /// wrun's addition: why the guest ended, when it did not simply exit
+    /// (a trap, out of memory, killed). Docker clients ignore it.
+    #[serde(rename = "WrunDetail", default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WaitError {
+    pub message: String,
+}
+
+/// One row of `GET /containers/json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerSummary {
+    pub id: String,
+    pub names: Vec<String>,
+    pub image: String,
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    pub command: String,
+    pub created: i64,
+    pub ports: Vec<Port>,
+    pub labels: BTreeMap<String, String>,
+    pub state: String,
+    pub status: String,
+    pub mounts: Vec<MountPoint>,
+}
+
+/// A published port, as `ps` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Port {
+    #[serde(rename = "IP", skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    pub private_port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_port: Option<u16>,
+    #[serde(rename = "Type")]
+    pub kind: String,
+}
+
+/// A bind mount, as `inspect` and `ps` show it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MountPoint {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub source: String,
+    pub destination: String,
+    pub mode: String,
+    #[serde(rename = "RW")]
+    pub rw: bool,
+}
+
+/// `GET /containers/{id}/json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerInspect {
+    pub id: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: ContainerStateBody,
+    pub image: String,
+    pub name: String,
+    pub restart_count: u32,
+    pub driver: String,
+    pub platform: String,
+    pub log_path: String,
+    pub host_config: HostConfig,
+    pub config: ContainerConfig,
+    pub mounts: Vec<MountPoint>,
+    pub network_settings: NetworkSettings,
+}
+
+/// The `State` object of an inspect.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerStateBody {
+    pub status: String,
+    pub running: bool,
+    pub paused: bool,
+    pub restarting: bool,
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    pub dead: bool,
+    pub pid: u32,
+    pub exit_code: i32,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// `NetworkSettings`; empty until wrun's networking lands.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkSettings {
+    pub ports: BTreeMap<String, serde_json::Value>,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    pub networks: BTreeMap<String, serde_json::Value>,
+}
+
+/// The body of `POST /containers/{id}/exec`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecCreateRequest {
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub tty: bool,
+    #[serde(deserialize_with = "str_slice", skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    #[serde(deserialize_with = "str_slice", skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<String>>,
+    pub working_dir: String,
+    pub user: String,
+}
+
+/// The body of `POST /exec/{id}/start`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecStartRequest {
+    pub detach: bool,
+    pub tty: bool,
+}
+
+/// `GET /exec/{id}/json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecInspect {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub running: bool,
+    pub exit_code: Option<i32>,
+    pub process_config: ExecProcessConfig,
+    pub open_stdin: bool,
+    pub open_stdout: bool,
+    pub open_stderr: bool,
+    #[serde(rename = "ContainerID")]
+    pub container_id: String,
+    pub pid: u32,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecProcessConfig {
+    pub tty: bool,
+    pub entrypoint: String,
+    pub arguments: Vec<String>,
+}
+
+/// `GET /containers/{id}/top`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TopResponse {
+    pub titles: Vec<String>,
+    pub processes: Vec<Vec<String>>,
+}
+
+/// `GET /version`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VersionResponse {
+    pub platform: Platform,
+    pub components: Vec<Component>,
+    pub version: String,
+    pub api_version: String,
+    #[serde(rename = "MinAPIVersion")]
+    pub min_api_version: String,
+    pub git_commit: String,
+    pub go_version: String,
+    pub os: String,
+    pub arch: String,
+    pub kernel_version: String,
+    pub build_time: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Platform {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Component {
+    pub name: String,
+    pub version: String,
+    pub details: BTreeMap<String, String>,
+}
+
+/// `GET /info`: the fields wrun can fill truthfully.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InfoResponse {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub containers: usize,
+    pub containers_running: usize,
+    pub containers_paused: usize,
+    pub containers_stopped: usize,
+    pub images: usize,
+    pub driver: String,
+    pub logging_driver: String,
+    pub name: String,
+    pub server_version: String,
+    pub operating_system: String,
+    #[serde(rename = "OSType")]
+    pub os_type: String,
+    pub architecture: String,
+    #[serde(rename = "NCPU")]
+    pub ncpu: usize,
+    pub mem_total: u64,
+    pub docker_root_dir: String,
+    pub kernel_version: String,
+    pub default_runtime: String,
+    pub runtimes: BTreeMap<String, serde_json::Value>,
+    pub security_options: Vec<String>,
+    pub warnings: Vec<String>,
+    /// wrun's own: where the API listens, as `DOCKER_HOST` takes it.
+    pub wrun_host: String,
+}
+
+/// One row of `GET /images/json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImageSummary {
+    pub id: String,
+    pub parent_id: String,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub created: i64,
+    pub size: i64,
+    pub shared_size: i64,
+    pub labels: BTreeMap<String, String>,
+    pub containers: i64,
+}
+
+/// One entry of the answer to `DELETE /images/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageDeleteItem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untagged: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<String>,
+}
+
+/// One line of a streamed progress answer (`build`, `images/create`, push).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JsonMessage {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(rename = "errorDetail", skip_serializing_if = "Option::is_none")]
+    pub error_detail: Option<ErrorBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aux: Option<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_bodies_parse_as_docker_sends_them() {
+        let body = r#"{"Image":"busybox","Cmd":"echo hi","Entrypoint":null,
+            "HostConfig":{"AutoRemove":true,"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":2}},
+            "Unknown":1}"#;
+        let r: CreateRequest = serde_json::from_str(body).expect("parse");
+        assert_eq!(r.config.image, "busybox");
+        assert_eq!(r.config.cmd, Some(vec!["echo hi".to_string()]));
+        assert_eq!(r.config.entrypoint, None);
+        assert!(r.host_config.auto_remove);
+        assert_eq!(r.host_config.restart_policy.maximum_retry_count, 2);
+        let r: CreateRequest = serde_json::from_str(r#"{"Image":"x"}"#).expect("minimal");
+        assert!(r.config.cmd.is_none());
+    }
+}

@@ -1,0 +1,98 @@
+//! Finding the daemon, and starting it in the background when none is
+//! running, so that a new user never has to think about it.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use super::{Client, ClientError};
+use crate::transport::Address;
+
+/// How long a freshly started daemon has to answer.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Whether a missing daemon is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPolicy {
+    Start,
+    /// `--no-start`: fail instead.
+    NoStart,
+}
+
+/// A client of the daemon at `address`, starting one for `root` when none
+/// answers (and the address is the root's own).
+pub async fn connect_or_start(
+    root: &Path,
+    address: &Address,
+    policy: StartPolicy,
+) -> Result<Client, ClientError> {
+    let client = Client::new(address.clone());
+    if client.ping().await {
+        return Ok(client);
+    }
+    if policy == StartPolicy::NoStart {
+        // Reproduce the connection error for the message.
+        client.call(hyper::Method::GET, "/_ping").await?;
+        return Ok(client);
+    }
+    let mut child = spawn_daemon(root, address)?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if client.ping().await {
+            return Ok(client);
+        }
+        if let Ok(Some(status)) = child.try_wait()
+            && !client.ping().await
+        {
+            // Another client may have started one at the same time: that
+            // one holds the lock and will answer shortly.
+            if Instant::now() > deadline {
+                return Err(ClientError::Start(format!(
+                    "the daemon exited with {status}; see {}",
+                    root.join("daemon.log").display()
+                )));
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(ClientError::Start(format!(
+                "no answer at {address} after {START_TIMEOUT:?}; see {}",
+                root.join("daemon.log").display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Starts `wrun daemon` detached from this process and its terminal, with
+/// its output in `<root>/daemon.log`.
+fn spawn_daemon(root: &Path, address: &Address) -> Result<std::process::Child, ClientError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| ClientError::Start(format!("cannot find the wrun binary: {e}")))?;
+    let log_path = root.join("daemon.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| ClientError::Start(format!("{}: {e}", log_path.display())))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| ClientError::Start(e.to_string()))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--root")
+        .arg(root)
+        .arg("daemon")
+        .arg("--host")
+        .arg(address.to_string())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // Its own process group: a Ctrl-C aimed at this command does not
+        // reach the daemon.
+        cmd.process_group(0);
+    }
+    cmd.spawn()
+        .map_err(|e| ClientError::Start(format!("cannot run wrun daemon: {e}")))
+}

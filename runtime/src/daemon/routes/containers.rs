@@ -1,0 +1,586 @@
+//! `/containers/...`: create, list, inspect, start, stop, kill, restart,
+//! wait, remove, logs, attach, top, rename. Container records become
+//! Docker's JSON here.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, SecondsFormat, Utc};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::mpsc;
+
+use crate::api::stream::{StreamKind, frame};
+use crate::api::types::{
+    ContainerConfig, ContainerInspect, ContainerStateBody, ContainerSummary, CreateRequest,
+    CreateResponse, HostConfig, MountPoint, NetworkSettings, RestartPolicy as WireRestart,
+    TopResponse, WaitResponse,
+};
+use crate::api::{MULTIPLEXED_STREAM, RAW_STREAM};
+use crate::container::{
+    ContainerRecord, ContainerState, RestartPolicy, SpecRequest, VolumeSpec,
+};
+use crate::daemon::error::DaemonError;
+use crate::daemon::http::{self, Query, Resp};
+use crate::daemon::logs::{self, LogQuery};
+use crate::daemon::supervisor::{Entry, Status, Supervisor, WaitCondition};
+use crate::sandbox::StopReason;
+
+/// Docker's time format in inspect: RFC 3339 with nanoseconds.
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// Docker's zero time, for "never".
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+pub async fn create(sup: &Arc<Supervisor>, req: Request<Incoming>) -> Result<Resp, DaemonError> {
+    let q = Query::parse(req.uri().query());
+    let name = q.get("name").filter(|n| !n.is_empty()).map(|n| n.trim_start_matches('/').to_string());
+    let body: CreateRequest = http::read_json(req, "container create").await?;
+    let spec = spec_request(body)?;
+    let rec = sup.create(name, spec).await?;
+    Ok(http::json(
+        StatusCode::CREATED,
+        &CreateResponse {
+            id: rec.id,
+            warnings: Vec::new(),
+        },
+    ))
+}
+
+/// Docker's create body as wrun's request.
+fn spec_request(body: CreateRequest) -> Result<SpecRequest, DaemonError> {
+    let c = body.config;
+    let h = body.host_config;
+    if c.image.is_empty() {
+        return Err(DaemonError::bad_request(
+            "no image given: the Image field of the container config is required",
+        ));
+    }
+    let mut volumes = Vec::new();
+    for b in h.binds.unwrap_or_default() {
+        let host = b.split(':').next().unwrap_or("");
+        let windows_drive = host.len() == 1 && b.as_bytes().get(2).is_some_and(|c| *c == b'\\' || *c == b'/');
+        if !std::path::Path::new(host).is_absolute() && !windows_drive {
+            return Err(DaemonError::bad_request(format!(
+                "invalid volume {b:?}: the host path must be absolute"
+            )));
+        }
+        volumes.push(VolumeSpec::parse(&b, std::path::Path::new("/"))?);
+    }
+    let restart = match h.restart_policy.name.as_str() {
+        "on-failure" => RestartPolicy::OnFailure {
+            max: h.restart_policy.maximum_retry_count,
+        },
+        other => RestartPolicy::parse(other)?,
+    };
+    Ok(SpecRequest {
+        image: c.image,
+        entrypoint: c.entrypoint,
+        cmd: c.cmd.unwrap_or_default(),
+        env: c.env.unwrap_or_default(),
+        workdir: c.working_dir,
+        volumes,
+        memory: u64::try_from(h.memory).ok().filter(|m| *m > 0),
+        interactive: c.open_stdin,
+        stdin_once: c.stdin_once,
+        tty: c.tty,
+        auto_remove: h.auto_remove,
+        restart,
+    })
+}
+
+/// The `filters` of a list: `{"status": ["running"], "name": ["web"], ...}`.
+fn list_filters(q: &Query) -> Result<Vec<(String, Vec<String>)>, DaemonError> {
+    let Some(raw) = q.get("filters").filter(|f| !f.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let map: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_str(raw)
+        .map_err(|e| DaemonError::bad_request(format!("invalid filters {raw:?}: {e}")))?;
+    let mut out = Vec::new();
+    for (k, v) in map {
+        // Both `["a"]` and the older `{"a": true}` shapes.
+        let values: Vec<String> = match v {
+            serde_json::Value::Array(a) => a
+                .into_iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            serde_json::Value::Object(o) => o.keys().cloned().collect(),
+            _ => return Err(DaemonError::bad_request(format!("invalid filter {k:?}"))),
+        };
+        if !matches!(k.as_str(), "status" | "name" | "id" | "ancestor" | "exited") {
+            return Err(DaemonError::bad_request(format!(
+                "invalid filter {k:?}: wrun filters by status, name, id, ancestor and exited"
+            )));
+        }
+        out.push((k, values));
+    }
+    Ok(out)
+}
+
+fn state_name(rec: &ContainerRecord, status: &Status) -> &'static str {
+    if status.restarting {
+        return "restarting";
+    }
+    if status.running {
+        return "running";
+    }
+    match rec.state {
+        ContainerState::Created => "created",
+        // A record still saying running belongs to a run that is ending.
+        ContainerState::Running | ContainerState::Exited => "exited",
+    }
+}
+
+fn matches(rec: &ContainerRecord, status: &Status, filters: &[(String, Vec<String>)]) -> bool {
+    filters.iter().all(|(k, values)| {
+        values.iter().any(|v| match k.as_str() {
+            "status" => state_name(rec, status) == v,
+            "name" => rec.name.contains(v.trim_start_matches('/')),
+            "id" => rec.id.starts_with(v.as_str()),
+            "ancestor" => rec.spec.image == *v || rec.image_id.contains(v.as_str()),
+            "exited" => !status.running && rec.exit_code.map(|c| c.to_string()) == Some(v.clone()),
+            _ => false,
+        })
+    })
+}
+
+/// Docker's STATUS column: "Up 2 seconds", "Exited (0) 5 minutes ago".
+fn status_text(rec: &ContainerRecord, status: &Status) -> String {
+    use crate::cli::format::{ago, human_duration};
+    if status.restarting {
+        return format!(
+            "Restarting ({}) {}",
+            status.exit_code,
+            rec.finished_at.map(ago).unwrap_or_default()
+        );
+    }
+    if status.running {
+        return match rec.started_at {
+            Some(t) => format!("Up {}", human_duration(Utc::now() - t)),
+            None => "Up".into(),
+        };
+    }
+    match rec.state {
+        ContainerState::Created => "Created".into(),
+        _ => format!(
+            "Exited ({}) {}",
+            rec.exit_code.unwrap_or(0),
+            rec.finished_at.map(ago).unwrap_or_default()
+        ),
+    }
+}
+
+fn quote_command(argv: &[String]) -> String {
+    argv.join(" ")
+}
+
+fn mounts(rec: &ContainerRecord) -> Vec<MountPoint> {
+    rec.spec
+        .volumes
+        .iter()
+        .map(|v| MountPoint {
+            kind: "bind".into(),
+            source: v.host.display().to_string(),
+            destination: v.guest.clone(),
+            mode: if v.read_only { "ro".into() } else { String::new() },
+            rw: !v.read_only,
+        })
+        .collect()
+}
+
+pub fn list(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
+    let all = q.flag("all");
+    let limit: Option<usize> = q.number("limit")?;
+    let filters = list_filters(q)?;
+    let records = sup.db().list()?;
+    let mut out = Vec::new();
+    for rec in records {
+        let (_, entry) = match sup.find(&rec.id) {
+            Ok(f) => f,
+            Err(_) => continue,
+        };
+        let status = entry.status();
+        let has_status_filter = filters.iter().any(|(k, _)| k == "status");
+        if !all && !has_status_filter && !(status.running || status.restarting) {
+            continue;
+        }
+        if !matches(&rec, &status, &filters) {
+            continue;
+        }
+        out.push(ContainerSummary {
+            id: rec.id.clone(),
+            names: vec![format!("/{}", rec.name)],
+            image: rec.spec.image.clone(),
+            image_id: rec.image_id.clone(),
+            command: quote_command(&rec.spec.argv),
+            created: rec.created_at.timestamp(),
+            ports: Vec::new(),
+            labels: Default::default(),
+            state: state_name(&rec, &status).into(),
+            status: status_text(&rec, &status),
+            mounts: mounts(&rec),
+        });
+        if limit.is_some_and(|l| l > 0 && out.len() >= l) {
+            break;
+        }
+    }
+    Ok(http::json(StatusCode::OK, &out))
+}
+
+pub fn inspect(sup: &Arc<Supervisor>, id: &str) -> Result<Resp, DaemonError> {
+    let (rec, entry) = sup.find(id)?;
+    Ok(http::json(StatusCode::OK, &inspect_body(sup, &rec, &entry)))
+}
+
+fn inspect_body(sup: &Supervisor, rec: &ContainerRecord, entry: &Entry) -> ContainerInspect {
+    let status = entry.status();
+    let spec = &rec.spec;
+    let pid = if status.running { 1 } else { 0 };
+    ContainerInspect {
+        id: rec.id.clone(),
+        created: rfc3339(rec.created_at),
+        path: spec.argv.first().cloned().unwrap_or_default(),
+        args: spec.argv.iter().skip(1).cloned().collect(),
+        state: ContainerStateBody {
+            status: state_name(rec, &status).into(),
+            running: status.running || status.restarting,
+            paused: false,
+            restarting: status.restarting,
+            oom_killed: false,
+            dead: false,
+            pid,
+            exit_code: rec.exit_code.unwrap_or(0),
+            error: rec.error.clone().unwrap_or_default(),
+            started_at: rec.started_at.map(rfc3339).unwrap_or_else(|| ZERO_TIME.into()),
+            finished_at: rec
+                .finished_at
+                .map(rfc3339)
+                .unwrap_or_else(|| ZERO_TIME.into()),
+        },
+        image: rec.image_id.clone(),
+        name: format!("/{}", rec.name),
+        restart_count: rec.restart_count,
+        driver: "wrun".into(),
+        platform: "wasi".into(),
+        log_path: sup.db().log_path(&rec.id).display().to_string(),
+        host_config: HostConfig {
+            binds: Some(
+                spec.volumes
+                    .iter()
+                    .map(|v| {
+                        format!(
+                            "{}:{}{}",
+                            v.host.display(),
+                            v.guest,
+                            if v.read_only { ":ro" } else { "" }
+                        )
+                    })
+                    .collect(),
+            ),
+            memory: spec.memory.and_then(|m| i64::try_from(m).ok()).unwrap_or(0),
+            restart_policy: WireRestart {
+                name: spec.restart.name().into(),
+                maximum_retry_count: spec.restart.max_retries(),
+            },
+            auto_remove: spec.auto_remove,
+            network_mode: "none".into(),
+        },
+        config: ContainerConfig {
+            hostname: rec.short_id().into(),
+            attach_stdin: spec.interactive,
+            attach_stdout: true,
+            attach_stderr: true,
+            tty: spec.tty,
+            open_stdin: spec.interactive,
+            stdin_once: spec.stdin_once,
+            env: Some(spec.env.clone()),
+            cmd: Some(spec.cmd().to_vec()),
+            image: spec.image.clone(),
+            working_dir: spec.workdir.clone(),
+            entrypoint: Some(spec.entrypoint().to_vec()),
+            labels: Some(Default::default()),
+            ..Default::default()
+        },
+        mounts: mounts(rec),
+        network_settings: NetworkSettings::default(),
+    }
+}
+
+pub async fn start(sup: &Arc<Supervisor>, id: &str) -> Result<Resp, DaemonError> {
+    sup.start(id).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+/// `stop` and `kill` take Docker's signal names; a wasm guest has no
+/// signal handlers, so SIGINT ends it as an interrupt (130) and every other
+/// signal as a kill (137).
+fn stop_reason(signal: Option<&str>) -> Result<StopReason, DaemonError> {
+    let Some(sig) = signal.filter(|s| !s.is_empty()) else {
+        return Ok(StopReason::Killed);
+    };
+    let name = sig.trim_start_matches("SIG").to_ascii_uppercase();
+    match name.as_str() {
+        "INT" | "2" => Ok(StopReason::Interrupted),
+        "KILL" | "9" | "TERM" | "15" | "QUIT" | "3" | "HUP" | "1" | "USR1" | "USR2" => {
+            Ok(StopReason::Killed)
+        }
+        _ => Err(DaemonError::bad_request(format!("invalid signal: {sig}"))),
+    }
+}
+
+pub async fn stop(sup: &Arc<Supervisor>, id: &str, q: &Query) -> Result<Resp, DaemonError> {
+    // `t` (the grace period) is accepted and has nothing to wait for.
+    let _: Option<i64> = q.number("t")?;
+    sup.stop(id, stop_reason(q.get("signal"))?).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn kill(sup: &Arc<Supervisor>, id: &str, q: &Query) -> Result<Resp, DaemonError> {
+    sup.kill(id, stop_reason(q.get("signal"))?).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn restart(sup: &Arc<Supervisor>, id: &str, q: &Query) -> Result<Resp, DaemonError> {
+    let _: Option<i64> = q.number("t")?;
+    match sup.stop(id, StopReason::Killed).await {
+        Ok(()) | Err(DaemonError::NotModified) => {}
+        Err(e) => return Err(e),
+    }
+    match sup.start(id).await {
+        Ok(()) | Err(DaemonError::NotModified) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn remove(sup: &Arc<Supervisor>, id: &str, q: &Query) -> Result<Resp, DaemonError> {
+    sup.remove(id, q.flag("force")).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+pub fn rename(sup: &Arc<Supervisor>, id: &str, q: &Query) -> Result<Resp, DaemonError> {
+    let name = q
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| DaemonError::bad_request("rename: the name parameter is required"))?;
+    sup.rename(id, name)?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+/// Answers at once with the headers, and with the body when the container
+/// meets the condition: clients send `wait` before `start`.
+pub fn wait(sup: &Arc<Supervisor>, id: &str, q: &Query) -> Result<Resp, DaemonError> {
+    let condition = WaitCondition::parse(q.str("condition"))?;
+    let (_, entry) = sup.find(id)?;
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let (code, detail) = Supervisor::wait(&entry, condition).await;
+        let body = WaitResponse {
+            status_code: i64::from(code),
+            error: None,
+            detail,
+        };
+        if let Ok(json) = serde_json::to_vec(&body) {
+            let _ = tx.send(Bytes::from(json)).await;
+        }
+    });
+    Ok(http::streamed("application/json", rx))
+}
+
+pub fn top(sup: &Arc<Supervisor>, id: &str) -> Result<Resp, DaemonError> {
+    let (rec, entry) = sup.find(id)?;
+    let Some(live) = entry.live() else {
+        return Err(DaemonError::Conflict(format!(
+            "container {} is not running",
+            rec.short_id()
+        )));
+    };
+    let processes = live
+        .procs
+        .list()
+        .into_iter()
+        .map(|p| vec![p.pid.to_string(), p.ppid.to_string(), p.argv.join(" ")])
+        .collect();
+    Ok(http::json(
+        StatusCode::OK,
+        &TopResponse {
+            titles: vec!["PID".into(), "PPID".into(), "CMD".into()],
+            processes,
+        },
+    ))
+}
+
+/// Which streams a logs or attach request wants.
+fn wanted(q: &Query) -> (bool, bool) {
+    (q.flag("stdout"), q.flag("stderr"))
+}
+
+/// Encodes one chunk as the client expects it: framed without a TTY, raw
+/// with one, with a timestamp prefix when asked.
+fn encode(tty: bool, kind: StreamKind, data: &[u8], time: Option<DateTime<Utc>>) -> Vec<u8> {
+    let payload: std::borrow::Cow<'_, [u8]> = match time {
+        Some(t) => {
+            let mut p = format!("{} ", rfc3339(t)).into_bytes();
+            p.extend_from_slice(data);
+            p.into()
+        }
+        None => data.into(),
+    };
+    if tty {
+        payload.into_owned()
+    } else {
+        frame(kind, &payload)
+    }
+}
+
+pub fn logs(sup: &Arc<Supervisor>, id: &str, q: &Query) -> Result<Resp, DaemonError> {
+    let (rec, entry) = sup.find(id)?;
+    let (stdout, stderr) = wanted(q);
+    if !stdout && !stderr {
+        return Err(DaemonError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let now = Utc::now();
+    let parse_time = |key: &str| -> Result<Option<DateTime<Utc>>, DaemonError> {
+        match q.get(key).filter(|s| !s.is_empty() && *s != "0") {
+            None => Ok(None),
+            Some(s) => logs::parse_time(s, now)
+                .map(Some)
+                .ok_or_else(|| DaemonError::bad_request(format!("invalid {key} time {s:?}"))),
+        }
+    };
+    let tail = match q.get("tail") {
+        None | Some("" | "all") => None,
+        Some(n) => Some(
+            n.parse::<usize>()
+                .map_err(|_| DaemonError::bad_request(format!("invalid tail {n:?}")))?,
+        ),
+    };
+    let query = LogQuery {
+        stdout,
+        stderr,
+        tail,
+        since: parse_time("since")?,
+        until: parse_time("until")?,
+    };
+    let timestamps = q.flag("timestamps");
+    let follow = q.flag("follow") && query.until.is_none();
+    let tty = rec.spec.tty;
+    // Subscribe before reading, so a follower misses nothing in between.
+    let (len, mut live_rx) = entry.io.subscribe_at();
+    let following = follow && entry.live().is_some();
+    let path = entry.io.log_path().to_path_buf();
+    let entries = logs::read(&path, following.then_some(len), &query)
+        .map_err(|e| DaemonError::internal(format!("{}: {e}", path.display())))?;
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        for e in entries {
+            let chunk = encode(tty, e.stream, &e.data, timestamps.then_some(e.time));
+            if tx.send(Bytes::from(chunk)).await.is_err() {
+                return;
+            }
+        }
+        if !following {
+            return;
+        }
+        while let Some((kind, data)) = live_rx.recv().await {
+            let want = match kind {
+                StreamKind::Stdout => stdout,
+                StreamKind::Stderr => stderr,
+                _ => false,
+            };
+            if !want {
+                continue;
+            }
+            let chunk = encode(tty, kind, &data, timestamps.then(Utc::now));
+            if tx.send(Bytes::from(chunk)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let content_type = if tty { RAW_STREAM } else { MULTIPLEXED_STREAM };
+    Ok(http::streamed(content_type, rx))
+}
+
+/// The hijacked `attach`: output of the current (or next) run goes to the
+/// client until the run ends; with `stdin=1`, what the client sends goes
+/// to the guest's stdin.
+pub fn attach(
+    sup: &Arc<Supervisor>,
+    id: &str,
+    mut req: Request<Incoming>,
+) -> Result<Resp, DaemonError> {
+    let q = Query::parse(req.uri().query());
+    let (rec, entry) = sup.find(id)?;
+    let (stdout, stderr) = wanted(&q);
+    let tty = rec.spec.tty;
+    let (log_len, mut rx) = entry.io.subscribe_at();
+    let replay = if q.flag("logs") {
+        let query = LogQuery {
+            stdout,
+            stderr,
+            ..Default::default()
+        };
+        logs::read(entry.io.log_path(), Some(log_len), &query).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let stream = q.flag("stream");
+    let stdin = if q.flag("stdin") && rec.spec.interactive {
+        entry.io.attach_stdin(rec.spec.stdin_once)
+    } else {
+        None
+    };
+    let content_type = if tty { RAW_STREAM } else { MULTIPLEXED_STREAM };
+    let (resp, on_upgrade) = http::hijack(&mut req, content_type);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "attach: the upgrade failed");
+                return;
+            }
+        };
+        let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
+        if let Some(tx) = stdin {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    match rd.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if tx.send(Bytes::copy_from_slice(&buf[..n])).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        for e in replay {
+            if wr.write_all(&encode(tty, e.stream, &e.data, None)).await.is_err() {
+                return;
+            }
+        }
+        if stream {
+            while let Some((kind, data)) = rx.recv().await {
+                let want = match kind {
+                    StreamKind::Stdout => stdout,
+                    StreamKind::Stderr => stderr,
+                    _ => false,
+                };
+                if want && wr.write_all(&encode(tty, kind, &data, None)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = wr.flush().await;
+        let _ = wr.shutdown().await;
+    });
+    Ok(resp)
+}

@@ -1,0 +1,584 @@
+//! The container supervisor: owns every container's live state in the
+//! daemon, runs their programs through the one shared sandbox, records each
+//! change in the database, and applies restart policies.
+//!
+//! ```text
+//!   create ─▶ Created ─start─▶ Running ─exit─▶ Exited ─rm─▶ (gone)
+//!                                 ▲              │
+//!                                 └─ Restarting ◀┘  (restart policy, with backoff)
+//! ```
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::error::DaemonError;
+use super::io::ContainerIo;
+use crate::container::{
+    ContainerRecord, ContainerSpec, ContainerState, Containers, ProcessRequest, SpecRequest,
+    prepare,
+};
+use crate::image::ImageStore;
+use crate::sandbox::proctable::ProcTable;
+use crate::sandbox::{Exit, Sandbox, Stdio, StopHandle, StopReason};
+use crate::state::StateRoot;
+
+/// The error recorded for containers stopped by the daemon's own shutdown;
+/// on the next start they count as having been running.
+pub const SHUTDOWN_ERROR: &str = "stopped: the daemon shut down";
+/// The error recorded for containers found running after a daemon crash.
+pub const CRASH_ERROR: &str = "stopped: the daemon exited while the container was running";
+
+/// Docker's restart backoff: 100 ms, doubling, at most a minute, reset
+/// when a run lasted at least ten seconds.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+const BACKOFF_RESET: Duration = Duration::from_secs(10);
+
+/// How long `stop` waits for a guest to end before reporting an error.
+/// Guests end within an epoch tick; this only guards against a bug.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// What clients can observe of a container's run state.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub running: bool,
+    pub restarting: bool,
+    /// How many runs have ended.
+    pub exits: u64,
+    pub exit_code: i32,
+    /// Why the last run ended, when it did not simply exit.
+    pub detail: Option<String>,
+    pub removed: bool,
+}
+
+/// A running container's handles.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub stop: StopHandle,
+    pub procs: ProcTable,
+}
+
+/// One container known to the daemon.
+#[derive(Debug)]
+pub struct Entry {
+    pub id: String,
+    pub io: Arc<ContainerIo>,
+    status: watch::Sender<Status>,
+    live: Mutex<Option<Live>>,
+}
+
+impl Entry {
+    fn new(id: String, io: ContainerIo) -> Self {
+        Self {
+            id,
+            io: Arc::new(io),
+            status: watch::Sender::new(Status::default()),
+            live: Mutex::new(None),
+        }
+    }
+
+    pub fn live(&self) -> Option<Live> {
+        lock(&self.live).clone()
+    }
+
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    pub fn watch(&self) -> watch::Receiver<Status> {
+        self.status.subscribe()
+    }
+}
+
+/// What `wait` waits for, as Docker's `condition` parameter names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl WaitCondition {
+    pub fn parse(s: &str) -> Result<Self, DaemonError> {
+        match s {
+            "" | "not-running" => Ok(Self::NotRunning),
+            "next-exit" => Ok(Self::NextExit),
+            "removed" => Ok(Self::Removed),
+            other => Err(DaemonError::bad_request(format!(
+                "invalid condition {other:?}: use not-running, next-exit or removed"
+            ))),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The daemon's containers.
+pub struct Supervisor {
+    root: StateRoot,
+    sandbox: Sandbox,
+    images: Mutex<ImageStore>,
+    db: Mutex<Containers>,
+    entries: Mutex<HashMap<String, Arc<Entry>>>,
+    shutting_down: AtomicBool,
+    pub(super) execs: super::exec::Execs,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Supervisor {
+    pub fn new(root: &StateRoot, sandbox: Sandbox) -> Result<Self, DaemonError> {
+        let images = ImageStore::open(root).map_err(DaemonError::internal)?;
+        let db = Containers::open(root).map_err(DaemonError::internal)?;
+        Ok(Self {
+            root: root.clone(),
+            sandbox,
+            images: Mutex::new(images),
+            db: Mutex::new(db),
+            entries: Mutex::new(HashMap::new()),
+            shutting_down: AtomicBool::new(false),
+            execs: Default::default(),
+        })
+    }
+
+    pub fn root(&self) -> &StateRoot {
+        &self.root
+    }
+
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    pub fn images(&self) -> MutexGuard<'_, ImageStore> {
+        lock(&self.images)
+    }
+
+    pub fn db(&self) -> MutexGuard<'_, Containers> {
+        lock(&self.db)
+    }
+
+    /// Loads every stored container. Those the daemon left running (it was
+    /// killed) are recorded as exited; then restart policies decide which
+    /// start again.
+    pub fn restore(self: &Arc<Self>) -> Result<(), DaemonError> {
+        let records = self.db().list()?;
+        let mut to_start = Vec::new();
+        for rec in records {
+            let was_running = rec.state == ContainerState::Running
+                || rec.error.as_deref() == Some(SHUTDOWN_ERROR);
+            if rec.state == ContainerState::Running {
+                self.db().mark_exited(
+                    &rec.id,
+                    StopReason::Killed.exit_code(),
+                    Some(CRASH_ERROR),
+                )?;
+            }
+            let entry = self.add_entry(&rec.id);
+            entry.status.send_modify(|s| {
+                s.exit_code = rec.exit_code.unwrap_or(0);
+            });
+            if rec
+                .spec
+                .restart
+                .restarts_with_daemon(was_running, rec.manually_stopped)
+            {
+                to_start.push(rec.id.clone());
+            }
+        }
+        for id in to_start {
+            let sup = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = sup.start(&id).await {
+                    tracing::warn!(container = %&id[..12], error = %e, "restart on daemon start failed");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn add_entry(&self, id: &str) -> Arc<Entry> {
+        let io = ContainerIo::new(self.db().log_path(id));
+        let entry = Arc::new(Entry::new(id.to_string(), io));
+        lock(&self.entries).insert(id.to_string(), entry.clone());
+        entry
+    }
+
+    /// Finds a container by name, ID or ID prefix.
+    pub fn find(&self, name_or_id: &str) -> Result<(ContainerRecord, Arc<Entry>), DaemonError> {
+        let rec = self.db().get(name_or_id)?;
+        let entry = lock(&self.entries).get(&rec.id).cloned();
+        let entry = match entry {
+            Some(e) => e,
+            None => self.add_entry(&rec.id),
+        };
+        Ok((rec, entry))
+    }
+
+    /// Creates a container: resolves the image, applies its defaults, and
+    /// copies its layers into the container's rootfs.
+    pub async fn create(
+        self: &Arc<Self>,
+        name: Option<String>,
+        req: SpecRequest,
+    ) -> Result<ContainerRecord, DaemonError> {
+        let sup = self.clone();
+        let rec = tokio::task::spawn_blocking(move || -> Result<ContainerRecord, DaemonError> {
+            let (image, layers) = {
+                let images = sup.images();
+                let image = images.resolve(&req.image)?;
+                let layers = images.layer_dirs(&image)?;
+                (image, layers)
+            };
+            let cfg = image.config.config().clone().unwrap_or_default();
+            let spec = ContainerSpec::resolve(req, &cfg)?;
+            let rec = sup.db().insert(&image, name.as_deref(), spec)?;
+            if let Err(e) = sup.db().materialise(&layers, &rec) {
+                let _ = sup.db().delete(&rec.id);
+                return Err(e.into());
+            }
+            Ok(rec)
+        })
+        .await
+        .map_err(DaemonError::internal)??;
+        self.add_entry(&rec.id);
+        Ok(rec)
+    }
+
+    /// Starts a container's main program. 304 when it is already running.
+    pub async fn start(self: &Arc<Self>, name_or_id: &str) -> Result<(), DaemonError> {
+        let (rec, entry) = self.find(name_or_id)?;
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(DaemonError::Conflict("the daemon is shutting down".into()));
+        }
+        let live = {
+            let mut slot = lock(&entry.live);
+            if slot.is_some() {
+                return Err(DaemonError::NotModified);
+            }
+            let procs = ProcTable::new(self.db().proc_dir(&rec.id))
+                .map_err(|e| DaemonError::internal(format!("container {}: {e}", rec.short_id())))?;
+            let live = Live {
+                stop: StopHandle::new(),
+                procs,
+            };
+            *slot = Some(live.clone());
+            // Starting counts as running: a `stop` from now on waits for
+            // this run's end.
+            entry.status.send_modify(|s| s.running = true);
+            live
+        };
+        match self.launch(&entry, &rec, &live, false).await {
+            Ok(process) => {
+                let sup = self.clone();
+                tokio::spawn(async move { sup.supervise(entry, rec, live, process).await });
+                Ok(())
+            }
+            Err(e) => {
+                *lock(&entry.live) = None;
+                // As Docker: a container that was to be removed on exit is
+                // removed when it cannot start (clients wait for that).
+                if rec.spec.auto_remove {
+                    let _ = self.remove(&rec.id, true).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Prepares a run and records it as started. A program that cannot be
+    /// loaded is recorded as an exit with Docker's 127 or 126.
+    async fn launch(
+        &self,
+        entry: &Arc<Entry>,
+        rec: &ContainerRecord,
+        live: &Live,
+        restarted: bool,
+    ) -> Result<crate::container::Process, DaemonError> {
+        let (stdout, stderr) = entry.io.outputs();
+        let stdio = Stdio {
+            stdin: entry.io.stdin_for_run(rec.spec.interactive),
+            stdout,
+            stderr,
+        };
+        let rootfs = self.db().rootfs(&rec.id);
+        let prepared = tokio::task::block_in_place(|| {
+            prepare(
+                &self.sandbox,
+                &rootfs,
+                &live.procs,
+                rec,
+                ProcessRequest::default(),
+                stdio,
+            )
+        });
+        match prepared {
+            Ok(process) => {
+                self.db().mark_running(&rec.id, restarted)?;
+                entry.status.send_modify(|s| {
+                    s.running = true;
+                    s.restarting = false;
+                });
+                Ok(process)
+            }
+            Err(e) => {
+                let code = e.exit_code();
+                let msg = e.to_string();
+                self.db().mark_exited(&rec.id, code, Some(&msg))?;
+                entry.io.end_run();
+                entry.status.send_modify(|s| {
+                    s.running = false;
+                    s.restarting = false;
+                    s.exits += 1;
+                    s.exit_code = code;
+                    s.detail = Some(msg.clone());
+                });
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Runs the container until it ends for good: records each exit,
+    /// restarts it as its policy says, and removes it if asked to.
+    async fn supervise(
+        self: Arc<Self>,
+        entry: Arc<Entry>,
+        mut rec: ContainerRecord,
+        mut live: Live,
+        mut process: crate::container::Process,
+    ) {
+        let mut backoff = BACKOFF_START;
+        loop {
+            let started = Instant::now();
+            let result = self
+                .sandbox
+                .run(&process.program_path, &process.program, process.spec, &live.stop)
+                .await;
+            drop(process.entry);
+            let (code, error) = match &result {
+                Ok(exit) => (exit.code(), exit.describe()),
+                Err(e) => (128, Some(e.to_string())),
+            };
+            let shutting_down = self.shutting_down.load(Ordering::SeqCst);
+            let error = match (&result, shutting_down) {
+                (Ok(Exit::Stopped(_)), true) => Some(SHUTDOWN_ERROR.to_string()),
+                _ => error,
+            };
+            if let Err(e) = self.db().mark_exited(&rec.id, code, error.as_deref()) {
+                tracing::error!(container = rec.short_id(), error = %e, "cannot record the exit");
+            }
+            entry.io.end_run();
+            let manual = live.stop.reason().is_some();
+            let restart = !shutting_down
+                && rec
+                    .spec
+                    .restart
+                    .restarts_after_exit(code, rec.restart_count, manual);
+            if !restart {
+                *lock(&entry.live) = None;
+                entry.status.send_modify(|s| {
+                    s.running = false;
+                    s.restarting = false;
+                    s.exits += 1;
+                    s.exit_code = code;
+                    s.detail = error.clone();
+                });
+                break;
+            }
+            // Restarting: a fresh stop handle, so a `stop` during the
+            // backoff cancels the restart.
+            if started.elapsed() >= BACKOFF_RESET {
+                backoff = BACKOFF_START;
+            }
+            live = Live {
+                stop: StopHandle::new(),
+                procs: live.procs.clone(),
+            };
+            *lock(&entry.live) = Some(live.clone());
+            entry.status.send_modify(|s| {
+                s.running = false;
+                s.restarting = true;
+                s.exits += 1;
+                s.exit_code = code;
+                s.detail = error.clone();
+            });
+            let cancelled = tokio::select! {
+                _ = tokio::time::sleep(backoff) => false,
+                _ = live.stop.stopped() => true,
+            };
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            if cancelled || self.shutting_down.load(Ordering::SeqCst) {
+                *lock(&entry.live) = None;
+                entry.status.send_modify(|s| s.restarting = false);
+                break;
+            }
+            rec = match self.db().get(&rec.id) {
+                Ok(r) => r,
+                Err(_) => {
+                    *lock(&entry.live) = None;
+                    break;
+                }
+            };
+            match self.launch(&entry, &rec, &live, true).await {
+                Ok(p) => {
+                    rec.restart_count += 1;
+                    process = p;
+                }
+                Err(e) => {
+                    tracing::warn!(container = rec.short_id(), error = %e, "restart failed");
+                    *lock(&entry.live) = None;
+                    break;
+                }
+            }
+        }
+        if rec.spec.auto_remove
+            && !self.shutting_down.load(Ordering::SeqCst)
+            && let Err(e) = self.remove(&rec.id, true).await
+        {
+            tracing::warn!(container = rec.short_id(), error = %e, "auto-remove failed");
+        }
+    }
+
+    /// Stops a running container (or one waiting to restart) and waits for
+    /// it to end. 304 when it is not running.
+    pub async fn stop(&self, name_or_id: &str, reason: StopReason) -> Result<(), DaemonError> {
+        let (rec, entry) = self.find(name_or_id)?;
+        let Some(live) = entry.live() else {
+            return Err(DaemonError::NotModified);
+        };
+        self.db().mark_manually_stopped(&rec.id)?;
+        let mut watch = entry.watch();
+        live.stop.stop(reason);
+        let ended = tokio::time::timeout(
+            STOP_WAIT,
+            watch.wait_for(|s| !s.running && !s.restarting),
+        )
+        .await;
+        match ended {
+            Ok(_) => Ok(()),
+            Err(_) => Err(DaemonError::internal(format!(
+                "container {}: did not stop within {STOP_WAIT:?}",
+                rec.short_id()
+            ))),
+        }
+    }
+
+    /// Docker's `kill`: like stop, but a container that is not running is
+    /// a conflict, not "not modified".
+    pub async fn kill(&self, name_or_id: &str, reason: StopReason) -> Result<(), DaemonError> {
+        match self.stop(name_or_id, reason).await {
+            Err(DaemonError::NotModified) => {
+                let (rec, _) = self.find(name_or_id)?;
+                Err(DaemonError::Conflict(format!(
+                    "Cannot kill container: {}: container {} is not running",
+                    name_or_id,
+                    rec.short_id()
+                )))
+            }
+            other => other,
+        }
+    }
+
+    /// Removes a container; a running one only with `force`, which stops it.
+    pub async fn remove(&self, name_or_id: &str, force: bool) -> Result<(), DaemonError> {
+        let (rec, entry) = self.find(name_or_id)?;
+        if entry.live().is_some() {
+            if !force {
+                return Err(DaemonError::Conflict(format!(
+                    "cannot remove container \"{name_or_id}\": container is running: stop the container before removing or force remove"
+                )));
+            }
+            match self.stop(&rec.id, StopReason::Killed).await {
+                Ok(()) | Err(DaemonError::NotModified) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Only one remover wins the record; the others see it gone.
+        let deleted = self
+            .db()
+            .delete_record(&rec.id)
+            .map_err(DaemonError::from)?;
+        if !deleted {
+            return Err(DaemonError::NotFound(format!(
+                "No such container: {name_or_id}"
+            )));
+        }
+        lock(&self.entries).remove(&rec.id);
+        self.execs.forget_container(&rec.id);
+        let root = self.root.clone();
+        let id = rec.id.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            crate::container::remove_container_dir(&root, &id)
+        })
+        .await
+        .map_err(DaemonError::internal)?;
+        entry.status.send_modify(|s| s.removed = true);
+        removed.map_err(DaemonError::from)
+    }
+
+    /// Resolves once the container meets `condition`, with its exit code
+    /// and why it ended.
+    pub async fn wait(entry: &Entry, condition: WaitCondition) -> (i32, Option<String>) {
+        let mut rx = entry.watch();
+        let initial = rx.borrow_and_update().clone();
+        let done = |s: &Status| match condition {
+            WaitCondition::NotRunning => {
+                (!s.running && !s.restarting) || s.removed || s.exits > initial.exits
+            }
+            WaitCondition::NextExit => s.exits > initial.exits || s.removed,
+            WaitCondition::Removed => s.removed,
+        };
+        let waited = rx.wait_for(done).await.map(|s| s.clone());
+        let status = match waited {
+            Ok(s) => s,
+            Err(_) => rx.borrow().clone(),
+        };
+        (status.exit_code, status.detail)
+    }
+
+    /// Gives a container a new name.
+    pub fn rename(&self, name_or_id: &str, new_name: &str) -> Result<(), DaemonError> {
+        let new_name = new_name.trim_start_matches('/');
+        let (rec, _) = self.find(name_or_id)?;
+        self.db().rename(&rec.id, new_name)?;
+        Ok(())
+    }
+
+    /// Stops every container for shutdown; restart policies see them as
+    /// having been running when the daemon comes back.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let entries: Vec<Arc<Entry>> = lock(&self.entries).values().cloned().collect();
+        let mut waits = Vec::new();
+        for entry in entries {
+            if let Some(live) = entry.live() {
+                let mut watch = entry.watch();
+                live.stop.stop(StopReason::Killed);
+                waits.push(async move {
+                    let _ = tokio::time::timeout(
+                        STOP_WAIT,
+                        watch.wait_for(|s| !s.running && !s.restarting),
+                    )
+                    .await;
+                });
+            }
+        }
+        futures_util::future::join_all(waits).await;
+        self.execs.stop_all();
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}

@@ -135,6 +135,8 @@ fn a_corrupt_compile_cache_entry_is_recompiled() {
         }
     }
     assert_eq!(entries.len(), 1, "one compiled program: {entries:?}");
+    // The daemon keeps loaded programs in memory; a new one reads the cache.
+    root.wrun(&["daemon", "stop"]).ok();
     let mut bytes = std::fs::read(&entries[0]).expect("read");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;

@@ -87,6 +87,17 @@ impl Ran {
     }
 }
 
+/// A root's daemon (started on demand by the first container verb) is
+/// stopped with the root, through `wrun daemon stop`: the daemon this test
+/// started, and no other.
+impl Drop for Root {
+    fn drop(&mut self) {
+        if self.path().join("wrun.sock").exists() {
+            let _ = self.cmd(&["daemon", "stop"]).output();
+        }
+    }
+}
+
 impl Root {
     pub fn new() -> Self {
         Self {
@@ -103,6 +114,8 @@ impl Root {
         c.args(args)
             .env("WRUN_ROOT", self.path())
             .env_remove("WRUN_LOG")
+            .env_remove("WRUN_HOST")
+            .env_remove("WRUN_NO_START")
             .env_remove("SOURCE_DATE_EPOCH")
             .stdin(Stdio::null());
         c

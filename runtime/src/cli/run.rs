@@ -85,7 +85,7 @@ impl RunCommand {
                 status, message, ..
             }) if status == StatusCode::NOT_FOUND && message.starts_with("No such image") =>
             {
-                let shown = self.image.clone();
+                let shown = self.shown_image(ctx);
                 eprintln!("Unable to find image '{shown}' locally");
                 if self.pull == PullPolicy::Never {
                     bail!("{shown}: image not found locally, and --pull=never forbids pulling it");
@@ -104,10 +104,27 @@ impl RunCommand {
         self.foreground(&client, &id).await
     }
 
+    /// Pulls the image on a thread of its own: the registry client runs
+    /// its own async runtime.
     fn pull(&self, ctx: &Ctx) -> Result<()> {
-        let mut store = ImageStore::open(&ctx.root)?;
-        pull_image(&mut store, &self.image, false, StatusTo::Stderr)
-            .map_err(|e| anyhow::anyhow!("{}", super::chain(&e)))
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut store = ImageStore::open(&ctx.root)?;
+                pull_image(&mut store, &self.image, false, StatusTo::Stderr)
+                    .map_err(|e| anyhow::anyhow!("{}", super::chain(&e)))
+            })
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the pull thread panicked")))
+        })
+    }
+
+    /// The image's name as Docker shows it (`busybox:latest`).
+    fn shown_image(&self, ctx: &Ctx) -> String {
+        ImageStore::open(&ctx.root)
+            .ok()
+            .and_then(|s| s.parse_reference(&self.image).ok())
+            .map(|r| r.familiar())
+            .unwrap_or_else(|| self.image.clone())
     }
 
     /// Attach, wait, start; stream until the container ends; exit with its
@@ -127,9 +144,9 @@ impl RunCommand {
             )
             .await?;
         let (rd, wr) = tokio::io::split(conn);
-        if let Err(e) = start(client, id).await {
-            return Err(e);
-        }
+        // Listen for Ctrl-C before the container starts, so none is missed.
+        let interrupts = Interrupts::new()?;
+        start(client, id).await?;
         if self.interactive {
             tokio::spawn(streams::pump_stdin(wr));
         } else {
@@ -138,7 +155,8 @@ impl RunCommand {
         let on_ctrl_c = client.clone();
         let target = id.to_string();
         tokio::spawn(async move {
-            while tokio::signal::ctrl_c().await.is_ok() {
+            let mut interrupts = interrupts;
+            while interrupts.next().await {
                 let _ = on_ctrl_c
                     .call(
                         Method::POST,
@@ -217,6 +235,33 @@ impl RunCommand {
                 network_mode: String::new(),
             },
         })
+    }
+}
+
+/// Ctrl-C presses, registered for as soon as this is created.
+struct Interrupts {
+    #[cfg(unix)]
+    sigint: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            #[cfg(unix)]
+            sigint: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("cannot listen for Ctrl-C")?,
+        })
+    }
+
+    async fn next(&mut self) -> bool {
+        #[cfg(unix)]
+        {
+            self.sigint.recv().await.is_some()
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.is_ok()
+        }
     }
 }
 

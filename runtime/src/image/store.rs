@@ -403,7 +403,13 @@ impl ImageStore {
                     .is_some()
             });
         let tags = self.tags_of(&id)?;
-        if !force && let Some(user) = users.first() {
+        let untag_only = by_id.is_some() && tags.len() > 1;
+        // Untagging one of several names is always allowed, as in Docker;
+        // deleting an image a container uses needs force.
+        if !force
+            && !untag_only
+            && let Some(user) = users.first()
+        {
             let what = by_id.clone().unwrap_or_else(|| id.short().to_string());
             return Err(ImageError::InUse {
                 name: what,

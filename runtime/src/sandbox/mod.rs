@@ -126,6 +126,7 @@ impl Sandbox {
             .cache
             .load_or_compile(&self.engine, name, &digest, kind, bytes)?;
         run::check_entry_points(&self.engine, name, &program)?;
+        self.linkers.check_links(name, &program)?;
         let mut map = self.loaded();
         if map.len() >= LOADED_PROGRAMS {
             map.clear();

@@ -126,6 +126,26 @@ impl Linkers {
     }
 }
 
+impl Linkers {
+    /// Refuses a program that imports something wrun does not provide,
+    /// before any container is started with it.
+    pub fn check_links(&self, name: &str, program: &Program) -> Result<(), SandboxError> {
+        let err = |e: wasmtime::Error| SandboxError::Start {
+            program: name.to_string(),
+            message: format!("{e:#}"),
+        };
+        match program {
+            Program::Module(m) => {
+                self.p1()?.instantiate_pre(m).map_err(err)?;
+            }
+            Program::Command(c) => {
+                self.p2()?.instantiate_pre(c).map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 const RUN_INTERFACE: &str = "wasi:cli/run@0.2";
 const HTTP_INTERFACE: &str = "wasi:http/incoming-handler@0.2";
 

@@ -207,10 +207,19 @@ pub async fn build(
             Box::new(StreamWriter(messages.clone()))
         };
         match crate::image::build::build(&mut store, &opts, &mut out) {
-            Ok(id) => messages.send(&JsonMessage {
-                aux: Some(serde_json::json!({ "ID": id.to_string() })),
-                ..Default::default()
-            }),
+            Ok(id) => {
+                messages.send(&JsonMessage {
+                    aux: Some(serde_json::json!({ "ID": id.to_string() })),
+                    ..Default::default()
+                });
+                // A quiet build's only output is the image ID.
+                if quiet {
+                    messages.send(&JsonMessage {
+                        stream: Some(format!("{id}\n")),
+                        ..Default::default()
+                    });
+                }
+            }
             Err(e) => messages.error(e.to_string()),
         }
     }))

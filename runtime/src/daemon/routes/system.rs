@@ -47,7 +47,17 @@ pub fn version() -> Resp {
     let mut details = std::collections::BTreeMap::new();
     details.insert("ApiVersion".to_string(), API_VERSION.to_string());
     details.insert("MinAPIVersion".to_string(), MIN_API_VERSION.to_string());
-    details.insert("Os".to_string(), std::env::consts::OS.to_string());
+    for (k, v) in [
+        ("Os", os_type()),
+        ("Arch", std::env::consts::ARCH),
+        ("GoVersion", "none (Rust)"),
+        ("GitCommit", "-"),
+        ("KernelVersion", "-"),
+        ("BuildTime", "-"),
+        ("Experimental", "false"),
+    ] {
+        details.insert(k.to_string(), v.to_string());
+    }
     http::json(
         StatusCode::OK,
         &VersionResponse {

@@ -48,7 +48,9 @@ windows:
 	$(CARGO) check -p wrun --target x86_64-pc-windows-gnu
 
 bench: release
+	$(CARGO) build --release -p wrun --examples
 	bash bench/run.sh
+	bash bench/daemon.sh
 	bash bench/registry.sh
 
 install: release

@@ -6,6 +6,8 @@ mod archive;
 mod artifact;
 mod bad_input;
 mod build;
+mod daemon;
+mod docker_cli;
 mod images;
 mod interop;
 mod pull_on_demand;

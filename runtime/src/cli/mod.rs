@@ -58,7 +58,13 @@ pub struct Cli {
     host: Option<String>,
 
     /// Do not start the daemon when none is running
-    #[arg(long, env = "WRUN_NO_START", global = true)]
+    #[arg(
+        long,
+        env = "WRUN_NO_START",
+        global = true,
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     no_start: bool,
 
     #[command(subcommand)]

@@ -14,7 +14,9 @@ mod records;
 mod run;
 mod spec;
 
-pub use records::{ContainerRecord, ContainerState, Containers, remove_container_dir};
+pub use records::{
+    ContainerRecord, ContainerState, Containers, materialise, remove_container_dir,
+};
 pub use run::{Process, ProcessRequest, prepare};
 pub use spec::{ContainerSpec, RestartPolicy, SpecRequest, VolumeSpec, merge_env};
 

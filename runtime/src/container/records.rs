@@ -220,28 +220,43 @@ impl Containers {
         layers: &[PathBuf],
         rec: &ContainerRecord,
     ) -> Result<(), ContainerError> {
+        materialise(&self.root, layers, rec)
+    }
+}
+
+/// Gives a recorded container its own copy of the image's unpacked `layers`
+/// (bottom first) as its rootfs. Needs no database connection, so a caller
+/// sharing one can do this without holding it.
+pub fn materialise(
+    root: &StateRoot,
+    layers: &[PathBuf],
+    rec: &ContainerRecord,
+) -> Result<(), ContainerError> {
+    {
         let rootfs_err = |message: String| ContainerError::Rootfs {
             id: rec.short_id().to_string(),
             message,
         };
-        let rootfs = self.rootfs(&rec.id);
+        let rootfs = root.containers_dir().join(&rec.id).join("rootfs");
         std::fs::create_dir_all(&rootfs)
             .map_err(|e| rootfs_err(format!("{}: {e}", rootfs.display())))?;
         layer::compose::compose(layers, &rootfs).map_err(|e| rootfs_err(e.to_string()))?;
         // Mount points must exist so that `ls /` shows them, as on Linux.
         let mut points = vec!["/proc".to_string(), rec.spec.workdir.clone()];
         points.extend(rec.spec.volumes.iter().map(|v| v.guest.clone()));
-        let root = crate::image::rootfs::open(&rootfs).map_err(|e| rootfs_err(e.to_string()))?;
+        let dir = crate::image::rootfs::open(&rootfs).map_err(|e| rootfs_err(e.to_string()))?;
         for p in points {
             let rel = p.trim_start_matches('/');
             if !rel.is_empty() {
-                root.create_dir_all(rel)
+                dir.create_dir_all(rel)
                     .map_err(|e| rootfs_err(format!("cannot create {p} in the rootfs: {e}")))?;
             }
         }
         Ok(())
     }
+}
 
+impl Containers {
     /// Finds a container by name, full ID or unique ID prefix.
     pub fn get(&self, name_or_id: &str) -> Result<ContainerRecord, ContainerError> {
         let by_name = self.query_one("WHERE name = ?1", name_or_id)?;

@@ -96,7 +96,9 @@ impl RestartPolicy {
     pub fn restarts_with_daemon(self, was_running: bool, manual: bool) -> bool {
         match self {
             Self::No => false,
-            Self::Always => !manual,
+            // As Docker: `always` comes back with the daemon even after a
+            // manual stop; only `unless-stopped` remembers the stop.
+            Self::Always => true,
             Self::UnlessStopped => !manual,
             Self::OnFailure { .. } => was_running,
         }

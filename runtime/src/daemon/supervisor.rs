@@ -185,15 +185,21 @@ impl Supervisor {
                     Some(CRASH_ERROR),
                 )?;
             }
+            let restart = rec
+                .spec
+                .restart
+                .restarts_with_daemon(was_running, rec.manually_stopped);
+            // A `--rm` container that ended while the daemon was away is
+            // removed now, as Docker does.
+            if rec.spec.auto_remove && !restart && rec.state != ContainerState::Created {
+                self.db().delete(&rec.id)?;
+                continue;
+            }
             let entry = self.add_entry(&rec.id);
             entry.status.send_modify(|s| {
                 s.exit_code = rec.exit_code.unwrap_or(0);
             });
-            if rec
-                .spec
-                .restart
-                .restarts_with_daemon(was_running, rec.manually_stopped)
-            {
+            if restart {
                 to_start.push(rec.id.clone());
             }
         }
@@ -208,11 +214,20 @@ impl Supervisor {
         Ok(())
     }
 
+    /// The entry for `id`, made if there is none yet (never replaced: a
+    /// concurrent caller gets the same one).
     fn add_entry(&self, id: &str) -> Arc<Entry> {
-        let io = ContainerIo::new(self.db().log_path(id));
-        let entry = Arc::new(Entry::new(id.to_string(), io));
-        lock(&self.entries).insert(id.to_string(), entry.clone());
-        entry
+        let log = self.db().log_path(id);
+        lock(&self.entries)
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Entry::new(id.to_string(), ContainerIo::new(log))))
+            .clone()
+    }
+
+    /// The live entry of a container known by its full ID.
+    pub fn entry(&self, id: &str) -> Arc<Entry> {
+        let found = lock(&self.entries).get(id).cloned();
+        found.unwrap_or_else(|| self.add_entry(id))
     }
 
     /// Finds a container by name, ID or ID prefix.
@@ -244,7 +259,9 @@ impl Supervisor {
             let cfg = image.config.config().clone().unwrap_or_default();
             let spec = ContainerSpec::resolve(req, &cfg)?;
             let rec = sup.db().insert(&image, name.as_deref(), spec)?;
-            if let Err(e) = sup.db().materialise(&layers, &rec) {
+            // The copy runs without the database lock held.
+            let made = crate::container::materialise(&sup.root, &layers, &rec);
+            if let Err(e) = made {
                 let _ = sup.db().delete(&rec.id);
                 return Err(e.into());
             }

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 pub use engine::SandboxOptions;
 pub use grant::{Input, Mount, Output, OutputSink, ProcessSpec, Stdio};
-pub use run::Exit;
+pub use run::{Exit, OOM_DESCRIPTION};
 pub use stop::{StopHandle, StopReason};
 
 use wasmtime::Engine;

@@ -14,6 +14,10 @@ use super::limits::MemoryLimiter;
 use super::stop::StopHandle;
 use super::{Program, Sandbox, SandboxError, StopReason};
 
+/// How an out-of-memory ending is described; `inspect` reads it back as
+/// `OOMKilled`.
+pub const OOM_DESCRIPTION: &str = "out of memory";
+
 /// How a guest ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exit {
@@ -46,7 +50,7 @@ impl Exit {
             Self::Stopped(StopReason::Interrupted) => Some("interrupted".into()),
             Self::Stopped(StopReason::Killed) => Some("killed".into()),
             Self::OutOfMemory { limit, requested } => Some(format!(
-                "out of memory: the guest asked for {requested} bytes of linear memory, over its limit of {limit} bytes"
+                "{OOM_DESCRIPTION}: the guest asked for {requested} bytes of linear memory, over its limit of {limit} bytes"
             )),
             Self::Trapped(msg) => Some(format!("guest trapped: {msg}")),
         }

@@ -199,11 +199,7 @@ pub fn list(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
     let records = sup.db().list()?;
     let mut out = Vec::new();
     for rec in records {
-        let (_, entry) = match sup.find(&rec.id) {
-            Ok(f) => f,
-            Err(_) => continue,
-        };
-        let status = entry.status();
+        let status = sup.entry(&rec.id).status();
         let has_status_filter = filters.iter().any(|(k, _)| k == "status");
         if !all && !has_status_filter && !(status.running || status.restarting) {
             continue;
@@ -250,7 +246,11 @@ fn inspect_body(sup: &Supervisor, rec: &ContainerRecord, entry: &Entry) -> Conta
             running: status.running || status.restarting,
             paused: false,
             restarting: status.restarting,
-            oom_killed: false,
+            oom_killed: !status.running
+                && rec
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with(crate::sandbox::OOM_DESCRIPTION)),
             dead: false,
             pid,
             exit_code: rec.exit_code.unwrap_or(0),

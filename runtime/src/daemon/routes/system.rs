@@ -86,11 +86,9 @@ pub fn info(sup: &Arc<Supervisor>, host: &str) -> Result<Resp, DaemonError> {
     let records = sup.db().list()?;
     let mut running = 0;
     for r in &records {
-        if let Ok((_, e)) = sup.find(&r.id) {
-            let s = e.status();
-            if s.running || s.restarting {
-                running += 1;
-            }
+        let s = sup.entry(&r.id).status();
+        if s.running || s.restarting {
+            running += 1;
         }
     }
     let images = sup.images().list()?.len();

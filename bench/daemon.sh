@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Daemon benchmarks:
+#  - container throughput: create, start, wait and remove containers running
+#    busybox `true` through the Docker API, with 1, 8 and 64 clients at once,
+#    in containers per second;
+#  - density: 1,000 containers running `sleep 3600`; the daemon's RSS
+#    divided by 1,000 (and the growth over an idle daemon, per container).
+# The peer figures are runwasi's published ones (its containerd wasmtime
+# shim cannot run on this machine without containerd and a Kubernetes node):
+# 330 tasks/s, and about 23 MB per container.
+#
+# Usually run through `make bench`; works from any directory once
+# `cargo build --release -p wrun --bins --examples` has run. Results go to
+# bench/results/daemon.txt. Exits non-zero only when something fails.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo="$PWD"
+results="$repo/bench/results"
+WRUN="$repo/target/release/wrun"
+LOAD="$repo/target/release/examples/wrun_load"
+DENSITY=1000
+RUNWASI_TASKS_PER_SEC=330
+RUNWASI_MB_PER_CONTAINER=23
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() {
+  printf 'bench: %s\n' "$*" >&2
+  exit 1
+}
+
+if [ ! -x "$WRUN" ] || [ ! -x "$LOAD" ]; then
+  say "building wrun and the load generator (release)"
+  cargo build --release -p wrun --bins --examples
+fi
+say "building the sample guests"
+bash samples/build.sh
+
+scratch="$(mktemp -d "${TMPDIR:-/tmp}/wrun-bench.XXXXXX")"
+export WRUN_ROOT="$scratch/root"
+unset WRUN_LOG RUST_LOG WRUN_HOST
+cleanup() {
+  # Stops this root's daemon (and with it every container it runs).
+  "$WRUN" daemon stop >/dev/null 2>&1 || true
+  chmod -R u+w "$scratch" 2>/dev/null || true
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+"$WRUN" build -q -t busybox samples/busybox >/dev/null
+# The first run starts the daemon and compiles the guest once.
+"$WRUN" run --rm busybox true
+address="unix://$WRUN_ROOT/wrun.sock"
+pid="$(tr -d '[:space:]' <"$WRUN_ROOT/daemon.lock")"
+[ -n "$pid" ] && [ -d "/proc/$pid" ] || die "no daemon process (pid '$pid')"
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$pid/status"; }
+
+load_before="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+declare -A rate
+for clients in 1 8 64; do
+  total=$((clients < 8 ? 300 : 1000))
+  say "throughput: $clients client(s), $total containers"
+  line="$("$LOAD" "$address" throughput busybox "$clients" "$total")"
+  echo "$line" >&2
+  rate[$clients]="$(sed -n 's/.*per_second=\([0-9.]*\).*/\1/p' <<<"$line")"
+done
+
+rss_idle="$(rss_kb)"
+say "density: starting $DENSITY containers running sleep 3600"
+line="$("$LOAD" "$address" density busybox "$DENSITY")"
+echo "$line" >&2
+running="$("$WRUN" ps -q | wc -l)"
+[ "$running" -ge "$DENSITY" ] || die "only $running containers are running"
+sleep 1
+rss_full="$(rss_kb)"
+load_after="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
+
+mkdir -p "$results"
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+python3 - "$results/daemon.txt" <<PY
+import sys
+r1, r8, r64 = ${rate[1]}, ${rate[8]}, ${rate[64]}
+idle, full, n = ${rss_idle}, ${rss_full}, ${DENSITY}
+peer_rate, peer_mb = ${RUNWASI_TASKS_PER_SEC}, ${RUNWASI_MB_PER_CONTAINER}
+per = full / 1024 / n
+growth = (full - idle) / 1024 / n
+lines = [
+    "wrun daemon benchmark",
+    "",
+    f"commit:                 ${commit}",
+    f"host:                   $(uname -srm), $(nproc) CPUs",
+    f"load average:           ${load_before} before, ${load_after} after",
+    "",
+    "container throughput (create, start, wait, remove; busybox true), containers/s:",
+    f"  1 client:   {r1:8.1f}   ratio to runwasi's published {peer_rate}/s: {r1/peer_rate:5.2f}x",
+    f"  8 clients:  {r8:8.1f}   ratio: {r8/peer_rate:5.2f}x",
+    f"  64 clients: {r64:8.1f}   ratio: {r64/peer_rate:5.2f}x   (goal >= 10x)",
+    "",
+    f"density: {n} containers running sleep 3600",
+    f"  daemon RSS idle {idle/1024:.1f} MB, with {n} running {full/1024:.1f} MB",
+    f"  per container: {per:.3f} MB (RSS / {n}); growth over idle: {growth:.3f} MB",
+    f"  ratio to runwasi's published ~{peer_mb} MB per container: {per/peer_mb:.4f}x (goal: under 1 MB)",
+]
+text = "\n".join(lines) + "\n"
+open(sys.argv[1], "w").write(text)
+sys.stdout.write("\n" + text + f"\nwritten: {sys.argv[1]}\n")
+PY

@@ -1,0 +1,280 @@
+//! The real docker CLI as a client of wrun's daemon: `DOCKER_HOST` points
+//! at a root's socket and the usual commands work as they do with Docker.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use crate::support::{Ran, Root, sample};
+
+/// A `docker` command aimed at `root`'s daemon, with an empty config dir
+/// of its own so that the user's settings (contexts, credentials, plugins)
+/// stay out. The classic builder is the one wrun serves.
+fn docker_cmd(root: &Root, config: &tempfile::TempDir, args: &[&str]) -> Command {
+    let mut c = Command::new("docker");
+    c.args(args)
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", root.path().join("wrun.sock").display()),
+        )
+        .env("DOCKER_CONFIG", config.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_API_VERSION")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn spawn_failed(e: std::io::Error) -> ! {
+    panic!("the docker CLI is needed for this test (install docker-ce-cli or docker.io): {e}")
+}
+
+fn ran(out: std::process::Output) -> Ran {
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `docker args` against `root`'s daemon.
+fn docker(root: &Root, args: &[&str]) -> Ran {
+    let config = tempfile::tempdir().expect("tempdir");
+    let out = docker_cmd(root, &config, args)
+        .output()
+        .unwrap_or_else(|e| spawn_failed(e));
+    ran(out)
+}
+
+/// Runs `docker args` with `input` on its stdin.
+fn docker_with_input(root: &Root, args: &[&str], input: &str) -> Ran {
+    let config = tempfile::tempdir().expect("tempdir");
+    let mut child = docker_cmd(root, &config, args)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| spawn_failed(e));
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input.as_bytes()).expect("write stdin");
+    drop(stdin);
+    ran(child.wait_with_output().expect("wait"))
+}
+
+/// A root with busybox built and its daemon started (by `wrun ps`).
+fn root_with_daemon() -> Root {
+    let root = Root::new();
+    root.busybox();
+    assert_eq!(root.wrun(&["ps", "-q"]).ok(), "");
+    root
+}
+
+/// `docker version` names wrun as the server; `docker info` counts what
+/// the root holds.
+#[test]
+fn docker_version_and_info() {
+    let root = root_with_daemon();
+    let wrun_version = root.wrun(&["--version"]);
+    let wrun_version = wrun_version.ok().trim().to_string(); // "wrun 0.1.0"
+    let v = docker(&root, &["version"]);
+    assert!(
+        v.ok()
+            .lines()
+            .any(|l| l.trim() == format!("Server: {wrun_version}")),
+        "{}",
+        v.stdout
+    );
+    assert!(v.stdout.contains("API version:       1.43"), "{}", v.stdout);
+
+    let info = docker(&root, &["info"]);
+    let text = info.ok();
+    for line in [
+        "Containers: 0",
+        "Images: 1",
+        "Default Runtime: wasmtime",
+        "Logging Driver: json-file",
+    ] {
+        assert!(text.lines().any(|l| l.trim() == line), "{line}:\n{text}");
+    }
+    assert!(
+        text.contains(&format!("Docker Root Dir: {}", root.path().display())),
+        "{text}"
+    );
+}
+
+/// `docker run` in the foreground: output, exit codes, `--rm`.
+#[test]
+fn docker_run_in_the_foreground() {
+    let root = root_with_daemon();
+    let r = docker(&root, &["run", "--rm", "busybox", "echo", "hi"]);
+    assert_eq!(r.ok(), "hi\n");
+    assert_eq!(
+        docker(&root, &["ps", "-a", "-q"]).ok(),
+        "",
+        "--rm removed it"
+    );
+
+    let r = docker(&root, &["run", "busybox", "sh", "-c", "exit 5"]);
+    assert_eq!(r.code, 5, "{r:?}");
+    let r = docker(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2",
+        ],
+    );
+    assert_eq!(r.ok(), "out\n");
+    assert!(r.stderr.contains("err\n"), "{r:?}");
+    // The exited container is there for both clients.
+    let listed = docker(&root, &["ps", "-a", "--format", "{{.Status}}"]);
+    assert!(listed.ok().starts_with("Exited (5)"), "{}", listed.stdout);
+    let ours = root.wrun(&["ps", "-a", "-q"]);
+    assert_eq!(ours.ok().lines().count(), 1, "{}", ours.stdout);
+}
+
+/// A detached container through its whole life: run, ps, logs, exec,
+/// stop, rm.
+#[test]
+fn docker_detached_container_lifecycle() {
+    let root = root_with_daemon();
+    let id = docker(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "busybox",
+            "sh",
+            "-c",
+            "echo up; sleep 600",
+        ],
+    );
+    let id = id.ok().trim().to_string();
+    assert_eq!(id.len(), 64, "{id}");
+
+    let ps = docker(&root, &["ps", "--format", "{{.Names}} {{.Status}}"]);
+    let lines: Vec<&str> = ps.ok().lines().collect();
+    assert_eq!(lines.len(), 1, "{}", ps.stdout);
+    assert!(lines[0].starts_with("web Up"), "{}", ps.stdout);
+    let ps = docker(&root, &["ps", "-q", "--no-trunc"]);
+    assert_eq!(ps.ok().trim(), id);
+
+    let logs = docker(&root, &["logs", "web"]);
+    assert!(logs.ok().contains("up\n"), "{logs:?}");
+
+    assert_eq!(
+        docker(&root, &["exec", "web", "echo", "inside"]).ok(),
+        "inside\n"
+    );
+    let missing = docker(&root, &["exec", "web", "nosuchprog"]);
+    assert_eq!(missing.code, 127, "{missing:?}");
+    let host = docker(&root, &["exec", "web", "hostname"]);
+    assert_eq!(host.ok(), format!("{}\n", &id[..12]));
+    let inspected = docker(
+        &root,
+        &["inspect", "-f", "{{.State.Running}} {{.Name}}", "web"],
+    );
+    assert_eq!(inspected.ok(), "true /web\n");
+
+    assert_eq!(docker(&root, &["stop", "web"]).ok(), "web\n");
+    let status = docker(&root, &["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(
+        status.ok().starts_with("web Exited (137)"),
+        "{}",
+        status.stdout
+    );
+    assert_eq!(docker(&root, &["rm", "web"]).ok(), "web\n");
+    assert_eq!(docker(&root, &["ps", "-a", "-q"]).ok(), "");
+    let gone = docker(&root, &["logs", "web"]);
+    assert_ne!(gone.code, 0, "{gone:?}");
+    assert!(gone.stderr.contains("No such container: web"), "{gone:?}");
+}
+
+/// `docker images`, `tag` and `rmi` act on wrun's image store.
+#[test]
+fn docker_images_tag_and_rmi() {
+    let root = root_with_daemon();
+    let id = root.image_id("busybox");
+    let short = id.trim_start_matches("sha256:")[..12].to_string();
+    let fmt = "{{.Repository}}:{{.Tag}} {{.ID}}";
+    let images = docker(&root, &["images", "--format", fmt]);
+    assert_eq!(images.ok(), format!("busybox:latest {short}\n"));
+
+    docker(&root, &["tag", "busybox", "mybox:1"]).ok();
+    let images = docker(&root, &["images", "--format", fmt]);
+    let mut lines: Vec<&str> = images.ok().lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            format!("busybox:latest {short}"),
+            format!("mybox:1 {short}")
+        ]
+    );
+    assert_eq!(root.image_id("mybox:1"), id, "wrun sees the new tag");
+
+    let rmi = docker(&root, &["rmi", "mybox:1"]);
+    assert_eq!(rmi.ok(), "Untagged: mybox:1\n");
+    let images = docker(&root, &["images", "--format", fmt]);
+    assert_eq!(images.ok(), format!("busybox:latest {short}\n"));
+    assert_eq!(
+        root.wrun(&["run", "--rm", "busybox", "echo", "still here"])
+            .ok(),
+        "still here\n"
+    );
+}
+
+/// `docker build` through the classic builder API builds the same image
+/// `wrun build` does, and it runs.
+#[test]
+fn docker_build_with_the_classic_builder() {
+    let root = Root::new();
+    assert_eq!(root.wrun(&["ps", "-q"]).ok(), "");
+    let ctx = sample("busybox");
+    let built = docker(
+        &root,
+        &["build", "-t", "built:1", ctx.to_str().expect("utf8")],
+    );
+    let out = built.ok();
+    assert!(out.contains("Successfully tagged built:1"), "{out}");
+    assert_eq!(
+        docker(&root, &["run", "--rm", "built:1", "echo", "ok"]).ok(),
+        "ok\n"
+    );
+    // Builds are deterministic: the CLI's own build gives the same ID.
+    let by_docker = root.image_id("built:1");
+    root.busybox();
+    assert_eq!(root.image_id("busybox"), by_docker);
+    let short = &by_docker.trim_start_matches("sha256:")[..12];
+    assert!(
+        out.contains(&format!("Successfully built {short}")),
+        "{out}"
+    );
+}
+
+/// `docker run -i` and `docker exec -i` pass stdin to the guest.
+#[test]
+fn docker_run_and_exec_with_stdin() {
+    let root = root_with_daemon();
+    let r = docker_with_input(&root, &["run", "-i", "--rm", "busybox", "cat"], "hello\n");
+    assert_eq!(r.ok(), "hello\n");
+    // Without -i the guest's stdin is empty.
+    let r = docker_with_input(&root, &["run", "--rm", "busybox", "cat"], "hello\n");
+    assert_eq!(r.ok(), "");
+
+    docker(
+        &root,
+        &["run", "-d", "--name", "s", "busybox", "sleep", "600"],
+    )
+    .ok();
+    let r = docker_with_input(&root, &["exec", "-i", "s", "sh"], "echo hi\nexit 4\n");
+    assert_eq!((r.code, r.stdout.as_str()), (4, "hi\n"), "{r:?}");
+    docker(&root, &["rm", "-f", "s"]).ok();
+    assert_eq!(docker(&root, &["ps", "-a", "-q"]).ok(), "");
+}

@@ -11,7 +11,11 @@ pub struct ErrorBody {
     pub message: String,
     /// wrun's addition for a program that could not be started: the exit
     /// code a shell reports (127, 126). Docker clients ignore it.
-    #[serde(rename = "WrunExitCode", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "WrunExitCode",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub exit_code: Option<i32>,
 }
 
@@ -43,13 +47,22 @@ pub struct ContainerConfig {
     pub tty: bool,
     pub open_stdin: bool,
     pub stdin_once: bool,
-    #[serde(deserialize_with = "str_slice", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "str_slice",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub env: Option<Vec<String>>,
-    #[serde(deserialize_with = "str_slice", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "str_slice",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cmd: Option<Vec<String>>,
     pub image: String,
     pub working_dir: String,
-    #[serde(deserialize_with = "str_slice", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "str_slice",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub entrypoint: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
@@ -110,7 +123,11 @@ pub struct WaitResponse {
     pub error: Option<WaitError>,
     /// wrun's addition: why the guest ended, when it did not simply exit
     /// (a trap, out of memory, killed). Docker clients ignore it.
-    #[serde(rename = "WrunDetail", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "WrunDetail",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub detail: Option<String>,
 }
 
@@ -221,9 +238,15 @@ pub struct ExecCreateRequest {
     pub attach_stdout: bool,
     pub attach_stderr: bool,
     pub tty: bool,
-    #[serde(deserialize_with = "str_slice", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "str_slice",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cmd: Option<Vec<String>>,
-    #[serde(deserialize_with = "str_slice", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "str_slice",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub env: Option<Vec<String>>,
     pub working_dir: String,
     pub user: String,

@@ -132,9 +132,7 @@ impl KillCommand {
         let sig = encode(&self.signal);
         super::block_on(each(ctx, &self.containers, |c, n| {
             let sig = sig.clone();
-            async move {
-                post(&c, format!("/containers/{}/kill?signal={sig}", encode(&n))).await
-            }
+            async move { post(&c, format!("/containers/{}/kill?signal={sig}", encode(&n))).await }
         }))?
     }
 }

@@ -65,7 +65,10 @@ async fn stop(ctx: &Ctx) -> Result<u8> {
             return Ok(0);
         }
         if Instant::now() > deadline {
-            bail!("the daemon at {} did not stop within {STOP_TIMEOUT:?}", ctx.address);
+            bail!(
+                "the daemon at {} did not stop within {STOP_TIMEOUT:?}",
+                ctx.address
+            );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

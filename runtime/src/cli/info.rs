@@ -29,7 +29,10 @@ impl InfoCommand {
             println!(" Root Dir: {}", i.docker_root_dir);
             println!(" CPUs: {}", i.ncpu);
             println!();
-            println!("To use the docker CLI with wrun: export DOCKER_HOST={}", i.wrun_host);
+            println!(
+                "To use the docker CLI with wrun: export DOCKER_HOST={}",
+                i.wrun_host
+            );
             Ok(0)
         })?
     }

@@ -36,7 +36,8 @@ impl InspectCommand {
                     let path = format!("/containers/{}/json", encode(name));
                     match client.json::<Value>(Method::GET, &path, None::<&()>).await {
                         Ok(v) => found = Some(v),
-                        Err(ClientError::Api { status, .. }) if status == StatusCode::NOT_FOUND => {}
+                        Err(ClientError::Api { status, .. }) if status == StatusCode::NOT_FOUND => {
+                        }
                         Err(e) => return Err(e.into()),
                     }
                 }
@@ -44,7 +45,8 @@ impl InspectCommand {
                     let path = format!("/images/{name}/json");
                     match client.json::<Value>(Method::GET, &path, None::<&()>).await {
                         Ok(v) => found = Some(v),
-                        Err(ClientError::Api { status, .. }) if status == StatusCode::NOT_FOUND => {}
+                        Err(ClientError::Api { status, .. }) if status == StatusCode::NOT_FOUND => {
+                        }
                         Err(e) => return Err(e.into()),
                     }
                 }

@@ -54,7 +54,13 @@ pub struct Cli {
 
     /// The daemon's API address (as DOCKER_HOST takes it); default
     /// unix://<root>/wrun.sock
-    #[arg(short = 'H', long, env = "WRUN_HOST", global = true, value_name = "ADDRESS")]
+    #[arg(
+        short = 'H',
+        long,
+        env = "WRUN_HOST",
+        global = true,
+        value_name = "ADDRESS"
+    )]
     host: Option<String>,
 
     /// Do not start the daemon when none is running

@@ -36,7 +36,10 @@ impl PsCommand {
             let (k, v) = f
                 .split_once('=')
                 .ok_or_else(|| anyhow::anyhow!("invalid filter {f:?}: expected KEY=VALUE"))?;
-            filters.entry(k.to_string()).or_default().push(v.to_string());
+            filters
+                .entry(k.to_string())
+                .or_default()
+                .push(v.to_string());
         }
         let mut path = format!("/containers/json?all={}", u8::from(self.all));
         if !filters.is_empty() {

@@ -83,8 +83,7 @@ impl RunCommand {
         let created: CreateResponse = match client.json(Method::POST, &path, Some(&body)).await {
             Err(ClientError::Api {
                 status, message, ..
-            }) if status == StatusCode::NOT_FOUND && message.starts_with("No such image") =>
-            {
+            }) if status == StatusCode::NOT_FOUND && message.starts_with("No such image") => {
                 let shown = self.shown_image(ctx);
                 eprintln!("Unable to find image '{shown}' locally");
                 if self.pull == PullPolicy::Never {

@@ -76,12 +76,13 @@ impl Client {
         req: Request<Full<Bytes>>,
         upgrade: bool,
     ) -> Result<Response<Incoming>, ClientError> {
-        let conn = transport::connect(&self.address)
-            .await
-            .map_err(|source| ClientError::Connect {
-                address: self.address.to_string(),
-                source,
-            })?;
+        let conn =
+            transport::connect(&self.address)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    address: self.address.to_string(),
+                    source,
+                })?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?;
@@ -170,11 +171,7 @@ impl Client {
     }
 
     /// Opens a hijacked connection (`attach`, `exec start`).
-    pub async fn hijack(
-        &self,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<Hijacked, ClientError> {
+    pub async fn hijack(&self, path: &str, body: Option<Vec<u8>>) -> Result<Hijacked, ClientError> {
         let mut req = Self::build(Method::POST, path, body, "application/json")?;
         req.headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("Upgrade"));

@@ -14,9 +14,7 @@ mod records;
 mod run;
 mod spec;
 
-pub use records::{
-    ContainerRecord, ContainerState, Containers, materialise, remove_container_dir,
-};
+pub use records::{ContainerRecord, ContainerState, Containers, materialise, remove_container_dir};
 pub use run::{Process, ProcessRequest, prepare};
 pub use spec::{ContainerSpec, RestartPolicy, SpecRequest, VolumeSpec, merge_env};
 
@@ -37,7 +35,9 @@ pub enum ContainerError {
     BadVolume { spec: String, message: String },
     #[error("invalid environment variable {0:?}")]
     BadEnv(String),
-    #[error("invalid restart policy {0:?}: use no, always, unless-stopped or on-failure[:max-retries]")]
+    #[error(
+        "invalid restart policy {0:?}: use no, always, unless-stopped or on-failure[:max-retries]"
+    )]
     BadRestartPolicy(String),
     #[error("the working directory {0:?} is invalid: it needs to be an absolute path")]
     BadWorkdir(String),

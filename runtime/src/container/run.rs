@@ -64,12 +64,13 @@ pub fn prepare(
     let path_env = env.iter().find_map(|e| e.strip_prefix("PATH="));
     let program_path = rootfs::find_program(&root, argv0, path_env, &workdir).map_err(exec_err)?;
     let bytes = rootfs::read(&root, &program_path).map_err(exec_err)?;
-    let program = sandbox
-        .load(&program_path, &bytes)
-        .map_err(|source| ContainerError::Sandbox {
-            id: short.clone(),
-            source,
-        })?;
+    let program =
+        sandbox
+            .load(&program_path, &bytes)
+            .map_err(|source| ContainerError::Sandbox {
+                id: short.clone(),
+                source,
+            })?;
 
     let mut mounts = vec![
         Mount {

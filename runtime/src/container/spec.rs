@@ -39,7 +39,9 @@ pub enum RestartPolicy {
     Always,
     UnlessStopped,
     /// On a non-zero exit, at most `max` times (0: no limit).
-    OnFailure { max: u32 },
+    OnFailure {
+        max: u32,
+    },
 }
 
 impl RestartPolicy {
@@ -354,12 +356,19 @@ mod tests {
             ..Default::default()
         };
         let s = ContainerSpec::resolve(req(None, &[]), &cfg).expect("spec");
-        assert_eq!((s.argv.as_slice(), s.entrypoint_len), (&["/app.wasm".to_string(), "serve".into()][..], 1));
+        assert_eq!(
+            (s.argv.as_slice(), s.entrypoint_len),
+            (&["/app.wasm".to_string(), "serve".into()][..], 1)
+        );
         let s = ContainerSpec::resolve(req(None, &["x"]), &cfg).expect("spec");
         assert_eq!(s.argv, ["/app.wasm", "x"]);
         let s = ContainerSpec::resolve(req(Some(vec!["sh".into()]), &[]), &cfg).expect("spec");
         assert_eq!(s.argv, ["sh"]);
-        let s = ContainerSpec::resolve(req(Some(vec![String::new()]), &["ls"]), &cfg).expect("spec");
-        assert_eq!((s.argv.as_slice(), s.cmd()), (&["ls".to_string()][..], &["ls".to_string()][..]));
+        let s =
+            ContainerSpec::resolve(req(Some(vec![String::new()]), &["ls"]), &cfg).expect("spec");
+        assert_eq!(
+            (s.argv.as_slice(), s.cmd()),
+            (&["ls".to_string()][..], &["ls".to_string()][..])
+        );
     }
 }

@@ -151,9 +151,10 @@ impl Query {
     pub fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, DaemonError> {
         match self.get(key) {
             None | Some("") => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| {
-                DaemonError::bad_request(format!("invalid value for {key}: {v:?}"))
-            }),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| DaemonError::bad_request(format!("invalid value for {key}: {v:?}"))),
         }
     }
 }

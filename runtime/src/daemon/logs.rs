@@ -71,11 +71,7 @@ pub fn append(file: &mut File, stream: StreamKind, data: &[u8]) -> std::io::Resu
 /// Reads the first `limit` bytes of a log file (all of it when `None`) and
 /// returns the entries `query` wants. A missing file is an empty log; a
 /// torn last line (a crash mid-write) is skipped.
-pub fn read(
-    path: &Path,
-    limit: Option<u64>,
-    query: &LogQuery,
-) -> std::io::Result<Vec<LogEntry>> {
+pub fn read(path: &Path, limit: Option<u64>, query: &LogQuery) -> std::io::Result<Vec<LogEntry>> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -180,13 +176,20 @@ mod tests {
         };
         let got = read(&path, None, &tail).expect("read");
         assert_eq!(got[0].data, b"two\n");
-        assert!(read(&dir.path().join("none"), None, &all).expect("missing").is_empty());
+        assert!(
+            read(&dir.path().join("none"), None, &all)
+                .expect("missing")
+                .is_empty()
+        );
     }
 
     #[test]
     fn times_parse_as_docker_takes_them() {
         let now = Utc::now();
-        assert_eq!(parse_time("10m", now), Some(now - chrono::Duration::minutes(10)));
+        assert_eq!(
+            parse_time("10m", now),
+            Some(now - chrono::Duration::minutes(10))
+        );
         assert_eq!(
             parse_time("1700000000", now).map(|t| t.timestamp()),
             Some(1_700_000_000)

@@ -380,7 +380,12 @@ impl Supervisor {
             let started = Instant::now();
             let result = self
                 .sandbox
-                .run(&process.program_path, &process.program, process.spec, &live.stop)
+                .run(
+                    &process.program_path,
+                    &process.program,
+                    process.spec,
+                    &live.stop,
+                )
                 .await;
             drop(process.entry);
             let (code, error) = match &result {
@@ -477,11 +482,8 @@ impl Supervisor {
         self.db().mark_manually_stopped(&rec.id)?;
         let mut watch = entry.watch();
         live.stop.stop(reason);
-        let ended = tokio::time::timeout(
-            STOP_WAIT,
-            watch.wait_for(|s| !s.running && !s.restarting),
-        )
-        .await;
+        let ended =
+            tokio::time::timeout(STOP_WAIT, watch.wait_for(|s| !s.running && !s.restarting)).await;
         match ended {
             Ok(_) => Ok(()),
             Err(_) => Err(DaemonError::internal(format!(
@@ -535,11 +537,10 @@ impl Supervisor {
         self.execs.forget_container(&rec.id);
         let root = self.root.clone();
         let id = rec.id.clone();
-        let removed = tokio::task::spawn_blocking(move || {
-            crate::container::remove_container_dir(&root, &id)
-        })
-        .await
-        .map_err(DaemonError::internal)?;
+        let removed =
+            tokio::task::spawn_blocking(move || crate::container::remove_container_dir(&root, &id))
+                .await
+                .map_err(DaemonError::internal)?;
         entry.status.send_modify(|s| s.removed = true);
         removed.map_err(DaemonError::from)
     }

@@ -42,7 +42,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many have run. Never edit one that has shipped: append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE images (
     id              TEXT PRIMARY KEY,      -- config digest, as Docker's image ID
     manifest_digest TEXT NOT NULL,
@@ -77,11 +78,13 @@ CREATE TABLE containers (
     finished_at TEXT
 );
 CREATE INDEX containers_image ON containers(image_id);
-"#, r#"
+"#,
+    r#"
 -- The daemon's restart bookkeeping.
 ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE containers ADD COLUMN manually_stopped INTEGER NOT NULL DEFAULT 0;
-"#];
+"#,
+];
 
 /// One connection to the metadata database.
 pub struct Db {

@@ -19,9 +19,7 @@ use crate::api::types::{
     TopResponse, WaitResponse,
 };
 use crate::api::{MULTIPLEXED_STREAM, RAW_STREAM};
-use crate::container::{
-    ContainerRecord, ContainerState, RestartPolicy, SpecRequest, VolumeSpec,
-};
+use crate::container::{ContainerRecord, ContainerState, RestartPolicy, SpecRequest, VolumeSpec};
 use crate::daemon::error::DaemonError;
 use crate::daemon::http::{self, Query, Resp};
 use crate::daemon::logs::{self, LogQuery};
@@ -38,7 +36,10 @@ const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 pub async fn create(sup: &Arc<Supervisor>, req: Request<Incoming>) -> Result<Resp, DaemonError> {
     let q = Query::parse(req.uri().query());
-    let name = q.get("name").filter(|n| !n.is_empty()).map(|n| n.trim_start_matches('/').to_string());
+    let name = q
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .map(|n| n.trim_start_matches('/').to_string());
     let body: CreateRequest = http::read_json(req, "container create").await?;
     let spec = spec_request(body)?;
     let rec = sup.create(name, spec).await?;
@@ -63,7 +64,10 @@ fn spec_request(body: CreateRequest) -> Result<SpecRequest, DaemonError> {
     let mut volumes = Vec::new();
     for b in h.binds.unwrap_or_default() {
         let host = b.split(':').next().unwrap_or("");
-        let windows_drive = host.len() == 1 && b.as_bytes().get(2).is_some_and(|c| *c == b'\\' || *c == b'/');
+        let windows_drive = host.len() == 1
+            && b.as_bytes()
+                .get(2)
+                .is_some_and(|c| *c == b'\\' || *c == b'/');
         if !std::path::Path::new(host).is_absolute() && !windows_drive {
             return Err(DaemonError::bad_request(format!(
                 "invalid volume {b:?}: the host path must be absolute"
@@ -186,7 +190,11 @@ fn mounts(rec: &ContainerRecord) -> Vec<MountPoint> {
             kind: "bind".into(),
             source: v.host.display().to_string(),
             destination: v.guest.clone(),
-            mode: if v.read_only { "ro".into() } else { String::new() },
+            mode: if v.read_only {
+                "ro".into()
+            } else {
+                String::new()
+            },
             rw: !v.read_only,
         })
         .collect()
@@ -201,7 +209,8 @@ pub fn list(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
     for rec in records {
         let status = sup.entry(&rec.id).status();
         let has_status_filter = filters.iter().any(|(k, _)| k == "status");
-        if !all && !has_status_filter && !(status.running || status.restarting) {
+        let shown = all || has_status_filter || status.running || status.restarting;
+        if !shown {
             continue;
         }
         if !matches(&rec, &status, &filters) {
@@ -255,7 +264,10 @@ fn inspect_body(sup: &Supervisor, rec: &ContainerRecord, entry: &Entry) -> Conta
             pid,
             exit_code: rec.exit_code.unwrap_or(0),
             error: rec.error.clone().unwrap_or_default(),
-            started_at: rec.started_at.map(rfc3339).unwrap_or_else(|| ZERO_TIME.into()),
+            started_at: rec
+                .started_at
+                .map(rfc3339)
+                .unwrap_or_else(|| ZERO_TIME.into()),
             finished_at: rec
                 .finished_at
                 .map(rfc3339)
@@ -563,7 +575,11 @@ pub fn attach(
             });
         }
         for e in replay {
-            if wr.write_all(&encode(tty, e.stream, &e.data, None)).await.is_err() {
+            if wr
+                .write_all(&encode(tty, e.stream, &e.data, None))
+                .await
+                .is_err()
+            {
                 return;
             }
         }

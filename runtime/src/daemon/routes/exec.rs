@@ -165,7 +165,11 @@ pub async fn start(
         };
         let pump = async {
             while let Some((kind, data)) = rx.recv().await {
-                let bytes = if tty { data.to_vec() } else { frame(kind, &data) };
+                let bytes = if tty {
+                    data.to_vec()
+                } else {
+                    frame(kind, &data)
+                };
                 if wr.write_all(&bytes).await.is_err() {
                     break;
                 }

@@ -32,13 +32,18 @@ pub fn list(sup: &Arc<Supervisor>) -> Result<Resp, DaemonError> {
 
 pub fn inspect(sup: &Arc<Supervisor>, name: &str) -> Result<Resp, DaemonError> {
     let img = sup.images().resolve(name)?;
-    Ok(http::json(StatusCode::OK, &crate::api::images::inspect(&img)))
+    Ok(http::json(
+        StatusCode::OK,
+        &crate::api::images::inspect(&img),
+    ))
 }
 
 pub fn tag(sup: &Arc<Supervisor>, name: &str, q: &Query) -> Result<Resp, DaemonError> {
     let repo = q.str("repo");
     if repo.is_empty() {
-        return Err(DaemonError::bad_request("tag: the repo parameter is required"));
+        return Err(DaemonError::bad_request(
+            "tag: the repo parameter is required",
+        ));
     }
     let target = match q.get("tag").filter(|t| !t.is_empty()) {
         Some(t) => format!("{repo}:{t}"),
@@ -142,31 +147,31 @@ fn extract_context(body: &[u8], dir: &std::path::Path) -> Result<(), String> {
         .map_err(|e| format!("the build context is not a valid tar archive: {e}"))
 }
 
-pub async fn build(
-    sup: &Arc<Supervisor>,
-    req: Request<Incoming>,
-) -> Result<Resp, DaemonError> {
+pub async fn build(sup: &Arc<Supervisor>, req: Request<Incoming>) -> Result<Resp, DaemonError> {
     let q = Query::parse(req.uri().query());
     if let Some(remote) = q.get("remote").filter(|r| !r.is_empty()) {
         return Err(DaemonError::bad_request(format!(
             "remote build contexts ({remote}) are not supported: send the context as a tar"
         )));
     }
-    let build_args: std::collections::BTreeMap<String, String> =
-        match q.get("buildargs").filter(|b| !b.is_empty()) {
-            None => Default::default(),
-            Some(raw) => {
-                let map: std::collections::BTreeMap<String, Option<String>> =
-                    serde_json::from_str(raw).map_err(|e| {
-                        DaemonError::bad_request(format!("invalid buildargs {raw:?}: {e}"))
-                    })?;
-                map.into_iter()
-                    .filter_map(|(k, v)| v.map(|v| (k, v)))
-                    .collect()
-            }
-        };
+    let build_args: std::collections::BTreeMap<String, String> = match q
+        .get("buildargs")
+        .filter(|b| !b.is_empty())
+    {
+        None => Default::default(),
+        Some(raw) => {
+            let map: std::collections::BTreeMap<String, Option<String>> = serde_json::from_str(raw)
+                .map_err(|e| DaemonError::bad_request(format!("invalid buildargs {raw:?}: {e}")))?;
+            map.into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect()
+        }
+    };
     let tags: Vec<String> = q.all("t").into_iter().map(str::to_string).collect();
-    let dockerfile = q.get("dockerfile").filter(|d| !d.is_empty()).map(str::to_string);
+    let dockerfile = q
+        .get("dockerfile")
+        .filter(|d| !d.is_empty())
+        .map(str::to_string);
     let quiet = q.flag("q");
     let no_cache = q.flag("nocache");
     let body = http::read_body(req, MAX_CONTEXT).await?;
@@ -174,7 +179,9 @@ pub async fn build(
     Ok(stream_job(move |messages| {
         let ctx = match tempfile::tempdir_in(root.tmp_dir()) {
             Ok(d) => d,
-            Err(e) => return messages.error(format!("build: cannot make a context directory: {e}")),
+            Err(e) => {
+                return messages.error(format!("build: cannot make a context directory: {e}"));
+            }
         };
         if let Err(e) = extract_context(&body, ctx.path()) {
             return messages.error(e);
@@ -234,7 +241,9 @@ pub fn create(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
     }
     let from = q.str("fromImage");
     if from.is_empty() {
-        return Err(DaemonError::bad_request("images/create: fromImage is required"));
+        return Err(DaemonError::bad_request(
+            "images/create: fromImage is required",
+        ));
     }
     let name = match q.get("tag").filter(|t| !t.is_empty()) {
         Some(t) if t.starts_with("sha256:") => format!("{from}@{t}"),

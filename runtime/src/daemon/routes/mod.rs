@@ -57,11 +57,7 @@ async fn route(
     let path = path.to_string();
     let q = Query::parse(req.uri().query());
     let method = req.method().clone();
-    let segs: Vec<String> = path
-        .trim_matches('/')
-        .split('/')
-        .map(decode)
-        .collect();
+    let segs: Vec<String> = path.trim_matches('/').split('/').map(decode).collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     use Method as M;
     match (&method, segs.as_slice()) {

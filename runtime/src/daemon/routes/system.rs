@@ -38,8 +38,14 @@ pub fn ping(head: bool) -> Resp {
     ] {
         h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
     }
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -93,7 +99,10 @@ pub fn info(sup: &Arc<Supervisor>, host: &str) -> Result<Resp, DaemonError> {
     }
     let images = sup.images().list()?.len();
     let mut runtimes = std::collections::BTreeMap::new();
-    runtimes.insert("wasmtime".to_string(), serde_json::json!({ "path": "(built in)" }));
+    runtimes.insert(
+        "wasmtime".to_string(),
+        serde_json::json!({ "path": "(built in)" }),
+    );
     Ok(http::json(
         StatusCode::OK,
         &InfoResponse {
@@ -110,7 +119,9 @@ pub fn info(sup: &Arc<Supervisor>, host: &str) -> Result<Resp, DaemonError> {
             operating_system: format!("wrun {VERSION} (WebAssembly, WASI)"),
             os_type: os_type().into(),
             architecture: std::env::consts::ARCH.into(),
-            ncpu: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            ncpu: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             mem_total: 0,
             docker_root_dir: sup.root().dir().display().to_string(),
             kernel_version: String::new(),

@@ -14,7 +14,10 @@ mod records;
 mod run;
 mod spec;
 
-pub use records::{ContainerRecord, ContainerState, Containers, materialise, remove_container_dir};
+pub use records::{
+    ContainerRecord, ContainerState, Containers, clean_removed, delete_detached,
+    detach_container_dir, materialise, remove_container_dir,
+};
 pub use run::{Process, ProcessRequest, prepare};
 pub use spec::{ContainerSpec, RestartPolicy, SpecRequest, VolumeSpec, merge_env};
 

@@ -453,6 +453,43 @@ impl Containers {
     }
 }
 
+/// Takes a removed container's directory out of `containers/` at once, by
+/// renaming it into `tmp/`, and returns where it went; deleting the files
+/// (slow on some filesystems) can then happen off the caller's path.
+/// Leftovers of a crash are cleaned by [`clean_removed`].
+pub fn detach_container_dir(root: &StateRoot, id: &str) -> Option<PathBuf> {
+    let dir = root.containers_dir().join(id);
+    let trash = root.tmp_dir().join(format!("{REMOVED_PREFIX}{id}"));
+    match std::fs::rename(&dir, &trash) {
+        Ok(()) => Some(trash),
+        Err(_) => None,
+    }
+}
+
+const REMOVED_PREFIX: &str = "removed-container-";
+
+/// Deletes what [`detach_container_dir`] left in `tmp/`.
+pub fn delete_detached(path: &std::path::Path) {
+    if path.exists() {
+        make_writable(path);
+        if let Err(e) = std::fs::remove_dir_all(path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot delete a removed container's files");
+        }
+    }
+}
+
+/// Deletes removed containers' files that a crash left in `tmp/`.
+pub fn clean_removed(root: &StateRoot) {
+    let Ok(entries) = std::fs::read_dir(root.tmp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(REMOVED_PREFIX) {
+            delete_detached(&e.path());
+        }
+    }
+}
+
 /// Deletes a container's directory (its rootfs, process table, logs).
 pub fn remove_container_dir(root: &StateRoot, id: &str) -> Result<(), ContainerError> {
     let dir = root.containers_dir().join(id);

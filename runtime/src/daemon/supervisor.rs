@@ -173,6 +173,7 @@ impl Supervisor {
     /// killed) are recorded as exited; then restart policies decide which
     /// start again.
     pub fn restore(self: &Arc<Self>) -> Result<(), DaemonError> {
+        crate::container::clean_removed(&self.root);
         let records = self.db().list()?;
         let mut to_start = Vec::new();
         for rec in records {
@@ -535,14 +536,24 @@ impl Supervisor {
         }
         lock(&self.entries).remove(&rec.id);
         self.execs.forget_container(&rec.id);
-        let root = self.root.clone();
-        let id = rec.id.clone();
-        let removed =
-            tokio::task::spawn_blocking(move || crate::container::remove_container_dir(&root, &id))
+        // The directory is renamed out of the way at once and its files
+        // deleted in the background.
+        match crate::container::detach_container_dir(&self.root, &rec.id) {
+            Some(trash) => {
+                tokio::task::spawn_blocking(move || crate::container::delete_detached(&trash));
+            }
+            None => {
+                let root = self.root.clone();
+                let id = rec.id.clone();
+                tokio::task::spawn_blocking(move || {
+                    crate::container::remove_container_dir(&root, &id)
+                })
                 .await
-                .map_err(DaemonError::internal)?;
+                .map_err(DaemonError::internal)??;
+            }
+        }
         entry.status.send_modify(|s| s.removed = true);
-        removed.map_err(DaemonError::from)
+        Ok(())
     }
 
     /// Resolves once the container meets `condition`, with its exit code

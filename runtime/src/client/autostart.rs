@@ -27,7 +27,9 @@ pub async fn connect_or_start(
     policy: StartPolicy,
 ) -> Result<Client, ClientError> {
     let client = Client::new(address.clone());
-    if client.ping().await {
+    // A socket that accepts a connection has a daemon behind it: the first
+    // real request is the check (a full ping would cost a round trip).
+    if crate::transport::connect(address).await.is_ok() {
         return Ok(client);
     }
     if policy == StartPolicy::NoStart {

@@ -61,23 +61,25 @@ async fn cycle(client: &Client, body: &CreateRequest) -> Result<()> {
     Ok(())
 }
 
-async fn throughput(client: Client, image: &str, clients: usize, total: usize) -> Result<()> {
-    let body = Arc::new(create_body(image, &["true"]));
-    // One warm-up cycle: the program is compiled and loaded.
-    cycle(&client, &body).await?;
-    let left = Arc::new(AtomicUsize::new(total));
+/// Runs `job` `count` times in all, with `workers` running at once, and
+/// returns the seconds that took.
+async fn spread<F, Fut>(count: usize, workers: usize, job: F) -> Result<f64>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let left = Arc::new(AtomicUsize::new(count));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let client = client.clone();
-        let body = body.clone();
+    for _ in 0..workers {
         let left = left.clone();
+        let job = job.clone();
         tasks.push(tokio::spawn(async move {
             while left
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
             {
-                cycle(&client, &body).await?;
+                job().await?;
             }
             Ok::<_, anyhow::Error>(())
         }));
@@ -85,7 +87,19 @@ async fn throughput(client: Client, image: &str, clients: usize, total: usize) -
     for t in tasks {
         t.await??;
     }
-    let secs = started.elapsed().as_secs_f64();
+    Ok(started.elapsed().as_secs_f64())
+}
+
+async fn throughput(client: Client, image: &str, clients: usize, total: usize) -> Result<()> {
+    let body = Arc::new(create_body(image, &["true"]));
+    // One warm-up cycle: the program is compiled and loaded.
+    cycle(&client, &body).await?;
+    let secs = spread(total, clients, move || {
+        let client = client.clone();
+        let body = body.clone();
+        async move { cycle(&client, &body).await }
+    })
+    .await?;
     println!(
         "clients={clients} containers={total} seconds={secs:.3} per_second={:.1}",
         total as f64 / secs
@@ -95,33 +109,19 @@ async fn throughput(client: Client, image: &str, clients: usize, total: usize) -
 
 async fn density(client: Client, image: &str, count: usize) -> Result<()> {
     let body = Arc::new(create_body(image, &["sleep", "3600"]));
-    let left = Arc::new(AtomicUsize::new(count));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
+    let secs = spread(count, 16, move || {
         let client = client.clone();
         let body = body.clone();
-        let left = left.clone();
-        tasks.push(tokio::spawn(async move {
-            while left
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
-            {
-                let id = create(&client, &body).await?;
-                client
-                    .call(Method::POST, &format!("/containers/{id}/start"))
-                    .await?;
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    println!(
-        "running={count} seconds={:.3}",
-        started.elapsed().as_secs_f64()
-    );
+        async move {
+            let id = create(&client, &body).await?;
+            client
+                .call(Method::POST, &format!("/containers/{id}/start"))
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    println!("running={count} seconds={secs:.3}");
     Ok(())
 }
 

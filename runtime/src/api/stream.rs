@@ -45,6 +45,15 @@ pub fn frame(kind: StreamKind, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A chunk as a client reads it: raw on a TTY connection, framed otherwise.
+pub fn encode(raw: bool, kind: StreamKind, payload: &[u8]) -> Vec<u8> {
+    if raw {
+        payload.to_vec()
+    } else {
+        frame(kind, payload)
+    }
+}
+
 /// A malformed frame header.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed stream frame: unknown stream number {0}")]

@@ -32,8 +32,17 @@ where
     Ok(u8::from(failed))
 }
 
-async fn post(client: &Client, path: String) -> Result<(), ClientError> {
-    client.call(Method::POST, &path).await.map(|_| ())
+/// `POST /containers/{name}/{action}{query}` for each container.
+fn post_each(ctx: &Ctx, names: &[String], action: &str, query: &str) -> Result<u8> {
+    super::block_on(each(ctx, names, |c, n| {
+        let path = format!("/containers/{}/{action}{query}", encode(&n));
+        async move { c.call(Method::POST, &path).await.map(|_| ()) }
+    }))?
+}
+
+/// `?t=N` when a grace period was given.
+fn time_query(time: Option<i64>) -> String {
+    time.map(|t| format!("?t={t}")).unwrap_or_default()
 }
 
 /// Remove one or more containers
@@ -69,9 +78,7 @@ pub struct StartCommand {
 
 impl StartCommand {
     pub fn execute(self, ctx: &Ctx) -> Result<u8> {
-        super::block_on(each(ctx, &self.containers, |c, n| async move {
-            post(&c, format!("/containers/{}/start", encode(&n))).await
-        }))?
+        post_each(ctx, &self.containers, "start", "")
     }
 }
 
@@ -88,11 +95,7 @@ pub struct StopCommand {
 
 impl StopCommand {
     pub fn execute(self, ctx: &Ctx) -> Result<u8> {
-        let t = self.time.map(|t| format!("?t={t}")).unwrap_or_default();
-        super::block_on(each(ctx, &self.containers, |c, n| {
-            let t = t.clone();
-            async move { post(&c, format!("/containers/{}/stop{t}", encode(&n))).await }
-        }))?
+        post_each(ctx, &self.containers, "stop", &time_query(self.time))
     }
 }
 
@@ -108,11 +111,7 @@ pub struct RestartCommand {
 
 impl RestartCommand {
     pub fn execute(self, ctx: &Ctx) -> Result<u8> {
-        let t = self.time.map(|t| format!("?t={t}")).unwrap_or_default();
-        super::block_on(each(ctx, &self.containers, |c, n| {
-            let t = t.clone();
-            async move { post(&c, format!("/containers/{}/restart{t}", encode(&n))).await }
-        }))?
+        post_each(ctx, &self.containers, "restart", &time_query(self.time))
     }
 }
 
@@ -129,11 +128,8 @@ pub struct KillCommand {
 
 impl KillCommand {
     pub fn execute(self, ctx: &Ctx) -> Result<u8> {
-        let sig = encode(&self.signal);
-        super::block_on(each(ctx, &self.containers, |c, n| {
-            let sig = sig.clone();
-            async move { post(&c, format!("/containers/{}/kill?signal={sig}", encode(&n))).await }
-        }))?
+        let query = format!("?signal={}", encode(&self.signal));
+        post_each(ctx, &self.containers, "kill", &query)
     }
 }
 

@@ -105,14 +105,13 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
-        content_type: &'static str,
     ) -> Result<Request<Full<Bytes>>, ClientError> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("/v{}{}", crate::api::API_VERSION, path))
             .header(HOST, "wrun");
         if body.is_some() {
-            req = req.header(CONTENT_TYPE, content_type);
+            req = req.header(CONTENT_TYPE, "application/json");
         }
         req.body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Http(e.to_string()))
@@ -125,23 +124,7 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Response<Incoming>, ClientError> {
-        let resp = self
-            .send(Self::build(method, path, body, "application/json")?, false)
-            .await?;
-        check(resp).await
-    }
-
-    /// Sends a request with a body of another type (a build context tar).
-    pub async fn request_with(
-        &self,
-        method: Method,
-        path: &str,
-        body: Vec<u8>,
-        content_type: &'static str,
-    ) -> Result<Response<Incoming>, ClientError> {
-        let resp = self
-            .send(Self::build(method, path, Some(body), content_type)?, false)
-            .await?;
+        let resp = self.send(Self::build(method, path, body)?, false).await?;
         check(resp).await
     }
 
@@ -172,7 +155,7 @@ impl Client {
 
     /// Opens a hijacked connection (`attach`, `exec start`).
     pub async fn hijack(&self, path: &str, body: Option<Vec<u8>>) -> Result<Hijacked, ClientError> {
-        let mut req = Self::build(Method::POST, path, body, "application/json")?;
+        let mut req = Self::build(Method::POST, path, body)?;
         req.headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("Upgrade"));
         req.headers_mut()

@@ -16,7 +16,7 @@ mod spec;
 
 pub use records::{
     ContainerRecord, ContainerState, Containers, clean_removed, delete_detached,
-    detach_container_dir, materialise, remove_container_dir,
+    detach_container_dir, log_path, materialise, proc_dir, remove_container_dir, rootfs_dir,
 };
 pub use run::{Process, ProcessRequest, prepare};
 pub use spec::{ContainerSpec, RestartPolicy, SpecRequest, VolumeSpec, merge_env};
@@ -32,8 +32,6 @@ pub enum ContainerError {
     NameInUse { name: String, id: String },
     #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
     BadName(String),
-    #[error("cannot remove container {0}: the container is running; stop it first or use --force")]
-    Running(String),
     #[error("invalid volume {spec:?}: {message}")]
     BadVolume { spec: String, message: String },
     #[error("invalid environment variable {0:?}")]

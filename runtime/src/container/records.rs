@@ -79,14 +79,6 @@ impl std::fmt::Debug for Containers {
 }
 
 impl Containers {
-    /// Uses an already open connection (one process needs only one).
-    pub fn with_db(root: &StateRoot, db: Db) -> Self {
-        Self {
-            root: root.clone(),
-            db,
-        }
-    }
-
     pub fn open(root: &StateRoot) -> Result<Self, ContainerError> {
         Ok(Self {
             root: root.clone(),
@@ -94,43 +86,8 @@ impl Containers {
         })
     }
 
-    pub fn dir(&self, id: &str) -> PathBuf {
-        self.root.containers_dir().join(id)
-    }
-
-    pub fn rootfs(&self, id: &str) -> PathBuf {
-        self.dir(id).join("rootfs")
-    }
-
-    pub fn proc_dir(&self, id: &str) -> PathBuf {
-        self.dir(id).join("proc")
-    }
-
-    /// The container's log, in Docker's json-file format.
-    pub fn log_path(&self, id: &str) -> PathBuf {
-        self.dir(id).join(format!("{id}-json.log"))
-    }
-
-    /// Creates a container from `image`: records it, then gives it its own
-    /// copy of the image's unpacked `layers` (bottom first) as its rootfs.
-    pub fn create(
-        &mut self,
-        image: &Image,
-        layers: &[PathBuf],
-        name: Option<&str>,
-        spec: ContainerSpec,
-    ) -> Result<ContainerRecord, ContainerError> {
-        let record = self.insert(image, name, spec)?;
-        if let Err(e) = self.materialise(layers, &record) {
-            let _ = self.delete(&record.id);
-            return Err(e);
-        }
-        Ok(record)
-    }
-
-    /// The first half of [`Self::create`]: records the container and
-    /// reserves its name. [`Self::materialise`] then makes its rootfs; a
-    /// caller holding a lock on this value can do that after releasing it.
+    /// Records a container and reserves its name. [`materialise`] then
+    /// makes its rootfs, without needing this connection.
     pub fn insert(
         &mut self,
         image: &Image,
@@ -212,16 +169,6 @@ impl Containers {
         };
         Ok(record)
     }
-
-    /// Gives a recorded container its own copy of the image's unpacked
-    /// `layers` (bottom first) as its rootfs.
-    pub fn materialise(
-        &self,
-        layers: &[PathBuf],
-        rec: &ContainerRecord,
-    ) -> Result<(), ContainerError> {
-        materialise(&self.root, layers, rec)
-    }
 }
 
 /// Gives a recorded container its own copy of the image's unpacked `layers`
@@ -237,7 +184,7 @@ pub fn materialise(
             id: rec.short_id().to_string(),
             message,
         };
-        let rootfs = root.containers_dir().join(&rec.id).join("rootfs");
+        let rootfs = rootfs_dir(root, &rec.id);
         std::fs::create_dir_all(&rootfs)
             .map_err(|e| rootfs_err(format!("{}: {e}", rootfs.display())))?;
         layer::compose::compose(layers, &rootfs).map_err(|e| rootfs_err(e.to_string()))?;
@@ -345,27 +292,11 @@ impl Containers {
         Ok(())
     }
 
-    /// Removes a container and its directory. A running one needs `force`.
-    pub fn remove(
-        &mut self,
-        name_or_id: &str,
-        force: bool,
-    ) -> Result<ContainerRecord, ContainerError> {
-        let rec = self.get(name_or_id)?;
-        if rec.state == ContainerState::Running && !force {
-            return Err(ContainerError::Running(name_or_id.to_string()));
-        }
-        self.delete(&rec.id)?;
-        Ok(rec)
-    }
-
     /// Deletes the record and the directory of a container, whatever its
     /// state. The daemon calls it once the container is stopped.
     pub fn delete(&mut self, id: &str) -> Result<(), ContainerError> {
-        self.db
-            .conn()
-            .execute("DELETE FROM containers WHERE id = ?1", [id])?;
-        self.delete_dir(id)
+        self.delete_record(id)?;
+        remove_container_dir(&self.root, id)
     }
 
     /// Deletes a container's record; false when there was none.
@@ -375,11 +306,6 @@ impl Containers {
             .conn()
             .execute("DELETE FROM containers WHERE id = ?1", [id])?;
         Ok(n > 0)
-    }
-
-    /// Deletes a container's directory (its rootfs, process table, logs).
-    pub fn delete_dir(&self, id: &str) -> Result<(), ContainerError> {
-        remove_container_dir(&self.root, id)
     }
 
     fn query_one(
@@ -458,7 +384,7 @@ impl Containers {
 /// (slow on some filesystems) can then happen off the caller's path.
 /// Leftovers of a crash are cleaned by [`clean_removed`].
 pub fn detach_container_dir(root: &StateRoot, id: &str) -> Option<PathBuf> {
-    let dir = root.containers_dir().join(id);
+    let dir = container_dir(root, id);
     let trash = root.tmp_dir().join(format!("{REMOVED_PREFIX}{id}"));
     match std::fs::rename(&dir, &trash) {
         Ok(()) => Some(trash),
@@ -470,12 +396,18 @@ const REMOVED_PREFIX: &str = "removed-container-";
 
 /// Deletes what [`detach_container_dir`] left in `tmp/`.
 pub fn delete_detached(path: &std::path::Path) {
-    if path.exists() {
-        make_writable(path);
-        if let Err(e) = std::fs::remove_dir_all(path) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot delete a removed container's files");
-        }
+    if let Err(e) = remove_tree(path) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot delete a removed container's files");
     }
+}
+
+/// Removes a directory tree a guest may have left read-only parts in.
+fn remove_tree(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.exists() {
+        make_writable(dir);
+        std::fs::remove_dir_all(dir)?;
+    }
+    Ok(())
 }
 
 /// Deletes removed containers' files that a crash left in `tmp/`.
@@ -492,15 +424,31 @@ pub fn clean_removed(root: &StateRoot) {
 
 /// Deletes a container's directory (its rootfs, process table, logs).
 pub fn remove_container_dir(root: &StateRoot, id: &str) -> Result<(), ContainerError> {
-    let dir = root.containers_dir().join(id);
-    if dir.exists() {
-        make_writable(&dir);
-        std::fs::remove_dir_all(&dir).map_err(|e| ContainerError::Rootfs {
-            id: id[..12.min(id.len())].to_string(),
-            message: format!("cannot remove {}: {e}", dir.display()),
-        })?;
-    }
-    Ok(())
+    let dir = container_dir(root, id);
+    remove_tree(&dir).map_err(|e| ContainerError::Rootfs {
+        id: id[..12.min(id.len())].to_string(),
+        message: format!("cannot remove {}: {e}", dir.display()),
+    })
+}
+
+/// `containers/<id>`: everything of one container.
+pub fn container_dir(root: &StateRoot, id: &str) -> PathBuf {
+    root.containers_dir().join(id)
+}
+
+/// The container's own copy of its image, preopened as its `/`.
+pub fn rootfs_dir(root: &StateRoot, id: &str) -> PathBuf {
+    container_dir(root, id).join("rootfs")
+}
+
+/// The container's process table, preopened read-only as its `/proc`.
+pub fn proc_dir(root: &StateRoot, id: &str) -> PathBuf {
+    container_dir(root, id).join("proc")
+}
+
+/// The container's log, in Docker's json-file format.
+pub fn log_path(root: &StateRoot, id: &str) -> PathBuf {
+    container_dir(root, id).join(format!("{id}-json.log"))
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {

@@ -54,7 +54,7 @@ impl From<ContainerError> for DaemonError {
         let msg = e.to_string();
         match e {
             ContainerError::NotFound(_) => Self::NotFound(msg),
-            ContainerError::NameInUse { .. } | ContainerError::Running(_) => Self::Conflict(msg),
+            ContainerError::NameInUse { .. } => Self::Conflict(msg),
             ContainerError::BadName(_)
             | ContainerError::BadVolume { .. }
             | ContainerError::BadEnv(_)

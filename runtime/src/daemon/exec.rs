@@ -126,7 +126,7 @@ impl Supervisor {
                 rec.short_id()
             )));
         };
-        let rootfs = self.db().rootfs(&rec.id);
+        let rootfs = crate::container::rootfs_dir(self.root(), &rec.id);
         let process = tokio::task::block_in_place(|| {
             prepare(
                 self.sandbox(),

@@ -86,13 +86,8 @@ impl ContainerIo {
             .retain(|s| s.send((stream, bytes.clone())).is_ok());
     }
 
-    /// Receives output from now until the current (or next) run ends.
-    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Chunk> {
-        self.subscribe_at().1
-    }
-
-    /// As [`Self::subscribe`], also returning how many bytes of the log
-    /// file precede the subscription.
+    /// Receives output from now until the current (or next) run ends, and
+    /// returns how many bytes of the log file precede the subscription.
     pub fn subscribe_at(&self) -> (u64, mpsc::UnboundedReceiver<Chunk>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut inner = self.lock();
@@ -175,6 +170,26 @@ struct Sink {
 impl OutputSink for Sink {
     fn write(&self, data: &[u8]) {
         self.io.publish(self.stream, data);
+    }
+}
+
+/// Sends what a hijacked client writes to a guest's stdin channel, until the
+/// client closes its side or the guest's stdin is gone.
+pub async fn pump_into<R: tokio::io::AsyncRead + Unpin>(
+    mut rd: R,
+    tx: mpsc::UnboundedSender<Bytes>,
+) {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match rd.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if tx.send(Bytes::copy_from_slice(&buf[..n])).is_err() {
+                    break;
+                }
+            }
+        }
     }
 }
 

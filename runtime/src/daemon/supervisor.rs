@@ -65,20 +65,30 @@ pub struct Live {
 /// One container known to the daemon.
 #[derive(Debug)]
 pub struct Entry {
-    pub id: String,
     pub io: Arc<ContainerIo>,
     status: watch::Sender<Status>,
     live: Mutex<Option<Live>>,
 }
 
 impl Entry {
-    fn new(id: String, io: ContainerIo) -> Self {
+    fn new(io: ContainerIo) -> Self {
         Self {
-            id,
             io: Arc::new(io),
             status: watch::Sender::new(Status::default()),
             live: Mutex::new(None),
         }
+    }
+
+    /// Records the end of a run; `restarting` when its policy starts it
+    /// again.
+    fn ended(&self, code: i32, detail: Option<String>, restarting: bool) {
+        self.status.send_modify(|s| {
+            s.running = false;
+            s.restarting = restarting;
+            s.exits += 1;
+            s.exit_code = code;
+            s.detail = detail;
+        });
     }
 
     pub fn live(&self) -> Option<Live> {
@@ -218,10 +228,10 @@ impl Supervisor {
     /// The entry for `id`, made if there is none yet (never replaced: a
     /// concurrent caller gets the same one).
     fn add_entry(&self, id: &str) -> Arc<Entry> {
-        let log = self.db().log_path(id);
+        let log = crate::container::log_path(&self.root, id);
         lock(&self.entries)
             .entry(id.to_string())
-            .or_insert_with(|| Arc::new(Entry::new(id.to_string(), ContainerIo::new(log))))
+            .or_insert_with(|| Arc::new(Entry::new(ContainerIo::new(log))))
             .clone()
     }
 
@@ -285,7 +295,7 @@ impl Supervisor {
             if slot.is_some() {
                 return Err(DaemonError::NotModified);
             }
-            let procs = ProcTable::new(self.db().proc_dir(&rec.id))
+            let procs = ProcTable::new(crate::container::proc_dir(&self.root, &rec.id))
                 .map_err(|e| DaemonError::internal(format!("container {}: {e}", rec.short_id())))?;
             let live = Live {
                 stop: StopHandle::new(),
@@ -330,7 +340,7 @@ impl Supervisor {
             stdout,
             stderr,
         };
-        let rootfs = self.db().rootfs(&rec.id);
+        let rootfs = crate::container::rootfs_dir(&self.root, &rec.id);
         let prepared = tokio::task::block_in_place(|| {
             prepare(
                 &self.sandbox,
@@ -355,13 +365,7 @@ impl Supervisor {
                 let msg = e.to_string();
                 self.db().mark_exited(&rec.id, code, Some(&msg))?;
                 entry.io.end_run();
-                entry.status.send_modify(|s| {
-                    s.running = false;
-                    s.restarting = false;
-                    s.exits += 1;
-                    s.exit_code = code;
-                    s.detail = Some(msg.clone());
-                });
+                entry.ended(code, Some(msg), false);
                 Err(e.into())
             }
         }
@@ -410,13 +414,7 @@ impl Supervisor {
                     .restarts_after_exit(code, rec.restart_count, manual);
             if !restart {
                 *lock(&entry.live) = None;
-                entry.status.send_modify(|s| {
-                    s.running = false;
-                    s.restarting = false;
-                    s.exits += 1;
-                    s.exit_code = code;
-                    s.detail = error.clone();
-                });
+                entry.ended(code, error, false);
                 break;
             }
             // Restarting: a fresh stop handle, so a `stop` during the
@@ -429,13 +427,7 @@ impl Supervisor {
                 procs: live.procs.clone(),
             };
             *lock(&entry.live) = Some(live.clone());
-            entry.status.send_modify(|s| {
-                s.running = false;
-                s.restarting = true;
-                s.exits += 1;
-                s.exit_code = code;
-                s.detail = error.clone();
-            });
+            entry.ended(code, error, true);
             let cancelled = tokio::select! {
                 _ = tokio::time::sleep(backoff) => false,
                 _ = live.stop.stopped() => true,
@@ -605,9 +597,5 @@ impl Supervisor {
         }
         futures_util::future::join_all(waits).await;
         self.execs.stop_all();
-    }
-
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::SeqCst)
     }
 }

@@ -129,11 +129,6 @@ impl ImageStore {
         &self.db
     }
 
-    /// Hands the connection on, e.g. to the container records.
-    pub fn into_db(self) -> Db {
-        self.db
-    }
-
     /// Parses a user-written name against the configured default registry.
     pub fn parse_reference(&self, name: &str) -> Result<Reference, ImageError> {
         Reference::parse_with_default_registry(name, &self.default_registry).map_err(|source| {

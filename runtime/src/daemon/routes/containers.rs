@@ -9,10 +9,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 
-use crate::api::stream::{StreamKind, frame};
+use crate::api::stream::{self, StreamKind};
 use crate::api::types::{
     ContainerConfig, ContainerInspect, ContainerStateBody, ContainerSummary, CreateRequest,
     CreateResponse, HostConfig, MountPoint, NetworkSettings, RestartPolicy as WireRestart,
@@ -22,6 +22,7 @@ use crate::api::{MULTIPLEXED_STREAM, RAW_STREAM};
 use crate::container::{ContainerRecord, ContainerState, RestartPolicy, SpecRequest, VolumeSpec};
 use crate::daemon::error::DaemonError;
 use crate::daemon::http::{self, Query, Resp};
+use crate::daemon::io::pump_into;
 use crate::daemon::logs::{self, LogQuery};
 use crate::daemon::supervisor::{Entry, Status, Supervisor, WaitCondition};
 use crate::sandbox::StopReason;
@@ -238,10 +239,10 @@ pub fn list(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
 
 pub fn inspect(sup: &Arc<Supervisor>, id: &str) -> Result<Resp, DaemonError> {
     let (rec, entry) = sup.find(id)?;
-    Ok(http::json(StatusCode::OK, &inspect_body(sup, &rec, &entry)))
+    Ok(http::json(StatusCode::OK, &inspect_body(&rec, &entry)))
 }
 
-fn inspect_body(sup: &Supervisor, rec: &ContainerRecord, entry: &Entry) -> ContainerInspect {
+fn inspect_body(rec: &ContainerRecord, entry: &Entry) -> ContainerInspect {
     let status = entry.status();
     let spec = &rec.spec;
     let pid = if status.running { 1 } else { 0 };
@@ -278,7 +279,7 @@ fn inspect_body(sup: &Supervisor, rec: &ContainerRecord, entry: &Entry) -> Conta
         restart_count: rec.restart_count,
         driver: "wrun".into(),
         platform: "wasi".into(),
-        log_path: sup.db().log_path(&rec.id).display().to_string(),
+        log_path: entry.io.log_path().display().to_string(),
         host_config: HostConfig {
             binds: Some(
                 spec.volumes
@@ -442,11 +443,7 @@ fn encode(tty: bool, kind: StreamKind, data: &[u8], time: Option<DateTime<Utc>>)
         }
         None => data.into(),
     };
-    if tty {
-        payload.into_owned()
-    } else {
-        frame(kind, &payload)
-    }
+    stream::encode(tty, kind, &payload)
 }
 
 pub fn logs(sup: &Arc<Supervisor>, id: &str, q: &Query) -> Result<Resp, DaemonError> {
@@ -558,21 +555,9 @@ pub fn attach(
                 return;
             }
         };
-        let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
+        let (rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
         if let Some(tx) = stdin {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match rd.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if tx.send(Bytes::copy_from_slice(&buf[..n])).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-            });
+            tokio::spawn(pump_into(rd, tx));
         }
         for e in replay {
             if wr

@@ -7,10 +7,10 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 
-use crate::api::stream::{StreamKind, frame};
+use crate::api::stream::{self, StreamKind};
 use crate::api::types::{
     ExecCreateRequest, ExecInspect, ExecProcessConfig, ExecStartRequest, IdResponse,
 };
@@ -18,7 +18,7 @@ use crate::api::{MULTIPLEXED_STREAM, RAW_STREAM};
 use crate::daemon::error::DaemonError;
 use crate::daemon::exec::ExecConfig;
 use crate::daemon::http::{self, Resp};
-use crate::daemon::io::channel_reader;
+use crate::daemon::io::{channel_reader, pump_into};
 use crate::daemon::supervisor::Supervisor;
 use crate::sandbox::{Input, Output, OutputSink, Stdio};
 
@@ -115,7 +115,7 @@ pub async fn start(
                 return;
             }
         };
-        let (mut rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
+        let (rd, mut wr) = tokio::io::split(TokioIo::new(upgraded));
         let (tx, mut rx) = mpsc::unbounded_channel();
         let sink = |kind| -> Output {
             Output::Sink(Arc::new(ExecSink {
@@ -125,19 +125,7 @@ pub async fn start(
         };
         let stdin = if exec.config.attach_stdin {
             let (in_tx, in_rx) = mpsc::unbounded_channel::<Bytes>();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                loop {
-                    match rd.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if in_tx.send(Bytes::copy_from_slice(&buf[..n])).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-            });
+            tokio::spawn(pump_into(rd, in_tx));
             Input::Stream(channel_reader(in_rx))
         } else {
             Input::Null
@@ -165,11 +153,7 @@ pub async fn start(
         };
         let pump = async {
             while let Some((kind, data)) = rx.recv().await {
-                let bytes = if tty {
-                    data.to_vec()
-                } else {
-                    frame(kind, &data)
-                };
+                let bytes = stream::encode(tty, kind, &data);
                 if wr.write_all(&bytes).await.is_err() {
                     break;
                 }

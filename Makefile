@@ -23,6 +23,7 @@ samples: release
 	$(WRUN) build -q -t busybox:latest samples/busybox
 	$(WRUN) build -q -t busybox:wasip1 --build-arg TARGET=wasip1 samples/busybox
 	$(WRUN) build -q -t kubia:latest samples/kubia
+	$(WRUN) build -q -t kubia-http:latest samples/kubia-http
 	$(WRUN) images
 
 ## Everything CI runs: lints, the Windows compile check, unit and end-to-end tests.
@@ -52,6 +53,7 @@ bench: release
 	bash bench/run.sh
 	bash bench/daemon.sh
 	bash bench/registry.sh
+	bash bench/http.sh
 
 install: release
 	install -m 0755 target/release/wrun $(HOME)/.cargo/bin/wrun

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the sample guests and lays out their Docker build contexts:
 #   kubia/kubia.wasm                  (wasm32-wasip2 component)
+#   kubia-http/kubia-http.wasm        (wasm32-wasip2 wasi:http proxy component)
 #   busybox/wasip2/, busybox/wasip1/  (bin/busybox + one symlink per applet, tmp/)
 # Works from any directory; honours CARGO_TARGET_DIR (default: samples/target).
 set -euo pipefail
@@ -19,10 +20,12 @@ esac
 export CARGO_TARGET_DIR="$target_dir"
 manifest="$here/Cargo.toml"
 
-cargo build --quiet --release --manifest-path "$manifest" --target wasm32-wasip2 -p busybox -p kubia
+cargo build --quiet --release --manifest-path "$manifest" --target wasm32-wasip2 -p busybox -p kubia -p kubia-http
 cargo build --quiet --release --manifest-path "$manifest" --target wasm32-wasip1 -p busybox
 
 install -m 0755 "$target_dir/wasm32-wasip2/release/kubia.wasm" "$here/kubia/kubia.wasm"
+# A cdylib: cargo names it after the crate, with an underscore.
+install -m 0755 "$target_dir/wasm32-wasip2/release/kubia_http.wasm" "$here/kubia-http/kubia-http.wasm"
 
 # layout TARGET APPLET...: recreates busybox/TARGET/ as an image root.
 layout() {
@@ -42,4 +45,4 @@ layout() {
 layout wasip2 "${COMMON_APPLETS[@]}" "${NET_APPLETS[@]}"
 layout wasip1 "${COMMON_APPLETS[@]}"
 
-echo "built: $here/kubia/kubia.wasm, $here/busybox/wasip2/, $here/busybox/wasip1/"
+echo "built: $here/kubia/kubia.wasm, $here/kubia-http/kubia-http.wasm, $here/busybox/wasip2/, $here/busybox/wasip1/"

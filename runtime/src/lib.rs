@@ -3,6 +3,7 @@
 //! The layers, from the bottom up (dependencies only point down):
 //! - [`state`]: the state root on disk and the embedded metadata database;
 //! - [`image`]: references, the content-addressed store, layers, Dockerfile builds;
+//! - [`net`]: virtual network namespaces, socket rewriting, published ports;
 //! - [`sandbox`]: the shared wasmtime engine and the one place that grants a
 //!   guest its capabilities;
 //! - [`container`]: containers as records plus a rootfs, run through the sandbox;
@@ -17,6 +18,7 @@ pub mod client;
 pub mod container;
 pub mod daemon;
 pub mod image;
+pub mod net;
 pub mod registry;
 pub mod sandbox;
 pub mod state;

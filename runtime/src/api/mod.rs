@@ -7,6 +7,7 @@
 //! Docker's JSON; the daemon converts them into these types.
 
 pub mod images;
+pub mod ports;
 pub mod stream;
 pub mod types;
 

@@ -89,6 +89,21 @@ pub struct HostConfig {
     pub restart_policy: RestartPolicy,
     pub auto_remove: bool,
     pub network_mode: String,
+    /// `{"8080/tcp": [{"HostIp": "", "HostPort": "8080"}]}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
+    pub publish_all_ports: bool,
+    /// wrun's addition: `--allow-net` egress rules.
+    #[serde(rename = "WrunAllowNet", skip_serializing_if = "Vec::is_empty")]
+    pub allow_net: Vec<String>,
+}
+
+/// One host side of a published port.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: String,
 }
 
 /// `{"Name": "on-failure", "MaximumRetryCount": 3}`.
@@ -220,14 +235,107 @@ pub struct ContainerStateBody {
     pub finished_at: String,
 }
 
-/// `NetworkSettings`; empty until wrun's networking lands.
+/// `NetworkSettings`: the running container's address and published
+/// ports.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkSettings {
-    pub ports: BTreeMap<String, serde_json::Value>,
+    pub ports: BTreeMap<String, Option<Vec<PortBinding>>>,
     #[serde(rename = "IPAddress")]
     pub ip_address: String,
-    pub networks: BTreeMap<String, serde_json::Value>,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    pub gateway: String,
+    pub networks: BTreeMap<String, EndpointSettings>,
+}
+
+/// A container's place on one network.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointSettings {
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    pub gateway: String,
+    pub aliases: Vec<String>,
+}
+
+/// `GET /networks` rows and `GET /networks/{id}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkResource {
+    pub name: String,
+    pub id: String,
+    pub created: String,
+    pub scope: String,
+    pub driver: String,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: Ipam,
+    pub internal: bool,
+    pub attachable: bool,
+    pub ingress: bool,
+    pub containers: BTreeMap<String, NetworkContainer>,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ipam {
+    pub driver: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub config: Vec<IpamConfig>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamConfig {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subnet: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub gateway: String,
+}
+
+/// A container attached to a network, in a network's inspect.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkContainer {
+    pub name: String,
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+}
+
+/// The body of `POST /networks/create`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreateRequest {
+    pub name: String,
+    pub driver: String,
+    #[serde(rename = "IPAM", skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<Ipam>,
+    pub internal: bool,
+}
+
+/// The answer to `POST /networks/create`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreateResponse {
+    pub id: String,
+    pub warning: String,
+}
+
+/// `null` in a JSON body reads as the field's default.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// The body of `POST /containers/{id}/exec`.

@@ -18,6 +18,10 @@ pub struct DaemonCommand {
     /// that can run at once)
     #[arg(long, default_value_t = 4096, value_name = "N")]
     max_instances: u32,
+    /// The default network's subnet; containers get their virtual IPs from
+    /// it. Virtual IPs exist only inside wrun
+    #[arg(long, env = "WRUN_BRIDGE_SUBNET", default_value = crate::net::DEFAULT_SUBNET, value_name = "CIDR")]
+    bridge_subnet: ipnet::Ipv4Net,
     #[command(subcommand)]
     action: Option<DaemonAction>,
 }
@@ -40,6 +44,7 @@ impl DaemonCommand {
                     root: ctx.root.clone(),
                     address: ctx.address.clone(),
                     max_instances: self.max_instances,
+                    bridge_subnet: self.bridge_subnet,
                 })?;
                 Ok(0)
             }

@@ -15,6 +15,8 @@ mod load;
 mod login;
 mod logout;
 mod logs;
+mod network;
+mod port;
 mod ps;
 mod pull;
 mod push;
@@ -103,6 +105,8 @@ enum Command {
     Logs(logs::LogsCommand),
     Exec(exec::ExecCommand),
     Top(top::TopCommand),
+    Port(port::PortCommand),
+    Network(network::NetworkCommand),
     Info(info::InfoCommand),
     Daemon(daemon::DaemonCommand),
 }
@@ -187,6 +191,8 @@ impl Cli {
             Command::Logs(c) => c.execute(&ctx),
             Command::Exec(c) => c.execute(&ctx),
             Command::Top(c) => c.execute(&ctx),
+            Command::Port(c) => c.execute(&ctx),
+            Command::Network(c) => c.execute(&ctx),
             Command::Info(c) => c.execute(&ctx),
             Command::Daemon(c) => c.execute(&ctx),
         }

@@ -77,7 +77,7 @@ impl PsCommand {
                     command,
                     created,
                     c.status.clone(),
-                    String::new(),
+                    ports_column(&c.ports),
                     c.names
                         .iter()
                         .map(|n| n.trim_start_matches('/'))
@@ -100,4 +100,22 @@ impl PsCommand {
         )?;
         Ok(0)
     }
+}
+
+/// Docker's PORTS column: `0.0.0.0:8080->8080/tcp, 127.0.0.1:9000->9000/tcp`.
+fn ports_column(ports: &[crate::api::types::Port]) -> String {
+    ports
+        .iter()
+        .map(|p| {
+            let private = format!("{}/{}", p.private_port, p.kind);
+            match (&p.ip, p.public_port) {
+                (Some(ip), Some(public)) if ip.contains(':') => {
+                    format!("[{ip}]:{public}->{private}")
+                }
+                (Some(ip), Some(public)) => format!("{ip}:{public}->{private}"),
+                _ => private,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -16,6 +16,8 @@ use crate::api::types::{
 use crate::client::{Client, ClientError, read_all};
 use crate::container::{RestartPolicy, VolumeSpec};
 use crate::image::ImageStore;
+use crate::net::EgressRule;
+use crate::net::publish::PortSpec;
 
 /// Create and run a new container from an image
 #[derive(Debug, Args)]
@@ -54,6 +56,19 @@ pub struct RunCommand {
     /// Restart policy: no, always, unless-stopped, on-failure[:max-retries]
     #[arg(long, default_value = "no", value_name = "POLICY")]
     restart: String,
+    /// Publish a container's port to the host ([HOST_IP:][HOST_PORT:]CONTAINER_PORT)
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    publish: Vec<String>,
+    /// Publish every exposed port to a free host port
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
+    /// Connect the container to a network: bridge (default), host, none, or
+    /// one made with `wrun network create`
+    #[arg(long, alias = "net", value_name = "NETWORK")]
+    network: Option<String>,
+    /// Let the container reach an outside host (HOST[:PORT]); repeatable
+    #[arg(long = "allow-net", value_name = "HOST[:PORT]")]
+    allow_net: Vec<String>,
     /// Pull the image before running: always, missing (default) or never
     #[arg(long, value_enum, default_value_t = PullPolicy::Missing, value_name = "POLICY")]
     pull: PullPolicy,
@@ -199,6 +214,13 @@ impl RunCommand {
             .map(parse_memory)
             .transpose()
             .map_err(anyhow::Error::msg)?;
+        for p in &self.publish {
+            PortSpec::parse(p)?;
+        }
+        for r in &self.allow_net {
+            EgressRule::parse(r)?;
+        }
+        let port_bindings = crate::api::ports::port_bindings(&self.publish);
         let restart = RestartPolicy::parse(&self.restart)?;
         if self.rm && restart != RestartPolicy::No {
             bail!("conflicting options: cannot specify both --restart and --rm");
@@ -231,7 +253,10 @@ impl RunCommand {
                     maximum_retry_count: restart.max_retries(),
                 },
                 auto_remove: self.rm,
-                network_mode: String::new(),
+                network_mode: self.network.clone().unwrap_or_default(),
+                port_bindings: Some(port_bindings),
+                publish_all_ports: self.publish_all,
+                allow_net: self.allow_net.clone(),
             },
         })
     }

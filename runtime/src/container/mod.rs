@@ -61,6 +61,8 @@ pub enum ContainerError {
     #[error("container {id}: no command given and the image has no ENTRYPOINT or CMD")]
     NoCommand { id: String },
     #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error(transparent)]
     Image(#[from] crate::image::ImageError),
     #[error(transparent)]
     Db(#[from] crate::state::DbError),

@@ -23,6 +23,8 @@ pub struct ProcessRequest<'a> {
     pub workdir: Option<&'a str>,
     /// The parent's container-local PID (0 for PID 1 and execs).
     pub ppid: u32,
+    /// The container's sockets, as the daemon set them up for this run.
+    pub network: crate::net::NetGrant,
 }
 
 /// A guest process ready to hand to the sandbox. Its process-table entry
@@ -120,6 +122,7 @@ pub fn prepare(
             mounts,
             stdio,
             memory_limit: spec.memory,
+            network: req.network.clone(),
         },
         entry,
     })

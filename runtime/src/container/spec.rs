@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::ContainerError;
+use crate::net::EgressRule;
+use crate::net::publish::PortSpec;
 
 /// The container's configuration, fixed at create time.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -28,6 +30,25 @@ pub struct ContainerSpec {
     /// The entrypoint part of `argv` (the rest is the command), for inspect.
     #[serde(default)]
     pub entrypoint_len: usize,
+    /// `bridge`, `host`, `none` or a user-defined network.
+    #[serde(default = "default_network")]
+    pub network: String,
+    /// `-p` mappings, as given (each parses as a [`PortSpec`]).
+    #[serde(default)]
+    pub ports: Vec<String>,
+    /// `-P`: publish every exposed port on a free host port.
+    #[serde(default)]
+    pub publish_all: bool,
+    /// The image's EXPOSEd TCP ports.
+    #[serde(default)]
+    pub exposed: Vec<u16>,
+    /// `--allow-net` rules (each parses as an [`EgressRule`]).
+    #[serde(default)]
+    pub allow_net: Vec<String>,
+}
+
+fn default_network() -> String {
+    crate::net::BRIDGE.to_string()
 }
 
 /// When the daemon starts a container again after it ends (`--restart`).
@@ -127,6 +148,11 @@ pub struct SpecRequest {
     pub tty: bool,
     pub auto_remove: bool,
     pub restart: RestartPolicy,
+    /// Empty is the default network.
+    pub network: String,
+    pub ports: Vec<String>,
+    pub publish_all: bool,
+    pub allow_net: Vec<String>,
 }
 
 impl ContainerSpec {
@@ -173,6 +199,29 @@ impl ContainerSpec {
             crate::image::rootfs::guest_path("/", &req.workdir)
         };
         let env = merge_env(&image.env().clone().unwrap_or_default(), &req.env)?;
+        for p in &req.ports {
+            PortSpec::parse(p)?;
+        }
+        for r in &req.allow_net {
+            EgressRule::parse(r)?;
+        }
+        let mut exposed: Vec<u16> = image
+            .exposed_ports()
+            .iter()
+            .flatten()
+            .filter_map(|p| match p.split_once('/') {
+                Some((n, "tcp")) => n.parse().ok(),
+                Some(_) => None,
+                None => p.parse().ok(),
+            })
+            .collect();
+        exposed.sort_unstable();
+        exposed.dedup();
+        let network = if req.network.is_empty() || req.network == "default" {
+            crate::net::BRIDGE.to_string()
+        } else {
+            req.network
+        };
         Ok(Self {
             image: req.image,
             entrypoint_len: entrypoint.len(),
@@ -186,6 +235,11 @@ impl ContainerSpec {
             auto_remove: req.auto_remove,
             stdin_once: req.stdin_once,
             restart: req.restart,
+            network,
+            ports: req.ports,
+            publish_all: req.publish_all,
+            exposed,
+            allow_net: req.allow_net,
         })
     }
 

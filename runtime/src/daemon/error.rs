@@ -5,6 +5,7 @@ use hyper::StatusCode;
 
 use crate::container::ContainerError;
 use crate::image::ImageError;
+use crate::net::NetError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -60,6 +61,7 @@ impl From<ContainerError> for DaemonError {
             | ContainerError::BadEnv(_)
             | ContainerError::BadRestartPolicy(_)
             | ContainerError::BadWorkdir(_) => Self::BadRequest(msg),
+            ContainerError::Net(e) => e.into(),
             // Docker answers a missing executable with 400 and the words
             // "executable file not found", which clients map to exit 127.
             ContainerError::NoCommand { .. }
@@ -70,6 +72,20 @@ impl From<ContainerError> for DaemonError {
             },
             ContainerError::Image(i) => i.into(),
             _ => Self::Internal(msg),
+        }
+    }
+}
+
+impl From<NetError> for DaemonError {
+    fn from(e: NetError) -> Self {
+        let msg = e.to_string();
+        match e {
+            NetError::NoSuchNetwork(_) => Self::NotFound(msg),
+            NetError::NetworkExists(_) | NetError::NetworkInUse { .. } => Self::Conflict(msg),
+            NetError::BadNetwork { .. }
+            | NetError::BadEgress { .. }
+            | NetError::BadPublish { .. } => Self::BadRequest(msg),
+            NetError::Exhausted(_) | NetError::Bind { .. } => Self::Internal(msg),
         }
     }
 }

@@ -138,6 +138,7 @@ impl Supervisor {
                     env: &exec.config.env,
                     workdir: exec.config.workdir.as_deref(),
                     ppid: 0,
+                    network: live.net.grant.clone(),
                 },
                 stdio,
             )

@@ -13,6 +13,7 @@ pub mod http;
 pub mod io;
 mod lock;
 pub mod logs;
+pub mod networks;
 mod routes;
 pub mod supervisor;
 
@@ -35,6 +36,8 @@ pub struct DaemonOptions {
     pub address: Address,
     /// Guest instances the engine's pool reserves room for.
     pub max_instances: u32,
+    /// The default network's subnet.
+    pub bridge_subnet: ipnet::Ipv4Net,
 }
 
 /// Runs the daemon until SIGTERM, Ctrl-C or `wrun daemon stop`; then stops
@@ -55,7 +58,7 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         max_instances: opts.max_instances,
     })
     .map_err(DaemonError::internal)?;
-    let sup = Arc::new(Supervisor::new(&opts.root, sandbox)?);
+    let sup = Arc::new(Supervisor::new(&opts.root, sandbox, opts.bridge_subnet)?);
     let mut listener = Listener::bind(&opts.address)
         .map_err(|e| DaemonError::internal(format!("cannot listen on {}: {e}", opts.address)))?;
     sup.restore()?;

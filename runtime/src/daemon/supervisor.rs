@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::error::DaemonError;
 use super::io::ContainerIo;
+use super::networks::{Networks, RunNet};
 use crate::container::{
     ContainerRecord, ContainerSpec, ContainerState, Containers, ProcessRequest, SpecRequest,
     prepare,
@@ -60,6 +61,8 @@ pub struct Status {
 pub struct Live {
     pub stop: StopHandle,
     pub procs: ProcTable,
+    /// This run's network; the namespace and published ports go with it.
+    pub net: Arc<RunNet>,
 }
 
 /// One container known to the daemon.
@@ -133,6 +136,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Supervisor {
     root: StateRoot,
     sandbox: Sandbox,
+    networks: Networks,
     images: Mutex<ImageStore>,
     db: Mutex<Containers>,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
@@ -149,12 +153,18 @@ impl std::fmt::Debug for Supervisor {
 }
 
 impl Supervisor {
-    pub fn new(root: &StateRoot, sandbox: Sandbox) -> Result<Self, DaemonError> {
+    pub fn new(
+        root: &StateRoot,
+        sandbox: Sandbox,
+        bridge_subnet: ipnet::Ipv4Net,
+    ) -> Result<Self, DaemonError> {
         let images = ImageStore::open(root).map_err(DaemonError::internal)?;
         let db = Containers::open(root).map_err(DaemonError::internal)?;
+        let networks = Networks::open(root, bridge_subnet)?;
         Ok(Self {
             root: root.clone(),
             sandbox,
+            networks,
             images: Mutex::new(images),
             db: Mutex::new(db),
             entries: Mutex::new(HashMap::new()),
@@ -165,6 +175,10 @@ impl Supervisor {
 
     pub fn root(&self) -> &StateRoot {
         &self.root
+    }
+
+    pub fn networks(&self) -> &Networks {
+        &self.networks
     }
 
     pub fn sandbox(&self) -> &Sandbox {
@@ -269,6 +283,7 @@ impl Supervisor {
             };
             let cfg = image.config.config().clone().unwrap_or_default();
             let spec = ContainerSpec::resolve(req, &cfg)?;
+            sup.networks.check(&spec.network)?;
             let rec = sup.db().insert(&image, name.as_deref(), spec)?;
             // The copy runs without the database lock held.
             let made = crate::container::materialise(&sup.root, &layers, &rec);
@@ -290,6 +305,10 @@ impl Supervisor {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(DaemonError::Conflict("the daemon is shutting down".into()));
         }
+        if entry.live().is_some() {
+            return Err(DaemonError::NotModified);
+        }
+        let net = Arc::new(tokio::task::block_in_place(|| self.networks.attach(&rec))?);
         let live = {
             let mut slot = lock(&entry.live);
             if slot.is_some() {
@@ -300,6 +319,7 @@ impl Supervisor {
             let live = Live {
                 stop: StopHandle::new(),
                 procs,
+                net,
             };
             *slot = Some(live.clone());
             // Starting counts as running: a `stop` from now on waits for
@@ -347,7 +367,10 @@ impl Supervisor {
                 &rootfs,
                 &live.procs,
                 rec,
-                ProcessRequest::default(),
+                ProcessRequest {
+                    network: live.net.grant.clone(),
+                    ..ProcessRequest::default()
+                },
                 stdio,
             )
         });
@@ -422,9 +445,12 @@ impl Supervisor {
             if started.elapsed() >= BACKOFF_RESET {
                 backoff = BACKOFF_START;
             }
+            // The ended run's namespace and published ports are let go
+            // before the next run attaches again.
             live = Live {
                 stop: StopHandle::new(),
                 procs: live.procs.clone(),
+                net: Arc::new(RunNet::default()),
             };
             *lock(&entry.live) = Some(live.clone());
             entry.ended(code, error, true);
@@ -445,6 +471,20 @@ impl Supervisor {
                     break;
                 }
             };
+            match tokio::task::block_in_place(|| self.networks.attach(&rec)) {
+                Ok(net) => {
+                    live.net = Arc::new(net);
+                    *lock(&entry.live) = Some(live.clone());
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    tracing::warn!(container = rec.short_id(), error = %msg, "restart failed");
+                    let _ = self.db().mark_exited(&rec.id, 128, Some(&msg));
+                    *lock(&entry.live) = None;
+                    entry.ended(128, Some(msg), false);
+                    break;
+                }
+            }
             match self.launch(&entry, &rec, &live, true).await {
                 Ok(p) => {
                     rec.restart_count += 1;

@@ -2,7 +2,8 @@
 //!
 //! **Architecture Invariant:** a guest gets exactly what its [`ProcessSpec`]
 //! lists and nothing from the host by default: no host `/`, no host
-//! environment or arguments, no network, and stdio only as given.
+//! environment or arguments, no network, and stdio only as given. Sockets
+//! come only from [`ProcessSpec::network`].
 
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -16,6 +17,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::SandboxError;
+use crate::net::{NetGrant, NetMode};
 
 /// What one guest instance may see and do.
 #[derive(Debug, Default)]
@@ -29,6 +31,8 @@ pub struct ProcessSpec {
     pub stdio: Stdio,
     /// Total linear memory, in bytes.
     pub memory_limit: Option<u64>,
+    /// Sockets: none, the host's, or a virtual namespace's.
+    pub network: NetGrant,
 }
 
 /// A host directory preopened at a guest path.
@@ -172,11 +176,17 @@ pub(super) fn wasi_builder(spec: ProcessSpec) -> Result<WasiCtxBuilder, SandboxE
                 source: std::io::Error::other(format!("{e:#}")),
             })?;
     }
-    // Networking is granted by the network layer when it lands; until then
-    // a guest has no sockets at all.
-    b.allow_tcp(false);
-    b.allow_udp(false);
-    b.allow_ip_name_lookup(false);
+    // Sockets: none at all, or every socket kind with wasmtime-wasi's own
+    // address check open, because each address is already decided by
+    // `NetGrant::route` in the socket shadow (net::wasi) before
+    // wasmtime-wasi sees it; with `--network host` nothing is rewritten.
+    let sockets = !matches!(spec.network.mode, NetMode::None);
+    b.allow_tcp(sockets);
+    b.allow_udp(sockets);
+    b.allow_ip_name_lookup(sockets);
+    if sockets {
+        b.socket_addr_check(|_, _| Box::pin(async { true }));
+    }
     match spec.stdio.stdin {
         Input::Null => {}
         Input::Inherit => {

@@ -13,6 +13,8 @@ use super::grant::{ProcessSpec, wasi_builder};
 use super::limits::MemoryLimiter;
 use super::stop::StopHandle;
 use super::{Program, Sandbox, SandboxError, StopReason};
+use crate::net::wasi::{NetCtxView, NetState, NetView};
+use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
 /// How an out-of-memory ending is described; `inspect` reads it back as
 /// `OOMKilled`.
@@ -66,6 +68,19 @@ struct P2State {
     ctx: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
+    net: NetState,
+}
+
+impl NetView for P2State {
+    fn net_view(&mut self) -> NetCtxView<'_> {
+        NetCtxView {
+            sockets: WasiSocketsCtxView {
+                ctx: self.ctx.sockets(),
+                table: &mut self.table,
+            },
+            net: &mut self.net,
+        }
+    }
 }
 
 impl WasiView for P2State {
@@ -126,6 +141,7 @@ impl Linkers {
         }
         let mut p2 = wasmtime::component::Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut p2).map_err(engine_err)?;
+        crate::net::wasi::add_to_linker(&mut p2).map_err(engine_err)?;
         Ok(self.p2.get_or_init(|| p2))
     }
 }
@@ -208,6 +224,7 @@ pub(super) async fn run(
     stop: &StopHandle,
 ) -> Result<Exit, SandboxError> {
     let limiter = MemoryLimiter::new(spec.memory_limit);
+    let net = NetState::new(spec.network.clone());
     let builder = wasi_builder(spec)?;
     let start_err = |e: wasmtime::Error| SandboxError::Start {
         program: name.to_string(),
@@ -242,6 +259,7 @@ pub(super) async fn run(
                 ctx: builder.build(),
                 table: ResourceTable::new(),
                 limiter,
+                net,
             };
             let mut store = new_store(&sandbox.engine, state, stop);
             let pre = sandbox

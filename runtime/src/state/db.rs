@@ -84,6 +84,15 @@ CREATE INDEX containers_image ON containers(image_id);
 ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE containers ADD COLUMN manually_stopped INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+-- User-defined networks (`network create`); the built-in ones are not stored.
+CREATE TABLE networks (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    subnet     TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+"#,
 ];
 
 /// One connection to the metadata database.

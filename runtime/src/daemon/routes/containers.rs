@@ -12,11 +12,12 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 
+use super::networks;
 use crate::api::stream::{self, StreamKind};
 use crate::api::types::{
     ContainerConfig, ContainerInspect, ContainerStateBody, ContainerSummary, CreateRequest,
-    CreateResponse, HostConfig, MountPoint, NetworkSettings, RestartPolicy as WireRestart,
-    TopResponse, WaitResponse,
+    CreateResponse, HostConfig, MountPoint, RestartPolicy as WireRestart, TopResponse,
+    WaitResponse,
 };
 use crate::api::{MULTIPLEXED_STREAM, RAW_STREAM};
 use crate::container::{ContainerRecord, ContainerState, RestartPolicy, SpecRequest, VolumeSpec};
@@ -33,7 +34,7 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 /// Docker's zero time, for "never".
-const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+pub(super) const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 pub async fn create(sup: &Arc<Supervisor>, req: Request<Incoming>) -> Result<Resp, DaemonError> {
     let q = Query::parse(req.uri().query());
@@ -95,6 +96,11 @@ fn spec_request(body: CreateRequest) -> Result<SpecRequest, DaemonError> {
         tty: c.tty,
         auto_remove: h.auto_remove,
         restart,
+        network: h.network_mode,
+        ports: crate::api::ports::port_specs(&h.port_bindings.unwrap_or_default())
+            .map_err(DaemonError::BadRequest)?,
+        publish_all: h.publish_all_ports,
+        allow_net: h.allow_net,
     })
 }
 
@@ -224,7 +230,7 @@ pub fn list(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
             image_id: rec.image_id.clone(),
             command: quote_command(&rec.spec.argv),
             created: rec.created_at.timestamp(),
-            ports: Vec::new(),
+            ports: networks::summary_ports(sup.entry(&rec.id).live().as_ref()),
             labels: Default::default(),
             state: state_name(&rec, &status).into(),
             status: status_text(&rec, &status),
@@ -239,10 +245,10 @@ pub fn list(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
 
 pub fn inspect(sup: &Arc<Supervisor>, id: &str) -> Result<Resp, DaemonError> {
     let (rec, entry) = sup.find(id)?;
-    Ok(http::json(StatusCode::OK, &inspect_body(&rec, &entry)))
+    Ok(http::json(StatusCode::OK, &inspect_body(sup, &rec, &entry)))
 }
 
-fn inspect_body(rec: &ContainerRecord, entry: &Entry) -> ContainerInspect {
+fn inspect_body(sup: &Supervisor, rec: &ContainerRecord, entry: &Entry) -> ContainerInspect {
     let status = entry.status();
     let spec = &rec.spec;
     let pid = if status.running { 1 } else { 0 };
@@ -300,7 +306,10 @@ fn inspect_body(rec: &ContainerRecord, entry: &Entry) -> ContainerInspect {
                 maximum_retry_count: spec.restart.max_retries(),
             },
             auto_remove: spec.auto_remove,
-            network_mode: "none".into(),
+            network_mode: spec.network.clone(),
+            port_bindings: Some(crate::api::ports::port_bindings(&spec.ports)),
+            publish_all_ports: spec.publish_all,
+            allow_net: spec.allow_net.clone(),
         },
         config: ContainerConfig {
             hostname: rec.short_id().into(),
@@ -319,7 +328,7 @@ fn inspect_body(rec: &ContainerRecord, entry: &Entry) -> ContainerInspect {
             ..Default::default()
         },
         mounts: mounts(rec),
-        network_settings: NetworkSettings::default(),
+        network_settings: networks::settings(sup, &spec.network, entry.live().as_ref()),
     }
 }
 

@@ -4,6 +4,7 @@
 mod containers;
 mod exec;
 mod images;
+mod networks;
 mod system;
 
 use std::sync::Arc;
@@ -70,6 +71,11 @@ async fn route(
             Ok(http::empty(hyper::StatusCode::NO_CONTENT))
         }
 
+        (&M::GET, ["_wrun", "net"]) => networks::tables(sup),
+        (&M::GET, ["networks"]) => networks::list(sup),
+        (&M::POST, ["networks", "create"]) => networks::create(sup, req).await,
+        (&M::GET, ["networks", id]) => networks::inspect(sup, id),
+        (&M::DELETE, ["networks", id]) => networks::remove(sup, id),
         (&M::POST, ["containers", "create"]) => containers::create(sup, req).await,
         (&M::GET, ["containers", "json"]) => containers::list(sup, &q),
         (&M::GET, ["containers", id, "json"]) => containers::inspect(sup, id),

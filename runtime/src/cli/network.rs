@@ -1,0 +1,149 @@
+//! `wrun network create|ls|rm|inspect`: user-defined networks, on which
+//! containers reach each other by name.
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use hyper::Method;
+
+use super::Ctx;
+use super::format::table;
+use super::run::encode;
+use crate::api::types::{
+    Ipam, IpamConfig, NetworkCreateRequest, NetworkCreateResponse, NetworkResource,
+};
+
+/// Manage networks
+#[derive(Debug, Args)]
+pub struct NetworkCommand {
+    #[command(subcommand)]
+    action: NetworkAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum NetworkAction {
+    /// Create a network
+    Create {
+        /// Subnet in CIDR form (default: the next free 10.N.0.0/16)
+        #[arg(long, value_name = "CIDR")]
+        subnet: Option<String>,
+        /// Driver: only bridge, wrun's virtual network
+        #[arg(short, long, default_value = "bridge")]
+        driver: String,
+        #[arg(value_name = "NETWORK")]
+        name: String,
+    },
+    /// List networks
+    #[command(alias = "list")]
+    Ls {
+        /// Only display network IDs
+        #[arg(short, long)]
+        quiet: bool,
+        /// Do not truncate the output
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// Remove one or more networks
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(value_name = "NETWORK", required = true)]
+        names: Vec<String>,
+    },
+    /// Display detailed information on one or more networks
+    Inspect {
+        #[arg(value_name = "NETWORK", required = true)]
+        names: Vec<String>,
+    },
+}
+
+impl NetworkCommand {
+    pub fn execute(self, ctx: &Ctx) -> Result<u8> {
+        super::block_on(async {
+            let client = ctx.client().await?;
+            match self.action {
+                NetworkAction::Create {
+                    subnet,
+                    driver,
+                    name,
+                } => {
+                    let body = NetworkCreateRequest {
+                        name,
+                        driver,
+                        ipam: subnet.map(|s| Ipam {
+                            driver: "default".into(),
+                            config: vec![IpamConfig {
+                                subnet: s,
+                                gateway: String::new(),
+                            }],
+                        }),
+                        internal: false,
+                    };
+                    let r: NetworkCreateResponse = client
+                        .json(Method::POST, "/networks/create", Some(&body))
+                        .await?;
+                    println!("{}", r.id);
+                    Ok(0)
+                }
+                NetworkAction::Ls { quiet, no_trunc } => {
+                    let nets: Vec<NetworkResource> =
+                        client.json(Method::GET, "/networks", None::<&()>).await?;
+                    let id = |n: &NetworkResource| -> String {
+                        if no_trunc {
+                            n.id.clone()
+                        } else {
+                            n.id.chars().take(12).collect()
+                        }
+                    };
+                    if quiet {
+                        for n in &nets {
+                            println!("{}", id(n));
+                        }
+                        return Ok(0);
+                    }
+                    let rows: Vec<Vec<String>> = nets
+                        .iter()
+                        .map(|n| {
+                            vec![
+                                id(n),
+                                n.name.clone(),
+                                n.driver.clone(),
+                                n.scope.clone(),
+                                n.ipam
+                                    .config
+                                    .first()
+                                    .map(|c| c.subnet.clone())
+                                    .unwrap_or_default(),
+                            ]
+                        })
+                        .collect();
+                    table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"], &rows)?;
+                    Ok(0)
+                }
+                NetworkAction::Rm { names } => {
+                    let mut failed = 0u8;
+                    for n in names {
+                        let path = format!("/networks/{}", encode(&n));
+                        match client.call(Method::DELETE, &path).await {
+                            Ok(_) => println!("{n}"),
+                            Err(e) => {
+                                eprintln!("Error response from daemon: {e}");
+                                failed = 1;
+                            }
+                        }
+                    }
+                    Ok(failed)
+                }
+                NetworkAction::Inspect { names } => {
+                    let mut out = Vec::new();
+                    for n in names {
+                        let path = format!("/networks/{}", encode(&n));
+                        let v: serde_json::Value =
+                            client.json(Method::GET, &path, None::<&()>).await?;
+                        out.push(v);
+                    }
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                    Ok(0)
+                }
+            }
+        })?
+    }
+}

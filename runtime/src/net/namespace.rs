@@ -1,0 +1,209 @@
+//! A virtual network namespace: one virtual IP and a TCP and a UDP port
+//! table mapping the ports guests bound to the real loopback sockets that
+//! back them. Several containers may share one (a pod).
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::fabric::Fabric;
+
+/// A transport protocol with its own port space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        }
+    }
+}
+
+/// The first port handed out for a bind of port 0 when the real port is
+/// already taken in the namespace (the IANA dynamic range).
+const EPHEMERAL_START: u16 = 49152;
+
+/// Virtual port → the real socket address behind it; `None` while the
+/// real bind is still under way.
+type PortTable = BTreeMap<u16, Option<SocketAddr>>;
+
+pub struct Namespace {
+    fabric: Arc<Fabric>,
+    ip: Ipv4Addr,
+    gateway: Ipv4Addr,
+    network: String,
+    /// The container (or pod) that owns the namespace.
+    owner: String,
+    tcp: Mutex<PortTable>,
+    udp: Mutex<PortTable>,
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("ip", &self.ip)
+            .field("network", &self.network)
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Namespace {
+    pub(super) fn new(
+        fabric: Arc<Fabric>,
+        ip: Ipv4Addr,
+        gateway: Ipv4Addr,
+        network: String,
+        owner: String,
+    ) -> Self {
+        Self {
+            fabric,
+            ip,
+            gateway,
+            network,
+            owner,
+            tcp: Mutex::default(),
+            udp: Mutex::default(),
+        }
+    }
+
+    /// The namespace's virtual IP.
+    pub fn ip(&self) -> Ipv4Addr {
+        self.ip
+    }
+
+    /// The address guests see as the peer of traffic from the host.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.gateway
+    }
+
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    pub fn fabric(&self) -> &Arc<Fabric> {
+        &self.fabric
+    }
+
+    fn table(&self, proto: Proto) -> MutexGuard<'_, PortTable> {
+        let m = match proto {
+            Proto::Tcp => &self.tcp,
+            Proto::Udp => &self.udp,
+        };
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Claims `port`; `None` when something in the namespace holds it
+    /// already (the guest sees `AddrInUse`).
+    pub fn reserve(self: &Arc<Self>, proto: Proto, port: u16) -> Option<PortGuard> {
+        let mut table = self.table(proto);
+        if port == 0 || table.contains_key(&port) {
+            return None;
+        }
+        table.insert(port, None);
+        Some(PortGuard {
+            ns: self.clone(),
+            proto,
+            port,
+        })
+    }
+
+    /// Claims a port for a bind of port 0: the real port the kernel chose
+    /// when it is free here, else the first free dynamic port.
+    pub fn reserve_any(self: &Arc<Self>, proto: Proto, preferred: u16) -> Option<PortGuard> {
+        let port = {
+            let table = self.table(proto);
+            std::iter::once(preferred)
+                .chain(EPHEMERAL_START..=u16::MAX)
+                .find(|p| *p != 0 && !table.contains_key(p))?
+        };
+        self.reserve(proto, port)
+    }
+
+    /// The real address behind a bound port.
+    pub fn lookup(&self, proto: Proto, port: u16) -> Option<SocketAddr> {
+        self.table(proto).get(&port).copied().flatten()
+    }
+
+    /// The bound ports, in order.
+    pub fn ports(&self, proto: Proto) -> Vec<u16> {
+        self.table(proto).keys().copied().collect()
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        self.fabric.release(self.ip, &self.network);
+    }
+}
+
+/// Ownership of one port-table entry; dropping it frees the port.
+pub struct PortGuard {
+    ns: Arc<Namespace>,
+    proto: Proto,
+    port: u16,
+}
+
+impl std::fmt::Debug for PortGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PortGuard({}/{})", self.port, self.proto.name())
+    }
+}
+
+impl PortGuard {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Records the real socket that now backs the port.
+    pub fn set_real(&self, real: SocketAddr) {
+        self.ns.table(self.proto).insert(self.port, Some(real));
+    }
+}
+
+impl Drop for PortGuard {
+    fn drop(&mut self) {
+        self.ns.table(self.proto).remove(&self.port);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_claimed_once_and_freed_on_drop() {
+        let fabric = Fabric::with_bridge(super::super::DEFAULT_SUBNET.parse().unwrap());
+        let ns = fabric.join(super::super::BRIDGE, "c1", &[]).unwrap();
+        let g = ns.reserve(Proto::Tcp, 8080).unwrap();
+        assert!(
+            ns.reserve(Proto::Tcp, 8080).is_none(),
+            "second bind of 8080"
+        );
+        assert!(
+            ns.reserve(Proto::Udp, 8080).is_some(),
+            "udp has its own ports"
+        );
+        assert_eq!(ns.lookup(Proto::Tcp, 8080), None, "not backed yet");
+        g.set_real("127.0.0.1:40000".parse().unwrap());
+        assert_eq!(
+            ns.lookup(Proto::Tcp, 8080),
+            Some("127.0.0.1:40000".parse().unwrap())
+        );
+        drop(g);
+        assert!(ns.ports(Proto::Tcp).is_empty());
+        let any = ns.reserve_any(Proto::Tcp, 40000).unwrap();
+        assert_eq!(any.port(), 40000);
+        let other = ns.reserve_any(Proto::Tcp, 40000).unwrap();
+        assert_eq!(other.port(), EPHEMERAL_START);
+    }
+}

@@ -1,0 +1,204 @@
+//! Published ports (`-p [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp]`): the
+//! daemon listens on the host and forwards each connection to whatever the
+//! guest has bound on the container port in its namespace.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::NetError;
+use super::namespace::{Namespace, Proto};
+
+/// How long a connection that arrives before the guest has bound its port
+/// is held, waiting for the bind, before it is closed.
+const BIND_WAIT: Duration = Duration::from_secs(2);
+/// How often a held connection looks for the bind.
+const BIND_POLL: Duration = Duration::from_millis(10);
+
+/// One `-p` mapping, as asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    /// `None`: every interface, as Docker's default.
+    pub host_ip: Option<IpAddr>,
+    /// 0: any free port.
+    pub host_port: u16,
+    pub container_port: u16,
+    pub proto: Proto,
+}
+
+impl PortSpec {
+    /// Parses Docker's `[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]`.
+    pub fn parse(spec: &str) -> Result<Self, NetError> {
+        let bad = |message: String| NetError::BadPublish {
+            spec: spec.to_string(),
+            message,
+        };
+        let (addr, proto) = match spec.rsplit_once('/') {
+            Some((a, "tcp")) => (a, Proto::Tcp),
+            Some((_, "udp")) => {
+                return Err(bad(
+                    "publishing UDP ports is not supported; guests reach each other over UDP inside wrun's networks".into(),
+                ));
+            }
+            Some((_, p)) => return Err(bad(format!("unknown protocol {p:?}; use tcp"))),
+            None => (spec, Proto::Tcp),
+        };
+        let (rest, container) = match addr.rsplit_once(':') {
+            Some((rest, c)) => (Some(rest), c),
+            None => (None, addr),
+        };
+        let port = |s: &str, what: &str, zero_ok: bool| -> Result<u16, NetError> {
+            s.parse::<u16>()
+                .ok()
+                .filter(|p| zero_ok || *p != 0)
+                .ok_or_else(|| bad(format!("invalid {what} port {s:?}")))
+        };
+        let container_port = port(container, "container", false)?;
+        let (host_ip, host_port) = match rest {
+            None => (None, 0),
+            Some(rest) => {
+                let (ip, hp) = match rest.rsplit_once(':') {
+                    Some((ip, hp)) => (Some(ip), hp),
+                    None => (None, rest),
+                };
+                let host_port = if hp.is_empty() {
+                    0
+                } else {
+                    port(hp, "host", true)?
+                };
+                let host_ip = match ip {
+                    None | Some("") => None,
+                    Some(ip) => {
+                        let ip = ip.trim_start_matches('[').trim_end_matches(']');
+                        Some(
+                            ip.parse::<IpAddr>()
+                                .map_err(|_| bad(format!("invalid host IP {ip:?}")))?,
+                        )
+                    }
+                };
+                (host_ip, host_port)
+            }
+        };
+        Ok(Self {
+            host_ip,
+            host_port,
+            container_port,
+            proto,
+        })
+    }
+
+    /// The host address to listen on.
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(
+            self.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            self.host_port,
+        )
+    }
+}
+
+/// A port being published; dropping it closes the host listener.
+#[derive(Debug)]
+pub struct Published {
+    pub spec: PortSpec,
+    /// The address actually listened on (its port chosen when asked for 0).
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Listens on the host for `spec` and forwards into `ns`. Must be called
+/// inside a tokio runtime. A host port in use is an error here, so `start`
+/// reports it.
+pub fn publish(ns: &Arc<Namespace>, spec: PortSpec) -> Result<Published, NetError> {
+    let want = spec.listen_addr();
+    let bind_err = |source| NetError::Bind { addr: want, source };
+    let std_listener = std::net::TcpListener::bind(want).map_err(bind_err)?;
+    std_listener.set_nonblocking(true).map_err(bind_err)?;
+    let listener = tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
+    let addr = listener.local_addr().map_err(bind_err)?;
+    // The task holds the namespace weakly: a published port must not keep
+    // a stopped container's namespace alive.
+    let weak = Arc::downgrade(ns);
+    let port = spec.container_port;
+    let task = tokio::spawn(async move {
+        loop {
+            let (conn, from) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "accept failed");
+                    tokio::time::sleep(BIND_POLL).await;
+                    continue;
+                }
+            };
+            let Some(ns) = weak.upgrade() else { return };
+            tokio::spawn(async move {
+                if let Err(e) = forward(ns, port, conn).await {
+                    tracing::debug!(%from, port, error = %e, "forward ended");
+                }
+            });
+        }
+    });
+    Ok(Published { spec, addr, task })
+}
+
+/// Carries one host connection to the guest's port `port`, waiting
+/// briefly for the guest to bind it.
+async fn forward(
+    ns: Arc<Namespace>,
+    port: u16,
+    mut conn: tokio::net::TcpStream,
+) -> std::io::Result<()> {
+    let deadline = Instant::now() + BIND_WAIT;
+    let real = loop {
+        if let Some(real) = ns.lookup(Proto::Tcp, port) {
+            break real;
+        }
+        if Instant::now() >= deadline {
+            // Closing the connection is the refusal.
+            return Ok(());
+        }
+        tokio::time::sleep(BIND_POLL).await;
+    };
+    drop(ns);
+    let _ = conn.set_nodelay(true);
+    let mut upstream = tokio::net::TcpStream::connect(real).await?;
+    let _ = upstream.set_nodelay(true);
+    tokio::io::copy_bidirectional(&mut conn, &mut upstream).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_docker_port_specs() {
+        let p = PortSpec::parse("8080:80").unwrap();
+        assert_eq!((p.host_ip, p.host_port, p.container_port), (None, 8080, 80));
+        let p = PortSpec::parse("127.0.0.1:8080:80/tcp").unwrap();
+        assert_eq!(p.host_ip, Some("127.0.0.1".parse().unwrap()));
+        let p = PortSpec::parse("80").unwrap();
+        assert_eq!((p.host_port, p.container_port), (0, 80));
+        let p = PortSpec::parse("127.0.0.1::80").unwrap();
+        assert_eq!((p.host_port, p.container_port), (0, 80));
+        let p = PortSpec::parse("[::1]:8080:80").unwrap();
+        assert_eq!(p.host_ip, Some("::1".parse().unwrap()));
+        for bad in [
+            "",
+            "x",
+            "8080:0",
+            "8080:80/sctp",
+            "1.2.3:80:80",
+            "99999:80",
+            "53:53/udp",
+        ] {
+            let e = PortSpec::parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("{bad:?}")), "{bad}: {e}");
+        }
+    }
+}

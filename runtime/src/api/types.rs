@@ -96,6 +96,9 @@ pub struct HostConfig {
     /// wrun's addition: `--allow-net` egress rules.
     #[serde(rename = "WrunAllowNet", skip_serializing_if = "Vec::is_empty")]
     pub allow_net: Vec<String>,
+    /// wrun's addition: `--port`, where a wasi:http component is served.
+    #[serde(rename = "WrunHttpPort", skip_serializing_if = "Option::is_none")]
+    pub http_port: Option<u16>,
 }
 
 /// One host side of a published port.

@@ -66,6 +66,10 @@ pub struct RunCommand {
     /// one made with `wrun network create`
     #[arg(long, alias = "net", value_name = "NETWORK")]
     network: Option<String>,
+    /// Serve a wasi:http component on this port in its network (default:
+    /// the image's first EXPOSEd port, else 8080)
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    port: Option<u16>,
     /// Let the container reach an outside host (HOST[:PORT]); repeatable
     #[arg(long = "allow-net", value_name = "HOST[:PORT]")]
     allow_net: Vec<String>,
@@ -257,6 +261,7 @@ impl RunCommand {
                 port_bindings: Some(port_bindings),
                 publish_all_ports: self.publish_all,
                 allow_net: self.allow_net.clone(),
+                http_port: self.port,
             },
         })
     }

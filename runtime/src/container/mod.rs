@@ -86,8 +86,7 @@ impl ContainerError {
                 source:
                     SandboxError::NotWasm { .. }
                     | SandboxError::Compile { .. }
-                    | SandboxError::NotCommand { .. }
-                    | SandboxError::HttpNotServed { .. },
+                    | SandboxError::NotCommand { .. },
                 ..
             } => 126,
             _ => 125,

@@ -123,6 +123,10 @@ pub fn prepare(
             stdio,
             memory_limit: spec.memory,
             network: req.network.clone(),
+            http_port: spec
+                .http_port
+                .or_else(|| spec.exposed.first().copied())
+                .unwrap_or(0),
         },
         entry,
     })

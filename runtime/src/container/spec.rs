@@ -45,6 +45,10 @@ pub struct ContainerSpec {
     /// `--allow-net` rules (each parses as an [`EgressRule`]).
     #[serde(default)]
     pub allow_net: Vec<String>,
+    /// `--port`: where a wasi:http component is served (default: its first
+    /// EXPOSEd port, else 8080).
+    #[serde(default)]
+    pub http_port: Option<u16>,
 }
 
 fn default_network() -> String {
@@ -153,6 +157,7 @@ pub struct SpecRequest {
     pub ports: Vec<String>,
     pub publish_all: bool,
     pub allow_net: Vec<String>,
+    pub http_port: Option<u16>,
 }
 
 impl ContainerSpec {
@@ -240,6 +245,7 @@ impl ContainerSpec {
             publish_all: req.publish_all,
             exposed,
             allow_net: req.allow_net,
+            http_port: req.http_port,
         })
     }
 

@@ -33,6 +33,8 @@ pub struct ProcessSpec {
     pub memory_limit: Option<u64>,
     /// Sockets: none, the host's, or a virtual namespace's.
     pub network: NetGrant,
+    /// Where a wasi:http component is served, in its namespace.
+    pub http_port: u16,
 }
 
 /// A host directory preopened at a guest path.
@@ -158,8 +160,9 @@ impl std::fmt::Debug for Output {
 /// How much a guest may have written but not yet flushed to a stream.
 const OUTPUT_BUDGET: usize = 64 * 1024;
 
-/// Turns a spec into a WASI context builder holding exactly its grants.
-pub(super) fn wasi_builder(spec: ProcessSpec) -> Result<WasiCtxBuilder, SandboxError> {
+/// The grants shared by every instance of a spec: arguments, environment,
+/// preopens and sockets.
+fn base_builder(spec: &ProcessSpec) -> Result<WasiCtxBuilder, SandboxError> {
     let mut b = WasiCtxBuilder::new();
     b.args(&spec.argv);
     b.envs(&spec.env);
@@ -187,6 +190,25 @@ pub(super) fn wasi_builder(spec: ProcessSpec) -> Result<WasiCtxBuilder, SandboxE
     if sockets {
         b.socket_addr_check(|_, _| Box::pin(async { true }));
     }
+    Ok(b)
+}
+
+/// A builder for one request's instance of a served component: the
+/// spec's grants, no stdin, and its output sinks shared by all instances.
+pub(super) fn request_builder(spec: &ProcessSpec) -> Result<WasiCtxBuilder, SandboxError> {
+    let mut b = base_builder(spec)?;
+    if let Output::Sink(s) = &spec.stdio.stdout {
+        b.stdout(SinkStream(s.clone()));
+    }
+    if let Output::Sink(s) = &spec.stdio.stderr {
+        b.stderr(SinkStream(s.clone()));
+    }
+    Ok(b)
+}
+
+/// Turns a spec into a WASI context builder holding exactly its grants.
+pub(super) fn wasi_builder(spec: ProcessSpec) -> Result<WasiCtxBuilder, SandboxError> {
+    let mut b = base_builder(&spec)?;
     match spec.stdio.stdin {
         Input::Null => {}
         Input::Inherit => {

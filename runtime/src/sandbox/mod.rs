@@ -12,13 +12,14 @@ mod grant;
 mod limits;
 pub mod proctable;
 mod run;
+mod serve;
 mod stop;
 
 use std::path::PathBuf;
 
 pub use engine::SandboxOptions;
 pub use grant::{Input, Mount, Output, OutputSink, ProcessSpec, Stdio};
-pub use run::{Exit, OOM_DESCRIPTION};
+pub use run::{DEFAULT_HTTP_PORT, Exit, OOM_DESCRIPTION};
 pub use stop::{StopHandle, StopReason};
 
 use wasmtime::Engine;
@@ -36,10 +37,6 @@ pub enum SandboxError {
     NotWasm { program: String, what: &'static str },
     #[error("{program}: invalid WebAssembly: {message}")]
     Compile { program: String, message: String },
-    #[error(
-        "{program}: this component serves wasi:http/incoming-handler; serving HTTP components arrives with wrun's networking, it cannot run as a command yet"
-    )]
-    HttpNotServed { program: String },
     #[error("{program}: {message}")]
     NotCommand { program: String, message: String },
     #[error("{program}: cannot start: {message}")]
@@ -57,6 +54,9 @@ pub enum SandboxError {
 pub enum Program {
     Module(wasmtime::Module),
     Command(wasmtime::component::Component),
+    /// A component exporting `wasi:http/incoming-handler`, served rather
+    /// than run.
+    Http(wasmtime::component::Component),
 }
 
 impl std::fmt::Debug for Program {
@@ -64,6 +64,7 @@ impl std::fmt::Debug for Program {
         match self {
             Self::Module(_) => f.write_str("Program::Module"),
             Self::Command(_) => f.write_str("Program::Command"),
+            Self::Http(_) => f.write_str("Program::Http"),
         }
     }
 }
@@ -125,7 +126,11 @@ impl Sandbox {
         let program = self
             .cache
             .load_or_compile(&self.engine, name, &digest, kind, bytes)?;
-        run::check_entry_points(&self.engine, name, &program)?;
+        let serves_http = run::check_entry_points(&self.engine, name, &program)?;
+        let program = match program {
+            Program::Command(c) if serves_http => Program::Http(c),
+            p => p,
+        };
         self.linkers.check_links(name, &program)?;
         let mut map = self.loaded();
         if map.len() >= LOADED_PROGRAMS {

@@ -11,6 +11,7 @@ use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
 use super::grant::{ProcessSpec, wasi_builder};
 use super::limits::MemoryLimiter;
+use super::serve::HttpState;
 use super::stop::StopHandle;
 use super::{Program, Sandbox, SandboxError, StopReason};
 use crate::net::wasi::{NetCtxView, NetState, NetView};
@@ -98,9 +99,10 @@ pub(super) struct Linkers {
     engine: Engine,
     p1: OnceLock<wasmtime::Linker<P1State>>,
     p2: OnceLock<wasmtime::component::Linker<P2State>>,
+    http: OnceLock<wasmtime::component::Linker<HttpState>>,
 }
 
-fn engine_err(e: wasmtime::Error) -> SandboxError {
+pub(super) fn engine_err(e: wasmtime::Error) -> SandboxError {
     SandboxError::Engine(format!("{e:#}"))
 }
 
@@ -110,6 +112,7 @@ impl Linkers {
             engine: engine.clone(),
             p1: OnceLock::new(),
             p2: OnceLock::new(),
+            http: OnceLock::new(),
         }
     }
 
@@ -147,6 +150,17 @@ impl Linkers {
 }
 
 impl Linkers {
+    pub(super) fn http(&self) -> Result<&wasmtime::component::Linker<HttpState>, SandboxError> {
+        if let Some(l) = self.http.get() {
+            return Ok(l);
+        }
+        let mut l = wasmtime::component::Linker::new(&self.engine);
+        super::serve::add_http_to_linker(&mut l)?;
+        Ok(self.http.get_or_init(|| l))
+    }
+}
+
+impl Linkers {
     /// Refuses a program that imports something wrun does not provide,
     /// before any container is started with it.
     pub fn check_links(&self, name: &str, program: &Program) -> Result<(), SandboxError> {
@@ -161,6 +175,9 @@ impl Linkers {
             Program::Command(c) => {
                 self.p2()?.instantiate_pre(c).map_err(err)?;
             }
+            Program::Http(c) => {
+                self.http()?.instantiate_pre(c).map_err(err)?;
+            }
         }
         Ok(())
     }
@@ -170,12 +187,13 @@ const RUN_INTERFACE: &str = "wasi:cli/run@0.2";
 const HTTP_INTERFACE: &str = "wasi:http/incoming-handler@0.2";
 
 /// Refuses programs that have nothing to run: a module without `_start`,
-/// a component without `wasi:cli/run` (naming wasi:http ones specially).
+/// a component exporting neither `wasi:cli/run` nor
+/// `wasi:http/incoming-handler`. Returns whether it is an HTTP component.
 pub(super) fn check_entry_points(
     engine: &Engine,
     name: &str,
     program: &Program,
-) -> Result<(), SandboxError> {
+) -> Result<bool, SandboxError> {
     match program {
         Program::Module(m) => {
             if m.get_export("_start").is_none() {
@@ -186,19 +204,17 @@ pub(super) fn check_entry_points(
                 });
             }
         }
-        Program::Command(c) => {
+        Program::Command(c) | Program::Http(c) => {
             let exports: Vec<String> = c
                 .component_type()
                 .exports(engine)
                 .map(|(n, _)| n.to_string())
                 .collect();
             if exports.iter().any(|e| e.starts_with(RUN_INTERFACE)) {
-                return Ok(());
+                return Ok(false);
             }
             if exports.iter().any(|e| e.starts_with(HTTP_INTERFACE)) {
-                return Err(SandboxError::HttpNotServed {
-                    program: name.to_string(),
-                });
+                return Ok(true);
             }
             return Err(SandboxError::NotCommand {
                 program: name.to_string(),
@@ -213,7 +229,7 @@ pub(super) fn check_entry_points(
             });
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 pub(super) async fn run(
@@ -223,6 +239,14 @@ pub(super) async fn run(
     spec: ProcessSpec,
     stop: &StopHandle,
 ) -> Result<Exit, SandboxError> {
+    if let Program::Http(component) = program {
+        let port = if spec.http_port == 0 {
+            DEFAULT_HTTP_PORT
+        } else {
+            spec.http_port
+        };
+        return super::serve::serve(sandbox, name, component, spec, port, stop).await;
+    }
     let limiter = MemoryLimiter::new(spec.memory_limit);
     let net = NetState::new(spec.network.clone());
     let builder = wasi_builder(spec)?;
@@ -278,11 +302,18 @@ pub(super) async fn run(
             let result = race(guest, stop).await;
             Ok(outcome(result, stop, store.data_mut().limiter()))
         }
+        // Served above, before a command's context is built.
+        Program::Http(_) => Err(SandboxError::Engine(
+            "an HTTP component reached the command path".into(),
+        )),
     }
 }
 
+/// Where a wasi:http component is served when its image exposes no port.
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+
 /// Store data that carries a memory limiter.
-trait Limited: Send + 'static {
+pub(super) trait Limited: Send + 'static {
     fn limiter(&mut self) -> &mut MemoryLimiter;
 }
 
@@ -309,7 +340,7 @@ fn new_store<T: Limited>(engine: &Engine, state: T, stop: &StopHandle) -> Store<
 /// Sets the first epoch deadline and what happens at each: trap when the
 /// guest has been asked to stop, else yield to the executor (time slicing)
 /// and carry on for another tick.
-fn arm_deadline<T>(store: &mut Store<T>, stop: &StopHandle) {
+pub(super) fn arm_deadline<T>(store: &mut Store<T>, stop: &StopHandle) {
     let stop = stop.clone();
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {

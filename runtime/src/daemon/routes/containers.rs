@@ -101,6 +101,7 @@ fn spec_request(body: CreateRequest) -> Result<SpecRequest, DaemonError> {
             .map_err(DaemonError::BadRequest)?,
         publish_all: h.publish_all_ports,
         allow_net: h.allow_net,
+        http_port: h.http_port.filter(|p| *p != 0),
     })
 }
 
@@ -310,6 +311,7 @@ fn inspect_body(sup: &Supervisor, rec: &ContainerRecord, entry: &Entry) -> Conta
             port_bindings: Some(crate::api::ports::port_bindings(&spec.ports)),
             publish_all_ports: spec.publish_all,
             allow_net: spec.allow_net.clone(),
+            http_port: spec.http_port,
         },
         config: ContainerConfig {
             hostname: rec.short_id().into(),

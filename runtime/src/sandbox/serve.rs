@@ -1,0 +1,329 @@
+//! Serving a `wasi:http/incoming-handler` component: wrun listens on the
+//! guest's port inside its network namespace (so `-p` and other containers
+//! reach it like any server) and runs one fresh instance per request, from
+//! the engine's instance pool, as `wasmtime serve` does.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use wasmtime::Store;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::sockets::WasiSocketsCtxView;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use super::grant::{OutputSink, ProcessSpec, request_builder};
+use super::limits::MemoryLimiter;
+use super::run::{Exit, arm_deadline, engine_err};
+use super::stop::StopHandle;
+use super::{Sandbox, SandboxError, StopReason};
+use crate::net::wasi::{NetCtxView, NetState, NetView};
+use crate::net::{NetGrant, NetMode, Proto, Route};
+
+/// The store of one request's instance.
+pub(super) struct HttpState {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    http: WasiHttpCtx,
+    hooks: EgressHooks,
+    limiter: MemoryLimiter,
+    net: NetState,
+}
+
+impl WasiView for HttpState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HttpState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl NetView for HttpState {
+    fn net_view(&mut self) -> NetCtxView<'_> {
+        NetCtxView {
+            sockets: WasiSocketsCtxView {
+                ctx: self.ctx.sockets(),
+                table: &mut self.table,
+            },
+            net: &mut self.net,
+        }
+    }
+}
+
+impl super::run::Limited for HttpState {
+    fn limiter(&mut self) -> &mut MemoryLimiter {
+        &mut self.limiter
+    }
+}
+
+/// The guest's outgoing HTTP requests, under the same rules as its
+/// sockets: a virtual name or address goes where the namespace routes it;
+/// anything else needs an egress rule.
+struct EgressHooks {
+    grant: NetGrant,
+}
+
+type SendFuture = Box<
+    dyn std::future::Future<
+            Output = wasmtime_wasi_http::Result<(
+                hyper::Response<wasmtime_wasi_http::WasiBody>,
+                Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for EgressHooks {
+    fn send_request(
+        &mut self,
+        mut request: hyper::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> SendFuture {
+        drop(fut);
+        let denied = || -> SendFuture {
+            Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+        };
+        if let Some(real) = self.rewrite(request.uri()) {
+            match real {
+                Some(uri) => *request.uri_mut() = uri,
+                None => return denied(),
+            }
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                res.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+impl EgressHooks {
+    /// `None`: send as is. `Some(None)`: refuse. `Some(Some(uri))`: send
+    /// to this rewritten address instead.
+    fn rewrite(&self, uri: &hyper::Uri) -> Option<Option<hyper::Uri>> {
+        if matches!(self.grant.mode, NetMode::Host) {
+            return None;
+        }
+        let Some(authority) = uri.authority() else {
+            return Some(None);
+        };
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let https = uri.scheme() == Some(&hyper::http::uri::Scheme::HTTPS);
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        if let Some(ips) = self.grant.lookup(host) {
+            let Some(ip) = ips.first() else {
+                return Some(None);
+            };
+            return match self.grant.route(Proto::Tcp, SocketAddr::new(*ip, port)) {
+                Route::Real(real) if real == SocketAddr::new(*ip, port) => None,
+                Route::Real(real) => {
+                    let mut parts = uri.clone().into_parts();
+                    parts.authority = real.to_string().parse().ok();
+                    Some(hyper::Uri::from_parts(parts).ok())
+                }
+                Route::Refused => Some(None),
+            };
+        }
+        if self.grant.may_resolve(host) {
+            None
+        } else {
+            Some(None)
+        }
+    }
+}
+
+/// Serves the component on `port` in the guest's namespace until `stop`.
+pub(super) async fn serve(
+    sandbox: &Sandbox,
+    name: &str,
+    component: &wasmtime::component::Component,
+    spec: ProcessSpec,
+    port: u16,
+    stop: &StopHandle,
+) -> Result<Exit, SandboxError> {
+    let start_err = |message: String| SandboxError::Start {
+        program: name.to_string(),
+        message,
+    };
+    let pre = sandbox
+        .linkers
+        .http()?
+        .instantiate_pre(component)
+        .map_err(|e| start_err(format!("{e:#}")))?;
+    let pre = ProxyPre::new(pre).map_err(|e| start_err(format!("{e:#}")))?;
+    let (listener, _guard) = match &spec.network.mode {
+        NetMode::None => {
+            return Err(start_err(
+                "a wasi:http component needs a network to serve on; it has --network none".into(),
+            ));
+        }
+        NetMode::Host => {
+            let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| start_err(format!("listen on {addr}: {e}")))?;
+            (l, None)
+        }
+        NetMode::Virtual(ns) => {
+            let guard = ns.reserve(Proto::Tcp, port).ok_or_else(|| {
+                start_err(format!(
+                    "port {port} is already bound in the container's network"
+                ))
+            })?;
+            let l = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .await
+                .map_err(|e| start_err(format!("listen on 127.0.0.1: {e}")))?;
+            let real = l.local_addr().map_err(|e| start_err(e.to_string()))?;
+            guard.set_real(real);
+            (l, Some(guard))
+        }
+    };
+    let server = Arc::new(Server {
+        engine: sandbox.engine.clone(),
+        pre,
+        spec,
+        stop: stop.clone(),
+    });
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.stopped() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let server = server.clone();
+                conns.spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let server = server.clone();
+                        async move { server.handle(req).await }
+                    });
+                    let _ = http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        }
+        // Reap finished connections as we go.
+        while conns.try_join_next().is_some() {}
+    }
+    conns.abort_all();
+    Ok(Exit::Stopped(stop.reason().unwrap_or(StopReason::Killed)))
+}
+
+struct Server {
+    engine: wasmtime::Engine,
+    pre: ProxyPre<HttpState>,
+    spec: ProcessSpec,
+    stop: StopHandle,
+}
+
+impl Server {
+    /// One request: a fresh instance, its `handle` export called with the
+    /// request, and whatever response it sets.
+    async fn handle(
+        &self,
+        req: hyper::Request<Incoming>,
+    ) -> Result<hyper::Response<HyperOutgoingBody>, std::convert::Infallible> {
+        match self.instance_handle(req).await {
+            Ok(resp) => Ok(resp),
+            Err(e) => {
+                self.spec.report(&format!("wrun: request failed: {e:#}\n"));
+                Ok(error_response())
+            }
+        }
+    }
+
+    async fn instance_handle(
+        &self,
+        req: hyper::Request<Incoming>,
+    ) -> anyhow::Result<hyper::Response<HyperOutgoingBody>> {
+        let mut builder = request_builder(&self.spec)?;
+        let state = HttpState {
+            ctx: builder.build(),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            hooks: EgressHooks {
+                grant: self.spec.network.clone(),
+            },
+            limiter: MemoryLimiter::new(self.spec.memory_limit),
+            net: NetState::new(self.spec.network.clone()),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        arm_deadline(&mut store, &self.stop);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
+        let out = store.data_mut().http().new_response_outparam(tx)?;
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        let task = tokio::spawn(async move {
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+        });
+        match rx.await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(code)) => anyhow::bail!("the guest answered with an error: {code:?}"),
+            Err(_) => match task.await {
+                Ok(Ok(())) => anyhow::bail!("the guest set no response"),
+                Ok(Err(e)) => Err(anyhow::anyhow!("guest trapped: {e:?}")),
+                Err(e) => Err(anyhow::anyhow!("the request task failed: {e}")),
+            },
+        }
+    }
+}
+
+fn error_response() -> hyper::Response<HyperOutgoingBody> {
+    use http_body_util::BodyExt;
+    let body = http_body_util::Full::new(bytes::Bytes::from_static(b"internal server error\n"))
+        .map_err(|never: std::convert::Infallible| match never {})
+        .boxed_unsync();
+    let mut resp = hyper::Response::new(body);
+    *resp.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+    resp
+}
+
+impl ProcessSpec {
+    /// Writes a line to the guest's stderr sink, if it has one.
+    fn report(&self, line: &str) {
+        if let super::grant::Output::Sink(s) = &self.stdio.stderr {
+            OutputSink::write(s.as_ref(), line.as_bytes());
+        }
+    }
+}
+
+pub(super) fn add_http_to_linker(
+    l: &mut wasmtime::component::Linker<HttpState>,
+) -> Result<(), SandboxError> {
+    wasmtime_wasi::p2::add_to_linker_async(l).map_err(engine_err)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(l).map_err(engine_err)?;
+    crate::net::wasi::add_to_linker(l).map_err(engine_err)?;
+    Ok(())
+}

@@ -384,28 +384,28 @@ mod tests {
     use super::*;
 
     fn fabric() -> Arc<Fabric> {
-        Fabric::with_bridge(DEFAULT_SUBNET.parse().unwrap())
+        Fabric::with_bridge(DEFAULT_SUBNET.parse().expect("valid in this test"))
     }
 
     #[test]
     fn addresses_are_handed_out_and_returned() {
         let f = fabric();
-        let a = f.join(BRIDGE, "a", &[]).unwrap();
-        let b = f.join(BRIDGE, "b", &[]).unwrap();
+        let a = f.join(BRIDGE, "a", &[]).expect("valid in this test");
+        let b = f.join(BRIDGE, "b", &[]).expect("valid in this test");
         assert_eq!(a.ip(), Ipv4Addr::new(10, 88, 0, 2));
         assert_eq!(b.ip(), Ipv4Addr::new(10, 88, 0, 3));
         assert_eq!(a.gateway(), Ipv4Addr::new(10, 88, 0, 1));
         assert!(f.namespace_at(a.ip()).is_some());
         drop(a);
         assert!(f.namespace_at(Ipv4Addr::new(10, 88, 0, 2)).is_none());
-        let c = f.join(BRIDGE, "c", &[]).unwrap();
+        let c = f.join(BRIDGE, "c", &[]).expect("valid in this test");
         assert_eq!(c.ip(), Ipv4Addr::new(10, 88, 0, 2), "freed address reused");
     }
 
     #[test]
     fn names_resolve_on_user_defined_networks_only() {
         let f = fabric();
-        let subnet = f.free_subnet().unwrap();
+        let subnet = f.free_subnet().expect("valid in this test");
         assert_eq!(subnet.to_string(), "10.89.0.0/16");
         f.add_network(NetworkInfo::virtual_net(
             "1".repeat(64),
@@ -414,9 +414,13 @@ mod tests {
             true,
             String::new(),
         ))
-        .unwrap();
-        let web = f.join("app", "id1", &["web".into()]).unwrap();
-        let _b = f.join(BRIDGE, "id2", &["db".into()]).unwrap();
+        .expect("valid in this test");
+        let web = f
+            .join("app", "id1", &["web".into()])
+            .expect("valid in this test");
+        let _b = f
+            .join(BRIDGE, "id2", &["db".into()])
+            .expect("valid in this test");
         assert_eq!(f.resolve("app", "WEB."), Some(web.ip()));
         assert_eq!(f.resolve(BRIDGE, "db"), None);
         assert!(matches!(
@@ -425,7 +429,7 @@ mod tests {
         ));
         drop(web);
         assert_eq!(f.resolve("app", "web"), None);
-        f.remove_network("app").unwrap();
+        f.remove_network("app").expect("valid in this test");
         assert!(matches!(
             f.remove_network(BRIDGE),
             Err(NetError::BadNetwork { .. })
@@ -439,11 +443,11 @@ mod tests {
             .add_network(NetworkInfo::virtual_net(
                 "2".repeat(64),
                 "x".into(),
-                "10.88.5.0/24".parse().unwrap(),
+                "10.88.5.0/24".parse().expect("valid in this test"),
                 true,
                 String::new(),
             ))
-            .unwrap_err();
+            .expect_err("must be refused");
         assert!(err.to_string().contains("overlaps network bridge"), "{err}");
     }
 }

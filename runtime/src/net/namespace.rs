@@ -182,9 +182,15 @@ mod tests {
 
     #[test]
     fn ports_are_claimed_once_and_freed_on_drop() {
-        let fabric = Fabric::with_bridge(super::super::DEFAULT_SUBNET.parse().unwrap());
-        let ns = fabric.join(super::super::BRIDGE, "c1", &[]).unwrap();
-        let g = ns.reserve(Proto::Tcp, 8080).unwrap();
+        let fabric = Fabric::with_bridge(
+            super::super::DEFAULT_SUBNET
+                .parse()
+                .expect("valid in this test"),
+        );
+        let ns = fabric
+            .join(super::super::BRIDGE, "c1", &[])
+            .expect("valid in this test");
+        let g = ns.reserve(Proto::Tcp, 8080).expect("valid in this test");
         assert!(
             ns.reserve(Proto::Tcp, 8080).is_none(),
             "second bind of 8080"
@@ -194,16 +200,20 @@ mod tests {
             "udp has its own ports"
         );
         assert_eq!(ns.lookup(Proto::Tcp, 8080), None, "not backed yet");
-        g.set_real("127.0.0.1:40000".parse().unwrap());
+        g.set_real("127.0.0.1:40000".parse().expect("valid in this test"));
         assert_eq!(
             ns.lookup(Proto::Tcp, 8080),
-            Some("127.0.0.1:40000".parse().unwrap())
+            Some("127.0.0.1:40000".parse().expect("valid in this test"))
         );
         drop(g);
         assert!(ns.ports(Proto::Tcp).is_empty());
-        let any = ns.reserve_any(Proto::Tcp, 40000).unwrap();
+        let any = ns
+            .reserve_any(Proto::Tcp, 40000)
+            .expect("valid in this test");
         assert_eq!(any.port(), 40000);
-        let other = ns.reserve_any(Proto::Tcp, 40000).unwrap();
+        let other = ns
+            .reserve_any(Proto::Tcp, 40000)
+            .expect("valid in this test");
         assert_eq!(other.port(), EPHEMERAL_START);
     }
 }

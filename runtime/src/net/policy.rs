@@ -235,38 +235,49 @@ mod tests {
 
     #[test]
     fn parses_egress_rules() {
-        let r = EgressRule::parse("127.0.0.1:8080").unwrap();
-        assert_eq!(r.ips, vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
+        let r = EgressRule::parse("127.0.0.1:8080").expect("valid in this test");
+        assert_eq!(
+            r.ips,
+            vec!["127.0.0.1".parse::<IpAddr>().expect("valid in this test")]
+        );
         assert_eq!(r.port, Some(8080));
-        let r = EgressRule::parse("Example.com").unwrap();
+        let r = EgressRule::parse("Example.com").expect("valid in this test");
         assert_eq!((r.host.as_str(), r.port), ("example.com", None));
         assert!(r.ips.is_empty());
-        let r = EgressRule::parse("[::1]:53").unwrap();
+        let r = EgressRule::parse("[::1]:53").expect("valid in this test");
         assert_eq!(r.port, Some(53));
-        assert_eq!(EgressRule::parse("::1").unwrap().port, None);
+        assert_eq!(
+            EgressRule::parse("::1").expect("valid in this test").port,
+            None
+        );
         for bad in ["", "a:b", "host:0", "[::1", "bad host", "x:70000"] {
-            let e = EgressRule::parse(bad).unwrap_err().to_string();
+            let e = EgressRule::parse(bad)
+                .expect_err("must be refused")
+                .to_string();
             assert!(e.starts_with("--allow-net"), "{bad}: {e}");
         }
     }
 
     #[test]
     fn routes_follow_the_rules() {
-        let f = Fabric::with_bridge(DEFAULT_SUBNET.parse().unwrap());
-        let a = f.join(BRIDGE, "a", &[]).unwrap();
-        let b = f.join(BRIDGE, "b", &[]).unwrap();
-        let ga = a.reserve(Proto::Tcp, 8080).unwrap();
-        ga.set_real("127.0.0.1:40001".parse().unwrap());
-        let gb = b.reserve(Proto::Tcp, 8080).unwrap();
-        gb.set_real("127.0.0.1:40002".parse().unwrap());
+        let f = Fabric::with_bridge(DEFAULT_SUBNET.parse().expect("valid in this test"));
+        let a = f.join(BRIDGE, "a", &[]).expect("valid in this test");
+        let b = f.join(BRIDGE, "b", &[]).expect("valid in this test");
+        let ga = a.reserve(Proto::Tcp, 8080).expect("valid in this test");
+        ga.set_real("127.0.0.1:40001".parse().expect("valid in this test"));
+        let gb = b.reserve(Proto::Tcp, 8080).expect("valid in this test");
+        gb.set_real("127.0.0.1:40002".parse().expect("valid in this test"));
         let grant = NetGrant {
             mode: NetMode::Virtual(a.clone()),
             ..NetGrant::default()
         };
-        let real = |s: &str| Route::Real(s.parse().unwrap());
+        let real = |s: &str| Route::Real(s.parse().expect("valid in this test"));
         let at = |ip: std::net::Ipv4Addr, port| SocketAddr::from((ip, port));
         assert_eq!(
-            grant.route(Proto::Tcp, "127.0.0.1:8080".parse().unwrap()),
+            grant.route(
+                Proto::Tcp,
+                "127.0.0.1:8080".parse().expect("valid in this test")
+            ),
             real("127.0.0.1:40001")
         );
         assert_eq!(
@@ -279,31 +290,40 @@ mod tests {
         );
         assert_eq!(grant.route(Proto::Tcp, at(b.ip(), 9)), Route::Refused);
         assert_eq!(grant.route(Proto::Udp, at(b.ip(), 8080)), Route::Refused);
-        let outside: SocketAddr = "192.0.2.7:80".parse().unwrap();
+        let outside: SocketAddr = "192.0.2.7:80".parse().expect("valid in this test");
         assert_eq!(grant.route(Proto::Tcp, outside), Route::Refused);
         assert_eq!(
-            grant.route(Proto::Tcp, "127.0.0.1:5432".parse().unwrap()),
+            grant.route(
+                Proto::Tcp,
+                "127.0.0.1:5432".parse().expect("valid in this test")
+            ),
             Route::Refused
         );
         let open = NetGrant {
             egress: vec![
-                EgressRule::parse("192.0.2.7").unwrap(),
-                EgressRule::parse("127.0.0.1:5432").unwrap(),
+                EgressRule::parse("192.0.2.7").expect("valid in this test"),
+                EgressRule::parse("127.0.0.1:5432").expect("valid in this test"),
             ],
             ..grant.clone()
         };
         assert_eq!(open.route(Proto::Tcp, outside), Route::Real(outside));
         assert_eq!(
-            open.route(Proto::Tcp, "127.0.0.1:5432".parse().unwrap()),
+            open.route(
+                Proto::Tcp,
+                "127.0.0.1:5432".parse().expect("valid in this test")
+            ),
             real("127.0.0.1:5432")
         );
         assert_eq!(
-            open.route(Proto::Tcp, "127.0.0.1:5433".parse().unwrap()),
+            open.route(
+                Proto::Tcp,
+                "127.0.0.1:5433".parse().expect("valid in this test")
+            ),
             Route::Refused
         );
         assert_eq!(
             grant.lookup("localhost"),
-            Some(vec!["127.0.0.1".parse().unwrap()])
+            Some(vec!["127.0.0.1".parse().expect("valid in this test")])
         );
         assert_eq!(grant.lookup("example.com"), None);
         assert!(!grant.may_resolve("example.com"));

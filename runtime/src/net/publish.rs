@@ -178,16 +178,19 @@ mod tests {
 
     #[test]
     fn parses_docker_port_specs() {
-        let p = PortSpec::parse("8080:80").unwrap();
+        let p = PortSpec::parse("8080:80").expect("valid in this test");
         assert_eq!((p.host_ip, p.host_port, p.container_port), (None, 8080, 80));
-        let p = PortSpec::parse("127.0.0.1:8080:80/tcp").unwrap();
-        assert_eq!(p.host_ip, Some("127.0.0.1".parse().unwrap()));
-        let p = PortSpec::parse("80").unwrap();
+        let p = PortSpec::parse("127.0.0.1:8080:80/tcp").expect("valid in this test");
+        assert_eq!(
+            p.host_ip,
+            Some("127.0.0.1".parse().expect("valid in this test"))
+        );
+        let p = PortSpec::parse("80").expect("valid in this test");
         assert_eq!((p.host_port, p.container_port), (0, 80));
-        let p = PortSpec::parse("127.0.0.1::80").unwrap();
+        let p = PortSpec::parse("127.0.0.1::80").expect("valid in this test");
         assert_eq!((p.host_port, p.container_port), (0, 80));
-        let p = PortSpec::parse("[::1]:8080:80").unwrap();
-        assert_eq!(p.host_ip, Some("::1".parse().unwrap()));
+        let p = PortSpec::parse("[::1]:8080:80").expect("valid in this test");
+        assert_eq!(p.host_ip, Some("::1".parse().expect("valid in this test")));
         for bad in [
             "",
             "x",
@@ -197,7 +200,9 @@ mod tests {
             "99999:80",
             "53:53/udp",
         ] {
-            let e = PortSpec::parse(bad).unwrap_err().to_string();
+            let e = PortSpec::parse(bad)
+                .expect_err("must be refused")
+                .to_string();
             assert!(e.starts_with(&format!("{bad:?}")), "{bad}: {e}");
         }
     }

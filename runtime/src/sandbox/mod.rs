@@ -1,5 +1,6 @@
 //! The sandbox: one shared wasmtime [`Engine`], a compile cache, and running
-//! WASIp1 modules and WASIp2 command components with exactly the
+//! WASIp1 modules and WASIp2 command components, or serving wasi:http
+//! components, with exactly the
 //! capabilities a [`ProcessSpec`] grants.
 //!
 //! **Architecture Invariant:** this module knows nothing of images, HTTP

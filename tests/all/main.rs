@@ -10,6 +10,7 @@ mod daemon;
 mod docker_cli;
 mod images;
 mod interop;
+mod net;
 mod pull_on_demand;
 mod registry;
 mod run;

@@ -215,9 +215,9 @@ impl ContainerSpec {
             .iter()
             .flatten()
             .filter_map(|p| match p.split_once('/') {
-                Some((n, "tcp")) => n.parse().ok(),
+                Some((n, "tcp")) => n.parse::<u16>().ok(),
                 Some(_) => None,
-                None => p.parse().ok(),
+                None => p.parse::<u16>().ok(),
             })
             .collect();
         exposed.sort_unstable();

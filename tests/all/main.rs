@@ -11,6 +11,7 @@ mod docker_cli;
 mod images;
 mod interop;
 mod net;
+mod network;
 mod pull_on_demand;
 mod registry;
 mod run;

@@ -1,8 +1,11 @@
 //! Shared fixtures: the `wrun` binary, a private state root per test, and
 //! the sample build contexts.
 
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -133,6 +136,15 @@ impl Root {
         self
     }
 
+    /// Builds `kubia:latest` (a WASIp2 HTTP server on 0.0.0.0:8080 that
+    /// answers `you've hit <HOSTNAME>`) into this root.
+    pub fn kubia(&self) -> &Self {
+        let ctx = sample("kubia");
+        self.wrun(&["build", "-q", "-t", "kubia", ctx.to_str().expect("utf8")])
+            .ok();
+        self
+    }
+
     /// Builds `busybox:wasip1` (a core module) into this root.
     pub fn busybox_p1(&self) -> &Self {
         let ctx = sample("busybox");
@@ -252,4 +264,56 @@ pub fn umoci_busybox(work: &Path) -> String {
         ],
     );
     image
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago: bound on port 0,
+/// read and released, so that tests never use fixed host ports.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
+/// One HTTP/1.1 `GET path` to 127.0.0.1:`port`: the status code and the
+/// body. A connection closed without an answer (a published port whose
+/// guest has not bound yet) is an error.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    // A guard against hangs, not a measure of speed.
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let raw = String::from_utf8_lossy(&raw);
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| bad(&format!("no complete answer: {raw:?}")))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad(&format!("bad status line: {head:?}")))?;
+    Ok((status, body.to_string()))
+}
+
+/// GETs `/` from 127.0.0.1:`port` until it answers 200 OK, failing after
+/// `within` (readiness, not speed: a published port closes connections
+/// until its guest listens); the body.
+#[track_caller]
+pub fn http_get_ok(port: u16, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let last = match http_get(port, "/") {
+            Ok((200, body)) => return body,
+            other => other,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "127.0.0.1:{port} did not answer 200 within {within:?}; last: {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -23,6 +23,15 @@ pub struct RunNet {
     pub published: Vec<Published>,
 }
 
+impl RunNet {
+    /// Closes the published host ports, and waits until they are closed.
+    pub async fn close(&self) {
+        for p in &self.published {
+            p.close().await;
+        }
+    }
+}
+
 pub struct Networks {
     fabric: Arc<Fabric>,
     db: Mutex<Db>,

@@ -334,6 +334,7 @@ impl Supervisor {
                 Ok(())
             }
             Err(e) => {
+                live.net.close().await;
                 *lock(&entry.live) = None;
                 // As Docker: a container that was to be removed on exit is
                 // removed when it cannot start (clients wait for that).
@@ -416,6 +417,9 @@ impl Supervisor {
                 )
                 .await;
             drop(process.entry);
+            // The host ports close before anyone hears of the end, so a
+            // `start` right after `stop` can publish them again.
+            live.net.close().await;
             let (code, error) = match &result {
                 Ok(exit) => (exit.code(), exit.describe()),
                 Err(e) => (128, Some(e.to_string())),

@@ -102,12 +102,32 @@ pub struct Published {
     pub spec: PortSpec,
     /// The address actually listened on (its port chosen when asked for 0).
     pub addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    /// The accept loop, which owns the host listener.
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Published {
+    fn take_task(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.task.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Stops listening and waits until the host port is closed, so a
+    /// `start` right after a `stop` can bind it again.
+    pub async fn close(&self) {
+        if let Some(task) = self.take_task() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
 }
 
 impl Drop for Published {
     fn drop(&mut self) {
-        self.task.abort();
+        // Without `close`, the port is released when the runtime next
+        // polls the aborted task.
+        if let Some(task) = self.take_task() {
+            task.abort();
+        }
     }
 }
 
@@ -143,7 +163,11 @@ pub fn publish(ns: &Arc<Namespace>, spec: PortSpec) -> Result<Published, NetErro
             });
         }
     });
-    Ok(Published { spec, addr, task })
+    Ok(Published {
+        spec,
+        addr,
+        task: std::sync::Mutex::new(Some(task)),
+    })
 }
 
 /// Carries one host connection to the guest's port `port`, waiting

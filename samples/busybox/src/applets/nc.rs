@@ -8,7 +8,7 @@
 //! connection or received datagram, and `connected to PEER` for a client;
 //! `-r` (with `-l -u`) replies: the received datagram is also sent back to
 //! its sender, which makes a one-shot UDP echo server; `-w SECS` bounds the
-//! wait for a datagram.
+//! wait for a reply, a datagram or (with `-l`) a connection.
 
 use crate::ctx::{CopyError, Ctx, copy, errmsg};
 use crate::opts;
@@ -28,8 +28,8 @@ pub fn main(ctx: &mut Ctx<'_>, args: &[String]) -> i32 {
 struct Mode {
     /// `-v`: report addresses on stderr.
     verbose: bool,
-    /// `-w SECS`: how long to wait (for a UDP datagram; a TCP read, where
-    /// the host supports it).
+    /// `-w SECS`: how long to wait for a connection, a datagram, or a TCP
+    /// read (where the host supports read timeouts).
     timeout: Option<Duration>,
 }
 
@@ -70,7 +70,7 @@ fn run(ctx: &mut Ctx<'_>, args: &[String]) -> Result<(), String> {
         let port = match (opts.value('p'), opts.operands.as_slice()) {
             (Some(p), []) => parse_port(p)?,
             (None, [p]) => parse_port(p)?,
-            _ => return Err("usage: nc -l [-v] [-u [-r] [-w SECS]] -p PORT".to_string()),
+            _ => return Err("usage: nc -l [-v] [-u [-r]] [-w SECS] -p PORT".to_string()),
         };
         return if udp {
             listen_udp(ctx, port, mode, reply)
@@ -140,8 +140,7 @@ fn listen_tcp(ctx: &mut Ctx<'_>, port: u16, mode: Mode) -> Result<(), String> {
         let addr = local(listener.local_addr())?;
         mode.note(ctx, format_args!("listening on {addr}"));
     }
-    let (mut stream, peer) = listener
-        .accept()
+    let (mut stream, peer) = accept(&listener, mode.timeout)
         .map_err(|e| format!("accept failed on port {port}: {}", errmsg(&e)))?;
     mode.note(ctx, format_args!("connect from {peer}"));
     copy(&mut stream, &mut *ctx.stdout).map_err(copy_err(&peer.to_string(), "stdout"))?;
@@ -195,6 +194,34 @@ fn listen_udp(ctx: &mut Ctx<'_>, port: u16, mode: Mode, reply: bool) -> Result<(
             .map_err(|e| format!("reply to {from} failed: {}", errmsg(&e)))?;
     }
     write_out(ctx, &buf[..n])
+}
+
+/// Accepts one connection, giving up after `timeout`, polling a
+/// non-blocking listener as [`recv_from`] does.
+fn accept(
+    listener: &TcpListener,
+    timeout: Option<Duration>,
+) -> io::Result<(TcpStream, SocketAddr)> {
+    let Some(timeout) = timeout else {
+        return listener.accept();
+    };
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match listener.accept() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if Instant::now() >= deadline {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok((stream, peer)) => {
+                stream.set_nonblocking(false)?;
+                return Ok((stream, peer));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Receives one datagram, giving up after `timeout`. WASI preview 2 has no
@@ -442,6 +469,18 @@ mod tests {
         assert_eq!(
             (code, out.as_str(), err),
             (0, "yo", format!("connected to {addr}\n"))
+        );
+    }
+
+    #[test]
+    fn tcp_listen_gives_up_after_the_timeout() {
+        let (rx, nc) = spawn_nc(&["-v", "-l", "-w", "1", "-p", "0"]);
+        listening_port(&next_line(&rx));
+        let (code, out) = nc.join().unwrap();
+        assert_eq!((code, out.as_str()), (1, ""));
+        assert_eq!(
+            next_line(&rx),
+            "busybox: nc: accept failed on port 0: timed out"
         );
     }
 

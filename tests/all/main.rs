@@ -10,7 +10,6 @@ mod daemon;
 mod docker_cli;
 mod images;
 mod interop;
-mod net;
 mod network;
 mod pull_on_demand;
 mod registry;

@@ -6,35 +6,20 @@
 //! are dialled only from inside containers. Host ports are picked free, never
 //! fixed.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{Ipv4Addr, TcpListener};
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Ran, Root, free_port, http_get, http_get_ok, sample};
+use crate::support::{
+    Answer, HANG, Ran, Root, api, free_port, http_get, http_get_ok, poll, sample,
+};
 
-/// How long a poll may take before the test calls it a hang. It guards
-/// against hangs only; nothing here measures speed with it.
-const HANG: Duration = Duration::from_secs(60);
 /// How long a published kubia may take to answer its first request.
 const READY: Duration = Duration::from_secs(10);
-
-/// Calls `f` until it returns `Some`, failing after [`HANG`].
-#[track_caller]
-fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + HANG;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// `wrun inspect NAME`'s one element.
 #[track_caller]
@@ -75,58 +60,10 @@ fn run_d(root: &Root, args: &[&str]) -> String {
     id
 }
 
-/// Sends one raw HTTP/1.1 request over the root's socket; the status and
-/// the (de-chunked) body.
-fn api(root: &Root, method: &str, path: &str) -> (u16, String) {
-    let mut s = UnixStream::connect(root.path().join("wrun.sock")).expect("connect to the daemon");
-    s.set_read_timeout(Some(HANG)).expect("timeout");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: wrun\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send request");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read answer");
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no end of headers in {raw:?}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    (status, body)
-}
-
-/// Decodes a chunked transfer encoding.
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    loop {
-        let Some((size, rest)) = s.split_once("\r\n") else {
-            return out;
-        };
-        let n = usize::from_str_radix(size.trim(), 16).expect("chunk size");
-        if n == 0 {
-            return out;
-        }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
-    }
-}
-
 /// The daemon's live namespaces (`GET /_wrun/net`).
 #[track_caller]
 fn namespaces(root: &Root) -> Vec<Value> {
-    let (status, body) = api(root, "GET", "/_wrun/net");
+    let Answer { status, body } = api(root, "GET", "/_wrun/net", None);
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
     v.as_array()
@@ -239,6 +176,33 @@ fn daemon_fds(root: &Root) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("the daemon's /proc/PID/fd")
         .count()
+}
+
+/// The same app as a wasi:http component: served in its namespace with a
+/// fresh instance per request, its port held only while it runs.
+#[test]
+fn kubia_http_is_served_per_request() {
+    let root = Root::new();
+    let ctx = sample("kubia-http");
+    root.wrun(&[
+        "build",
+        "-q",
+        "-t",
+        "kubia-http",
+        ctx.to_str().expect("utf8"),
+    ])
+    .ok();
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    let id = run_d(&root, &["--name", "kh", "-p", &publish, "kubia-http"]);
+    let hit = format!("you've hit {}\n", &id[..12]);
+    assert_eq!(http_get_ok(port, READY), hit);
+    assert_eq!(http_get_ok(port, READY), hit);
+    let logs = root.wrun(&["logs", "kh"]);
+    assert_eq!(logs.ok().matches("Received request for GET /").count(), 2);
+    assert_eq!(bound(&root, &id, "Tcp"), Some(vec![8080]));
+    root.wrun(&["stop", "kh"]).ok();
+    assert_eq!(bound(&root, &id, "Tcp"), None);
 }
 
 /// The walk-through's kubia: published on a free host port, it answers
@@ -1007,16 +971,16 @@ fn start_stop_cycles_leak_no_descriptors() {
     );
     let hit = format!("you've hit {}\n", &id[..12]);
     let cycle = |n: usize, get: bool| {
-        let (status, body) = api(&root, "POST", "/containers/cycle/start");
+        let Answer { status, body } = api(&root, "POST", "/containers/cycle/start", None);
         assert_eq!(status, 204, "start #{n}: {body}");
         if get {
             assert_eq!(http_get_ok(port, READY), hit);
         }
-        let (status, body) = api(&root, "POST", "/containers/cycle/stop");
+        let Answer { status, body } = api(&root, "POST", "/containers/cycle/stop", None);
         assert_eq!(status, 204, "stop #{n}: {body}");
     };
     assert_eq!(http_get_ok(port, READY), hit);
-    let (status, body) = api(&root, "POST", "/containers/cycle/stop");
+    let Answer { status, body } = api(&root, "POST", "/containers/cycle/stop", None);
     assert_eq!(status, 204, "stop: {body}");
     for n in 1..=5 {
         cycle(n, true);
@@ -1070,20 +1034,10 @@ fn bad_network_input_is_refused() {
     }
     assert_eq!(root.wrun(&["ps", "-a", "-q"]).ok(), "");
 
-    let mut s = UnixStream::connect(root.path().join("wrun.sock")).expect("connect");
-    s.set_read_timeout(Some(HANG)).expect("timeout");
     let body =
         r#"{"Image":"busybox","HostConfig":{"PortBindings":{"8080/tcp":[{"HostPort":"abc"}]}}}"#;
-    write!(
-        s,
-        "POST /containers/create HTTP/1.1\r\nHost: wrun\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).expect("read");
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    assert!(answer.contains("abc"), "{answer}");
+    let a = api(&root, "POST", "/containers/create", Some(body));
+    assert_eq!(a.status, 400, "{a:?}");
+    assert!(a.body.contains("abc"), "{a:?}");
     assert_eq!(root.wrun(&["ps", "-a", "-q"]).ok(), "");
 }

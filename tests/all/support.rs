@@ -3,6 +3,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -315,5 +316,102 @@ pub fn http_get_ok(port: u16, within: Duration) -> String {
             "127.0.0.1:{port} did not answer 200 within {within:?}; last: {last:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// How long a poll may take before the test calls it a hang. It guards
+/// against hangs only; nothing here measures speed with it.
+pub const HANG: Duration = Duration::from_secs(60);
+
+/// Calls `f` until it returns `Some`, failing after [`HANG`].
+#[track_caller]
+pub fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + HANG;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One answer of the API.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// The `message` of Docker's error body.
+    #[track_caller]
+    pub fn message(&self) -> String {
+        self.json()["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message in {:?}", self.body))
+            .to_string()
+    }
+}
+
+pub fn connect(root: &Root) -> UnixStream {
+    let s = UnixStream::connect(root.path().join("wrun.sock")).expect("connect to the daemon");
+    s.set_read_timeout(Some(HANG)).expect("timeout");
+    s
+}
+
+/// Sends one raw HTTP/1.1 request over the root's socket and reads the
+/// whole answer.
+pub fn api(root: &Root, method: &str, path: &str, body: Option<&str>) -> Answer {
+    let mut s = connect(root);
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: wrun\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read answer");
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in {raw:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+    let chunked = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Answer { status, body }
+}
+
+/// Decodes a chunked transfer encoding.
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let Some((size, rest)) = s.split_once("\r\n") else {
+            return out;
+        };
+        let n = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if n == 0 {
+            return out;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
     }
 }

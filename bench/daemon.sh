@@ -23,11 +23,8 @@ DENSITY=1000
 RUNWASI_TASKS_PER_SEC=330
 RUNWASI_MB_PER_CONTAINER=23
 
-say() { printf '==> %s\n' "$*" >&2; }
-die() {
-  printf 'bench: %s\n' "$*" >&2
-  exit 1
-}
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 
 if [ ! -x "$WRUN" ] || [ ! -x "$LOAD" ]; then
   say "building wrun and the load generator (release)"

@@ -36,22 +36,8 @@ NODE_PORT=8080 # fixed in app.js
 FIRST_PORT=18081
 RUNWASI_VS_WASMTIME=0.1
 
-say() { printf '==> %s\n' "$*" >&2; }
-die() {
-  printf 'bench: %s\n' "$*" >&2
-  exit 1
-}
-
-# as_root CMD...: runs CMD as root (directly, or through sudo).
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1; then
-    sudo "$@"
-  else
-    die "need root to run: $*"
-  fi
-}
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 
 case "$ONLY" in
   all | peers) ;;
@@ -60,27 +46,13 @@ esac
 
 # --- 1. tools, guests, images -------------------------------------------------
 
-if ! command -v wrk >/dev/null 2>&1; then
-  say "installing wrk (apt)"
-  as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -o DPkg::Lock::Timeout=600 wrk
-fi
-command -v wrk >/dev/null 2>&1 || die "wrk is not on PATH after installing it"
+apt_tool wrk
 for t in curl python3; do
   command -v "$t" >/dev/null 2>&1 || die "$t is needed (apt-get install $t)"
 done
 
 # The same pinned wasmtime as bench/run.sh.
-wasmtime_ok() {
-  [ -x "$WASMTIME" ] &&
-    "$WASMTIME" --version 2>/dev/null | grep -Eq "^wasmtime(-cli)? $WASMTIME_MAJOR\."
-}
-if ! wasmtime_ok; then
-  say "installing wasmtime-cli $WASMTIME_MAJOR into bench/.tools (this takes a while)"
-  cargo install --locked wasmtime-cli --version "^$WASMTIME_MAJOR" --root "$tools"
-  wasmtime_ok || die "bench/.tools/bin/wasmtime does not report version $WASMTIME_MAJOR.x"
-fi
+pinned_wasmtime "$tools" "$WASMTIME_MAJOR"
 
 if [ "$ONLY" = all ] && [ ! -x "$WRUN" ]; then
   say "building wrun (release)"

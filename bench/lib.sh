@@ -1,4 +1,46 @@
-# Shared by the bench scripts; source it after setting WARMUP and RUNS.
+# shellcheck shell=bash
+# Shared by the bench scripts: messages, root and tool installation, and
+# hyperfine's command line (call hyperfine_cmd after setting WARMUP and RUNS).
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() {
+  printf 'bench: %s\n' "$*" >&2
+  exit 1
+}
+
+# as_root CMD...: runs CMD as root (directly, or through sudo).
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root to run: $*"
+  fi
+}
+
+# apt_tool NAME: installs Debian's NAME (apt) when its command is missing.
+apt_tool() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    say "installing $1 (apt)"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -o DPkg::Lock::Timeout=600 "$1"
+  fi
+  command -v "$1" >/dev/null 2>&1 || die "$1 is not on PATH after installing it"
+}
+
+# pinned_wasmtime TOOLS MAJOR: installs wasmtime-cli MAJOR.x into TOOLS/bin
+# unless it is there already.
+pinned_wasmtime() {
+  local tools="$1" major="$2"
+  if ! "$tools/bin/wasmtime" --version 2>/dev/null | grep -Eq "^wasmtime(-cli)? $major\."; then
+    say "installing wasmtime-cli $major into bench/.tools (this takes a while)"
+    cargo install --locked wasmtime-cli --version "^$major" --root "$tools"
+    "$tools/bin/wasmtime" --version 2>/dev/null | grep -Eq "^wasmtime(-cli)? $major\." ||
+      die "bench/.tools/bin/wasmtime does not report version $major.x"
+  fi
+}
 
 # hyperfine_cmd: sets the array `hf` to the hyperfine command line, and
 # `shell_mode` to how commands are run. -N (--shell=none) runs them

@@ -18,11 +18,8 @@ WARMUP=1
 RUNS=10
 GOAL=1.0
 
-say() { printf '==> %s\n' "$*" >&2; }
-die() {
-  printf 'bench: %s\n' "$*" >&2
-  exit 1
-}
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 
 for t in docker-registry skopeo hyperfine curl python3; do
   command -v "$t" >/dev/null 2>&1 || die "$t is needed (apt-get install $t)"
@@ -128,8 +125,6 @@ say "image: $layers layers, $((image_bytes / 1024)) KiB of blobs in the registry
 # --- 2. measure ---------------------------------------------------------------
 
 mkdir -p "$results"
-# shellcheck source=bench/lib.sh
-source "$repo/bench/lib.sh"
 hyperfine_cmd
 
 pull_root="$scratch/pull-root"

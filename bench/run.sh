@@ -22,42 +22,13 @@ WRUN="target/release/wrun"
 WARMUP=5
 RUNS=50
 
-say() { printf '==> %s\n' "$*" >&2; }
-die() {
-  printf 'bench: %s\n' "$*" >&2
-  exit 1
-}
-
-# as_root CMD...: runs CMD as root (directly, or through sudo).
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then
-    "$@"
-  elif command -v sudo >/dev/null 2>&1; then
-    sudo "$@"
-  else
-    die "need root to run: $*"
-  fi
-}
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
 
 # --- 1. tools ---------------------------------------------------------------
 
-if ! command -v hyperfine >/dev/null 2>&1; then
-  say "installing hyperfine (apt)"
-  as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -o DPkg::Lock::Timeout=600 hyperfine
-fi
-command -v hyperfine >/dev/null 2>&1 || die "hyperfine is not on PATH after installing it"
-
-wasmtime_ok() {
-  [ -x "$tools/bin/wasmtime" ] &&
-    "$tools/bin/wasmtime" --version 2>/dev/null | grep -Eq "^wasmtime(-cli)? $WASMTIME_MAJOR\."
-}
-if ! wasmtime_ok; then
-  say "installing wasmtime-cli $WASMTIME_MAJOR into bench/.tools (this takes a while)"
-  cargo install --locked wasmtime-cli --version "^$WASMTIME_MAJOR" --root "$tools"
-  wasmtime_ok || die "bench/.tools/bin/wasmtime does not report version $WASMTIME_MAJOR.x"
-fi
+apt_tool hyperfine
+pinned_wasmtime "$tools" "$WASMTIME_MAJOR"
 # Put the pinned wasmtime first so the commands below read `wasmtime run ...`.
 export PATH="$tools/bin:$PATH"
 
@@ -158,8 +129,6 @@ say "wasmtime compile cache: $wasmtime_cache_state"
 # --- 4. measure ---------------------------------------------------------------
 
 mkdir -p "$results"
-# shellcheck source=bench/lib.sh
-source "$repo/bench/lib.sh"
 hyperfine_cmd
 
 # Other work on the machine (a build, say) skews both sides unevenly: wrun

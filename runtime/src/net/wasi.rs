@@ -183,6 +183,19 @@ impl NetCtxView<'_> {
             .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(ns.gateway()), real.port()))
     }
 
+    /// What `local-address` reports for socket `rep`, whose real local
+    /// address is `real`: the address it was bound to, or the namespace's
+    /// IP with the real port.
+    fn shown_local(&self, rep: u32, real: IpSocketAddress) -> IpSocketAddress {
+        let Some(ns) = self.namespace() else {
+            return real;
+        };
+        match self.net.sockets.get(&rep).and_then(|m| m.local) {
+            Some(v) => v.into(),
+            None => NetCtxView::virtual_local(&ns, real.into()).into(),
+        }
+    }
+
     /// The address to report for a connected or accepted socket whose
     /// real local address is `real`.
     fn virtual_local(ns: &Namespace, real: SocketAddr) -> SocketAddr {
@@ -328,13 +341,7 @@ impl tcp::HostTcpSocket for NetCtxView<'_> {
     fn local_address(&mut self, this: Resource<TcpSocket>) -> SocketResult<IpSocketAddress> {
         let rep = this.rep();
         let real = self.sockets.local_address(this)?;
-        let Some(ns) = self.namespace() else {
-            return Ok(real);
-        };
-        Ok(match self.net.sockets.get(&rep).and_then(|m| m.local) {
-            Some(v) => v.into(),
-            None => NetCtxView::virtual_local(&ns, real.into()).into(),
-        })
+        Ok(self.shown_local(rep, real))
     }
 
     fn remote_address(&mut self, this: Resource<TcpSocket>) -> SocketResult<IpSocketAddress> {
@@ -509,13 +516,7 @@ impl udp::HostUdpSocket for NetCtxView<'_> {
     fn local_address(&mut self, this: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {
         let rep = this.rep();
         let real = self.sockets.local_address(this)?;
-        let Some(ns) = self.namespace() else {
-            return Ok(real);
-        };
-        Ok(match self.net.sockets.get(&rep).and_then(|m| m.local) {
-            Some(v) => v.into(),
-            None => NetCtxView::virtual_local(&ns, real.into()).into(),
-        })
+        Ok(self.shown_local(rep, real))
     }
 
     fn remote_address(&mut self, this: Resource<UdpSocket>) -> SocketResult<IpSocketAddress> {

@@ -154,23 +154,16 @@ pub fn settings(sup: &Supervisor, network: &str, live: Option<&Live>) -> Network
             });
     }
     if let NetMode::Virtual(ns) = &live.net.grant.mode {
-        let prefix = sup
-            .networks()
-            .fabric()
-            .network(network)
-            .ok()
+        let info = sup.networks().fabric().network(network).ok();
+        let prefix = info
+            .as_ref()
             .and_then(|i| i.subnet)
             .map(|s| s.prefix_len())
             .unwrap_or(0);
+        let id = info.map(|i| i.id).unwrap_or_default();
         out.ip_address = ns.ip().to_string();
         out.ip_prefix_len = prefix;
         out.gateway = ns.gateway().to_string();
-        let id = sup
-            .networks()
-            .fabric()
-            .network(network)
-            .map(|i| i.id)
-            .unwrap_or_default();
         out.networks.insert(
             ns.network().to_string(),
             EndpointSettings {

@@ -287,6 +287,110 @@ fn kubia_serves_through_a_published_port() {
     );
 }
 
+/// Reads one HTTP response with a `Content-Length` body: its status line
+/// and body.
+fn read_response(r: &mut impl std::io::BufRead) -> (String, String) {
+    let mut status = String::new();
+    r.read_line(&mut status).expect("a status line");
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("a header line");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().expect("a numeric Content-Length");
+        }
+    }
+    let mut body = vec![0; length];
+    r.read_exact(&mut body).expect("the whole body");
+    (
+        status.trim_end().to_string(),
+        String::from_utf8(body).expect("a UTF-8 body"),
+    )
+}
+
+/// kubia serves as node's http server does: a client that connects and
+/// says nothing holds no one up, one connection carries several requests
+/// (pipelined ones too), and `Connection: close` ends it after the answer.
+#[test]
+fn kubia_keeps_connections_alive_and_serves_them_together() {
+    let root = Root::new();
+    root.kubia();
+    let port = free_port();
+    let id = run_d(
+        &root,
+        &[
+            "--name",
+            "ka",
+            "-p",
+            &format!("127.0.0.1:{port}:8080"),
+            "kubia",
+        ],
+    );
+    let hit = format!("you've hit {}\n", &id[..12]);
+    assert_eq!(http_get_ok(port, READY), hit);
+
+    let connect = || {
+        let s = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+        s.set_read_timeout(Some(HANG)).expect("timeout");
+        s
+    };
+    // Connected first, and silent throughout.
+    let silent = connect();
+    let mut conn = connect();
+    conn.write_all(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\nHEAD /b HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("two pipelined requests");
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    assert_eq!(
+        read_response(&mut reader),
+        ("HTTP/1.1 200 OK".into(), hit.clone())
+    );
+    // HEAD: the length of the body that GET would send, and no body.
+    let mut status = String::new();
+    reader.read_line(&mut status).expect("HEAD's status");
+    assert_eq!(status, "HTTP/1.1 200 OK\r\n");
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("HEAD's headers");
+        head.push_str(&line);
+    }
+    assert!(
+        head.contains(&format!("Content-Length: {}\r\n", hit.len())),
+        "{head}"
+    );
+
+    // The same connection, once more, and then closed by kubia.
+    conn.write_all(b"GET /c HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .expect("a third request");
+    assert_eq!(
+        read_response(&mut reader),
+        ("HTTP/1.1 200 OK".into(), hit.clone())
+    );
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut reader, &mut rest).expect("the end of the connection");
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+
+    // A bad request gets a 400 and the connection ends.
+    let mut bad = connect();
+    bad.write_all(b"NOT HTTP\r\n\r\n").expect("a bad request");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut bad, &mut answer).expect("the 400");
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
+    drop(silent);
+
+    let logs = wait_log(&root, "ka", "Received request from");
+    assert_eq!(request_sources(&logs.stdout).len(), 4, "{logs:?}");
+}
+
 /// `-P` publishes the image's EXPOSEd ports on free host ports, which
 /// `port` then tells.
 #[test]

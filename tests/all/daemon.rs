@@ -1062,3 +1062,23 @@ fn wait_and_rename() {
     root.wrun(&["rename", "nosuch", "x"])
         .fails(125, "No such container: nosuch");
 }
+
+/// `rm -f` of a running `--rm` container succeeds, as Docker's does, even
+/// though the container's own removal on exit races with it; the container
+/// is gone afterwards either way.
+#[test]
+fn force_removing_a_running_rm_container_succeeds() {
+    let root = Root::new();
+    root.busybox();
+    for i in 0..20 {
+        let name = format!("gone{i}");
+        root.wrun(&[
+            "run", "-d", "--rm", "--name", &name, "busybox", "sleep", "600",
+        ])
+        .ok();
+        assert_eq!(root.wrun(&["rm", "-f", &name]).ok(), format!("{name}\n"));
+        root.wrun(&["inspect", &name])
+            .fails(1, &format!("No such object: {name}"));
+    }
+    assert!(all_ids(&root).is_empty(), "{:?}", all_ids(&root));
+}

@@ -566,9 +566,14 @@ impl Supervisor {
             .delete_record(&rec.id)
             .map_err(DaemonError::from)?;
         if !deleted {
-            return Err(DaemonError::NotFound(format!(
-                "No such container: {name_or_id}"
-            )));
+            // Another remover took the record after it was found here: the
+            // container's own removal on exit (after the stop above), or a
+            // concurrent `rm`. Gone is what was asked for; Docker's `rm -f`
+            // of a running `--rm` container succeeds too. Its end is waited
+            // for, so the caller sees no trace of it afterwards.
+            let mut watch = entry.watch();
+            let _ = tokio::time::timeout(STOP_WAIT, watch.wait_for(|s| s.removed)).await;
+            return Ok(());
         }
         lock(&self.entries).remove(&rec.id);
         self.execs.forget_container(&rec.id);

@@ -823,13 +823,27 @@ fn user_defined_networks_resolve_names() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("Connection refused"), "{r:?}");
 
+    // A rename takes effect at once, as in Docker: the new name resolves
+    // and the old one no longer does.
+    root.wrun(&["rename", "web", "front"]).ok();
+    assert_eq!(on_app("http://front:8080/").ok(), hit);
+    let r = on_app("http://web:8080/");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("lookup"), "{r:?}");
+    let aliases = &inspect(&root, "front")["NetworkSettings"]["Networks"]["app"]["Aliases"];
+    assert_eq!(
+        aliases,
+        &serde_json::json!([&web[..12], "front"]),
+        "{aliases}"
+    );
+
     let r = root.wrun(&["network", "rm", "app"]);
     assert_ne!(r.code, 0, "{r:?}");
     assert!(
-        r.stderr.contains("network app") && r.stderr.contains("web"),
+        r.stderr.contains("network app") && r.stderr.contains("front"),
         "{r:?}"
     );
-    root.wrun(&["rm", "-f", "web"]).ok();
+    root.wrun(&["rm", "-f", "front"]).ok();
     assert_eq!(root.wrun(&["network", "rm", "app"]).ok(), "app\n");
     let ls = root.wrun(&["network", "ls"]);
     assert!(

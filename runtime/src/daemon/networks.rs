@@ -205,11 +205,7 @@ impl Networks {
             }
         }
         Ok(RunNet {
-            grant: NetGrant {
-                mode,
-                egress,
-                own_names,
-            },
+            grant: NetGrant { mode, egress },
             published,
         })
     }

@@ -620,8 +620,15 @@ impl Supervisor {
     /// Gives a container a new name.
     pub fn rename(&self, name_or_id: &str, new_name: &str) -> Result<(), DaemonError> {
         let new_name = new_name.trim_start_matches('/');
-        let (rec, _) = self.find(name_or_id)?;
+        let (rec, entry) = self.find(name_or_id)?;
         self.db().rename(&rec.id, new_name)?;
+        // A running container answers to its new name at once, on its
+        // network's resolver too, as in Docker.
+        if let Some(live) = entry.live()
+            && let crate::net::NetMode::Virtual(ns) = &live.net.grant.mode
+        {
+            ns.rename(&rec.name, new_name);
+        }
         Ok(())
     }
 

@@ -278,7 +278,8 @@ impl Fabric {
             .find(|ip| *ip != gateway && !net.used.contains(ip))
             .ok_or_else(|| NetError::Exhausted(network.to_string()))?;
         net.used.insert(ip);
-        for n in names.iter().filter(|n| !n.is_empty()) {
+        let names: Vec<String> = names.iter().filter(|n| !n.is_empty()).cloned().collect();
+        for n in &names {
             net.names.insert(n.to_ascii_lowercase(), ip);
         }
         let ns = Arc::new(Namespace::new(
@@ -287,6 +288,7 @@ impl Fabric {
             gateway,
             network.to_string(),
             owner.to_string(),
+            names,
         ));
         st.namespaces.insert(ip, Arc::downgrade(&ns));
         Ok(ns)
@@ -299,6 +301,18 @@ impl Fabric {
         if let Some(net) = st.networks.get_mut(network) {
             net.used.remove(&ip);
             net.names.retain(|_, a| *a != ip);
+        }
+    }
+
+    /// Moves the name `old` of the namespace at `ip` to `new`.
+    pub(super) fn rename(&self, network: &str, ip: Ipv4Addr, old: &str, new: &str) {
+        let mut st = self.state();
+        if let Some(net) = st.networks.get_mut(network) {
+            let old = old.to_ascii_lowercase();
+            if net.names.get(&old) == Some(&ip) {
+                net.names.remove(&old);
+            }
+            net.names.insert(new.to_ascii_lowercase(), ip);
         }
     }
 

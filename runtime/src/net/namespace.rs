@@ -39,6 +39,10 @@ pub struct Namespace {
     network: String,
     /// The container (or pod) that owns the namespace.
     owner: String,
+    /// The names that resolve to the namespace from inside it (the
+    /// container's name and short ID) and, on a user-defined network,
+    /// from its other members.
+    names: Mutex<Vec<String>>,
     tcp: Mutex<PortTable>,
     udp: Mutex<PortTable>,
 }
@@ -60,6 +64,7 @@ impl Namespace {
         gateway: Ipv4Addr,
         network: String,
         owner: String,
+        names: Vec<String>,
     ) -> Self {
         Self {
             fabric,
@@ -67,6 +72,7 @@ impl Namespace {
             gateway,
             network,
             owner,
+            names: Mutex::new(names),
             tcp: Mutex::default(),
             udp: Mutex::default(),
         }
@@ -92,6 +98,31 @@ impl Namespace {
 
     pub fn fabric(&self) -> &Arc<Fabric> {
         &self.fabric
+    }
+
+    /// The names the namespace answers to.
+    pub fn names(&self) -> Vec<String> {
+        self.names.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether `name` (lower case, no trailing dot) is one of its names.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    /// Replaces the name `old` with `new` (a container renamed while it
+    /// runs), here and in its network's resolver.
+    pub fn rename(&self, old: &str, new: &str) {
+        {
+            let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+            names.retain(|n| !n.eq_ignore_ascii_case(old));
+            names.push(new.to_string());
+        }
+        self.fabric.rename(&self.network, self.ip, old, new);
     }
 
     fn table(&self, proto: Proto) -> MutexGuard<'_, PortTable> {

@@ -25,9 +25,6 @@ pub struct NetGrant {
     pub mode: NetMode,
     /// Outside addresses a virtual guest may reach (`--allow-net`).
     pub egress: Vec<EgressRule>,
-    /// Extra names that resolve to the namespace itself (the container's
-    /// name and hostname).
-    pub own_names: Vec<String>,
 }
 
 /// One `--allow-net HOST[:PORT]`: a host (a name, resolved when the guest
@@ -203,11 +200,7 @@ impl NetGrant {
         if lower == "localhost" || lower.ends_with(".localhost") {
             return Some(vec![IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)]);
         }
-        if self
-            .own_names
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(&lower))
-        {
+        if ns.answers_to(&lower) {
             return Some(vec![IpAddr::V4(ns.ip())]);
         }
         ns.fabric()

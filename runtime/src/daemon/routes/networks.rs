@@ -171,7 +171,7 @@ pub fn settings(sup: &Supervisor, network: &str, live: Option<&Live>) -> Network
                 ip_address: ns.ip().to_string(),
                 ip_prefix_len: prefix,
                 gateway: ns.gateway().to_string(),
-                aliases: live.net.grant.own_names.clone(),
+                aliases: ns.names(),
             },
         );
     }

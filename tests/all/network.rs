@@ -1124,6 +1124,71 @@ fn start_stop_cycles_leak_no_descriptors() {
     assert_eq!(namespaces(&root), Vec::<Value>::new());
 }
 
+/// A published UDP port: a datagram from the host reaches the guest from
+/// the gateway, and the guest's answer comes back to the sender; `ps` and
+/// `port` show the mapping.
+#[test]
+fn udp_ports_are_published() {
+    let root = Root::new();
+    root.busybox();
+    let port = free_port();
+    let id = run_d(
+        &root,
+        &[
+            "--name",
+            "echo",
+            "-p",
+            &format!("127.0.0.1:{port}:9000/udp"),
+            "busybox",
+            "nc",
+            "-v",
+            "-l",
+            "-u",
+            "-r",
+            "-p",
+            "9000",
+        ],
+    );
+    wait_bound(&root, &id, "Udp", Some(&[9000]));
+    assert_eq!(
+        root.wrun(&["port", "echo", "9000/udp"]).ok(),
+        format!("127.0.0.1:{port}\n")
+    );
+    let ps = root.wrun(&["ps"]);
+    assert!(
+        ps.ok().contains(&format!("127.0.0.1:{port}->9000/udp")),
+        "{}",
+        ps.stdout
+    );
+    let client = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("a client socket");
+    client.set_read_timeout(Some(HANG)).expect("timeout");
+    client
+        .send_to(b"ping\n", (Ipv4Addr::LOCALHOST, port))
+        .expect("send");
+    let mut buf = [0u8; 64];
+    let (n, from) = client.recv_from(&mut buf).expect("the echo");
+    assert_eq!(&buf[..n], b"ping\n");
+    assert_eq!(
+        from,
+        (Ipv4Addr::LOCALHOST, port).into(),
+        "from the published port"
+    );
+
+    assert_eq!(root.wrun(&["wait", "echo"]).ok(), "0\n");
+    let logs = root.wrun(&["logs", "echo"]);
+    assert_eq!(logs.ok(), "ping\n");
+    let peer = logs
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("connect from "))
+        .unwrap_or_else(|| panic!("no connect line: {logs:?}"));
+    assert!(peer.starts_with("10.88.0.1:"), "the gateway: {logs:?}");
+    assert_eq!(
+        inspect(&root, "echo")["HostConfig"]["PortBindings"]["9000/udp"][0]["HostPort"],
+        port.to_string()
+    );
+}
+
 /// Malformed `-p` and `--allow-net` values are refused, naming the value,
 /// before anything is created; so are bad port bindings through the API.
 #[test]
@@ -1133,7 +1198,7 @@ fn bad_network_input_is_refused() {
     for (flag, value) in [
         ("-p", "8080:0"),
         ("-p", "abc"),
-        ("-p", "53:53/udp"),
+        ("-p", "53:0/udp"),
         ("-p", "127.0.0.1:99999:8080"),
         ("-p", "8080/sctp"),
         ("-p", "nosuchip:8080:80"),

@@ -3,7 +3,8 @@
 //! its own TCP and UDP port tables. Guests bind and connect to virtual
 //! addresses; [`wasi`] rewrites them onto real sockets on 127.0.0.1. The
 //! daemon publishes ports (`-p`) by forwarding real listeners into a
-//! namespace ([`publish`]).
+//! namespace ([`publish`]), and UDP ones through per-client relay sessions
+//! ([`relay`]).
 //!
 //! **Architecture Invariant:** virtual IPs exist only inside wrun. No code
 //! here ever dials or binds one on the host; every real socket a guest gets
@@ -18,6 +19,7 @@ mod fabric;
 mod namespace;
 mod policy;
 pub mod publish;
+mod relay;
 pub mod wasi;
 
 pub use fabric::{BRIDGE, DEFAULT_SUBNET, Fabric, HOST, NONE, NetworkInfo};

@@ -2,7 +2,7 @@
 //! table mapping the ports guests bound to the real loopback sockets that
 //! back them. Several containers may share one (a pod).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -45,6 +45,10 @@ pub struct Namespace {
     names: Mutex<Vec<String>>,
     tcp: Mutex<PortTable>,
     udp: Mutex<PortTable>,
+    /// Real loopback ports of the daemon's UDP relays for published ports:
+    /// their datagrams reach guests from the gateway at the same port, and
+    /// guests may answer there.
+    relays: Mutex<BTreeSet<u16>>,
 }
 
 impl std::fmt::Debug for Namespace {
@@ -75,6 +79,7 @@ impl Namespace {
             names: Mutex::new(names),
             tcp: Mutex::default(),
             udp: Mutex::default(),
+            relays: Mutex::default(),
         }
     }
 
@@ -165,6 +170,27 @@ impl Namespace {
         self.table(proto).get(&port).copied().flatten()
     }
 
+    /// Lets guests answer datagrams that the relay on the real loopback
+    /// `port` brings them from the gateway, until the guard is dropped.
+    pub fn add_relay(self: &Arc<Self>, port: u16) -> RelayGuard {
+        self.relays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(port);
+        RelayGuard {
+            ns: self.clone(),
+            port,
+        }
+    }
+
+    /// Whether the gateway's UDP `port` is one of the daemon's relays.
+    pub fn is_relay(&self, port: u16) -> bool {
+        self.relays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&port)
+    }
+
     /// The bound ports, in order.
     pub fn ports(&self, proto: Proto) -> Vec<u16> {
         self.table(proto).keys().copied().collect()
@@ -204,6 +230,22 @@ impl PortGuard {
 impl Drop for PortGuard {
     fn drop(&mut self) {
         self.ns.table(self.proto).remove(&self.port);
+    }
+}
+
+/// A relay's entry in its namespace; dropping it removes the entry.
+pub struct RelayGuard {
+    ns: Arc<Namespace>,
+    port: u16,
+}
+
+impl Drop for RelayGuard {
+    fn drop(&mut self) {
+        self.ns
+            .relays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.port);
     }
 }
 

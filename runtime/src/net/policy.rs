@@ -156,6 +156,14 @@ impl NetGrant {
             }
             return Route::Refused;
         }
+        // Answers to a published UDP port's clients, who reach the guest
+        // from the gateway through the daemon's relays.
+        if proto == Proto::Udp && ip == IpAddr::V4(ns.gateway()) && ns.is_relay(dest.port()) {
+            return Route::Real(SocketAddr::new(
+                IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                dest.port(),
+            ));
+        }
         if let IpAddr::V4(v4) = ip
             && let Some(other) = ns.fabric().namespace_at(v4)
         {
@@ -320,5 +328,16 @@ mod tests {
         );
         assert_eq!(grant.lookup("example.com"), None);
         assert!(!grant.may_resolve("example.com"));
+
+        // The gateway is reachable only at a UDP relay's port, while the
+        // relay lives.
+        let gw = |port| SocketAddr::new(IpAddr::V4(a.gateway()), port);
+        assert_eq!(grant.route(Proto::Udp, gw(40001)), Route::Refused);
+        let relay = a.add_relay(40001);
+        assert_eq!(grant.route(Proto::Udp, gw(40001)), real("127.0.0.1:40001"));
+        assert_eq!(grant.route(Proto::Tcp, gw(40001)), Route::Refused);
+        assert_eq!(grant.route(Proto::Udp, gw(40002)), Route::Refused);
+        drop(relay);
+        assert_eq!(grant.route(Proto::Udp, gw(40001)), Route::Refused);
     }
 }

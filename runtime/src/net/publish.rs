@@ -1,6 +1,7 @@
-//! Published ports (`-p [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp]`): the
-//! daemon listens on the host and forwards each connection to whatever the
-//! guest has bound on the container port in its namespace.
+//! Published ports (`-p [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/tcp|/udp]`):
+//! the daemon listens on the host and forwards each TCP connection to
+//! whatever the guest has bound on the container port in its namespace;
+//! UDP datagrams go through the relay sessions of [`super::relay`].
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -35,12 +36,8 @@ impl PortSpec {
         };
         let (addr, proto) = match spec.rsplit_once('/') {
             Some((a, "tcp")) => (a, Proto::Tcp),
-            Some((_, "udp")) => {
-                return Err(bad(
-                    "publishing UDP ports is not supported; guests reach each other over UDP inside wrun's networks".into(),
-                ));
-            }
-            Some((_, p)) => return Err(bad(format!("unknown protocol {p:?}; use tcp"))),
+            Some((a, "udp")) => (a, Proto::Udp),
+            Some((_, p)) => return Err(bad(format!("unknown protocol {p:?}; use tcp or udp"))),
             None => (spec, Proto::Tcp),
         };
         let (rest, container) = match addr.rsplit_once(':') {
@@ -102,7 +99,7 @@ pub struct Published {
     pub spec: PortSpec,
     /// The address actually listened on (its port chosen when asked for 0).
     pub addr: SocketAddr,
-    /// The accept loop, which owns the host listener.
+    /// The accept (TCP) or relay (UDP) loop, which owns the host socket.
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -137,6 +134,22 @@ impl Drop for Published {
 pub fn publish(ns: &Arc<Namespace>, spec: PortSpec) -> Result<Published, NetError> {
     let want = spec.listen_addr();
     let bind_err = |source| NetError::Bind { addr: want, source };
+    if spec.proto == Proto::Udp {
+        let std_socket = std::net::UdpSocket::bind(want).map_err(bind_err)?;
+        std_socket.set_nonblocking(true).map_err(bind_err)?;
+        let socket = tokio::net::UdpSocket::from_std(std_socket).map_err(bind_err)?;
+        let addr = socket.local_addr().map_err(bind_err)?;
+        let task = tokio::spawn(super::relay::relay(
+            socket,
+            Arc::downgrade(ns),
+            spec.container_port,
+        ));
+        return Ok(Published {
+            spec,
+            addr,
+            task: std::sync::Mutex::new(Some(task)),
+        });
+    }
     let std_listener = std::net::TcpListener::bind(want).map_err(bind_err)?;
     std_listener.set_nonblocking(true).map_err(bind_err)?;
     let listener = tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
@@ -215,6 +228,11 @@ mod tests {
         assert_eq!((p.host_port, p.container_port), (0, 80));
         let p = PortSpec::parse("[::1]:8080:80").expect("valid in this test");
         assert_eq!(p.host_ip, Some("::1".parse().expect("valid in this test")));
+        let p = PortSpec::parse("5353:53/udp").expect("valid in this test");
+        assert_eq!(
+            (p.host_port, p.container_port, p.proto),
+            (5353, 53, Proto::Udp)
+        );
         for bad in [
             "",
             "x",
@@ -222,7 +240,7 @@ mod tests {
             "8080:80/sctp",
             "1.2.3:80:80",
             "99999:80",
-            "53:53/udp",
+            "53:0/udp",
         ] {
             let e = PortSpec::parse(bad)
                 .expect_err("must be refused")

@@ -397,9 +397,13 @@ fn kubia_keeps_connections_alive_and_serves_them_together() {
 fn publish_all_picks_free_host_ports() {
     let root = Root::new();
     root.kubia();
-    let (_ctx, built) = root.build_context("kubia-exposed", "FROM kubia\nEXPOSE 8080\n", &[]);
+    let (_ctx, built) =
+        root.build_context("kubia-exposed", "FROM kubia\nEXPOSE 8080 5353/udp\n", &[]);
     built.ok();
     let id = run_d(&root, &["--name", "pa", "-P", "kubia-exposed"]);
+    // The UDP port is published too, on a port of its own.
+    let udp = root.wrun(&["port", "pa", "5353/udp"]);
+    assert!(udp.ok().starts_with("0.0.0.0:"), "{udp:?}");
     let port = root.wrun(&["port", "pa", "8080"]);
     let addr = port.ok().trim().to_string();
     let (_, host_port) = addr

@@ -42,6 +42,9 @@ pub struct ContainerSpec {
     /// The image's EXPOSEd TCP ports.
     #[serde(default)]
     pub exposed: Vec<u16>,
+    /// The image's EXPOSEd UDP ports.
+    #[serde(default)]
+    pub exposed_udp: Vec<u16>,
     /// `--allow-net` rules (each parses as an [`EgressRule`]).
     #[serde(default)]
     pub allow_net: Vec<String>,
@@ -210,18 +213,21 @@ impl ContainerSpec {
         for r in &req.allow_net {
             EgressRule::parse(r)?;
         }
-        let mut exposed: Vec<u16> = image
-            .exposed_ports()
-            .iter()
-            .flatten()
-            .filter_map(|p| match p.split_once('/') {
-                Some((n, "tcp")) => n.parse::<u16>().ok(),
-                Some(_) => None,
-                None => p.parse::<u16>().ok(),
-            })
-            .collect();
-        exposed.sort_unstable();
-        exposed.dedup();
+        let exposed_of = |proto: &str| {
+            let mut ports: Vec<u16> = image
+                .exposed_ports()
+                .iter()
+                .flatten()
+                .filter_map(|p| {
+                    let (n, pr) = p.split_once('/').unwrap_or((p, "tcp"));
+                    (pr == proto).then(|| n.parse::<u16>().ok()).flatten()
+                })
+                .collect();
+            ports.sort_unstable();
+            ports.dedup();
+            ports
+        };
+        let (exposed, exposed_udp) = (exposed_of("tcp"), exposed_of("udp"));
         let network = if req.network.is_empty() || req.network == "default" {
             crate::net::BRIDGE.to_string()
         } else {
@@ -244,6 +250,7 @@ impl ContainerSpec {
             ports: req.ports,
             publish_all: req.publish_all,
             exposed,
+            exposed_udp,
             allow_net: req.allow_net,
             http_port: req.http_port,
         })

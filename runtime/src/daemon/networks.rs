@@ -189,13 +189,18 @@ impl Networks {
                 .map(|p| PortSpec::parse(p))
                 .collect::<Result<Vec<_>, _>>()?;
             if spec.publish_all {
-                for port in &spec.exposed {
-                    if !wanted.iter().any(|w| w.container_port == *port) {
+                let exposed = (spec.exposed.iter().map(|p| (*p, Proto::Tcp)))
+                    .chain(spec.exposed_udp.iter().map(|p| (*p, Proto::Udp)));
+                for (port, proto) in exposed {
+                    if !wanted
+                        .iter()
+                        .any(|w| w.container_port == port && w.proto == proto)
+                    {
                         wanted.push(PortSpec {
                             host_ip: None,
                             host_port: 0,
-                            container_port: *port,
-                            proto: Proto::Tcp,
+                            container_port: port,
+                            proto,
                         });
                     }
                 }

@@ -159,7 +159,7 @@ fn walk_through_of_a_detached_container() {
             "run",
             "-d",
             "--name",
-            "c",
+            "walk",
             "busybox",
             "sh",
             "-c",
@@ -178,17 +178,17 @@ fn walk_through_of_a_detached_container() {
     assert!(lines[0].starts_with("CONTAINER ID"), "{}", lines[0]);
     assert!(lines[1].starts_with(short), "{}", lines[1]);
     assert!(lines[1].contains("   Up "), "{}", lines[1]);
-    assert!(lines[1].ends_with("   c"), "{}", lines[1]);
+    assert!(lines[1].ends_with("   walk"), "{}", lines[1]);
 
-    let c = inspect(&root, "c");
+    let c = inspect(&root, "walk");
     assert_eq!(c["Id"], id.as_str());
-    assert_eq!(c["Name"], "/c");
+    assert_eq!(c["Name"], "/walk");
     assert_eq!(c["State"]["Running"], true);
     assert_eq!(c["State"]["Status"], "running");
     assert_eq!(c["Config"]["Hostname"], short);
 
     let logs = poll("the container's first output", || {
-        let r = root.wrun(&["logs", "c"]);
+        let r = root.wrun(&["logs", "walk"]);
         (!r.ok().is_empty()).then_some(r.stdout)
     });
     assert_eq!(logs, "started\n");
@@ -196,7 +196,7 @@ fn walk_through_of_a_detached_container() {
     // A second container, whose processes must stay out of the first's.
     root.wrun(&["run", "-d", "--name", "other", "busybox", "sleep", "600"])
         .ok();
-    let ps = root.wrun(&["exec", "c", "ps", "aux"]);
+    let ps = root.wrun(&["exec", "walk", "ps", "aux"]);
     let lines: Vec<&str> = ps.ok().lines().collect();
     assert_eq!(lines.len(), 3, "header, PID 1 and the exec: {lines:?}");
     assert!(lines[0].contains("PID") && lines[0].contains("COMMAND"));
@@ -210,11 +210,11 @@ fn walk_through_of_a_detached_container() {
     assert!(lines[2].ends_with(" ps aux"), "{lines:?}");
 
     assert_eq!(
-        root.wrun(&["exec", "c", "hostname"]).ok(),
+        root.wrun(&["exec", "walk", "hostname"]).ok(),
         format!("{short}\n")
     );
 
-    let top = root.wrun(&["top", "c"]);
+    let top = root.wrun(&["top", "walk"]);
     let lines: Vec<&str> = top.ok().lines().collect();
     assert_eq!(lines.len(), 2, "{}", top.stdout);
     assert!(lines[0].starts_with("PID"), "{}", top.stdout);
@@ -225,17 +225,18 @@ fn walk_through_of_a_detached_container() {
         top.stdout
     );
 
-    assert_eq!(root.wrun(&["stop", "c"]).ok(), "c\n");
-    let row = ps_row(&root, "c").expect("c is listed");
+    assert_eq!(root.wrun(&["stop", "walk"]).ok(), "walk\n");
+    let row = ps_row(&root, "walk").expect("walk is listed");
     assert!(row.contains("Exited (137)"), "{row}");
-    assert_eq!(inspect(&root, "c")["State"]["Running"], false);
+    assert_eq!(inspect(&root, "walk")["State"]["Running"], false);
     // Exec needs a running container.
-    assert_ne!(root.wrun(&["exec", "c", "true"]).code, 0);
+    assert_ne!(root.wrun(&["exec", "walk", "true"]).code, 0);
 
-    assert_eq!(root.wrun(&["rm", "c"]).ok(), "c\n");
-    assert_eq!(ps_row(&root, "c"), None);
+    assert_eq!(root.wrun(&["rm", "walk"]).ok(), "walk\n");
+    assert_eq!(ps_row(&root, "walk"), None);
     assert!(ps_row(&root, "other").is_some());
-    root.wrun(&["inspect", "c"]).fails(1, "No such object: c");
+    root.wrun(&["inspect", "walk"])
+        .fails(1, "No such object: walk");
     root.wrun(&["rm", "-f", "other"]).ok();
     assert_eq!(root.wrun(&["ps", "-a", "-q"]).ok(), "");
 }

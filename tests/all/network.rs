@@ -38,6 +38,26 @@ fn id_of(root: &Root, name: &str) -> String {
     v["Id"].as_str().expect("Id").to_string()
 }
 
+/// A kubia (or kubia-http) container serving on a free host port.
+struct Served {
+    port: u16,
+    id: String,
+    /// What it answers: kubia's body with the container's short ID.
+    hit: String,
+}
+
+/// `run -d --name NAME -p 127.0.0.1:PORT:8080 IMAGE` on a free PORT, and
+/// its first answer, checked.
+#[track_caller]
+fn serve_published(root: &Root, name: &str, image: &str) -> Served {
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    let id = run_d(root, &["--name", name, "-p", &publish, image]);
+    let hit = format!("you've hit {}\n", &id[..12]);
+    assert_eq!(http_get_ok(port, READY), hit);
+    Served { port, id, hit }
+}
+
 /// A running container's virtual IP, as inspect reports it.
 #[track_caller]
 fn ip_of(root: &Root, name: &str) -> String {
@@ -192,11 +212,7 @@ fn kubia_http_is_served_per_request() {
         ctx.to_str().expect("utf8"),
     ])
     .ok();
-    let port = free_port();
-    let publish = format!("127.0.0.1:{port}:8080");
-    let id = run_d(&root, &["--name", "kh", "-p", &publish, "kubia-http"]);
-    let hit = format!("you've hit {}\n", &id[..12]);
-    assert_eq!(http_get_ok(port, READY), hit);
+    let Served { port, id, hit } = serve_published(&root, "kh", "kubia-http");
     assert_eq!(http_get_ok(port, READY), hit);
     let logs = root.wrun(&["logs", "kh"]);
     assert_eq!(logs.ok().matches("Received request for GET /").count(), 2);
@@ -321,19 +337,7 @@ fn read_response(r: &mut impl std::io::BufRead) -> (String, String) {
 fn kubia_keeps_connections_alive_and_serves_them_together() {
     let root = Root::new();
     root.kubia();
-    let port = free_port();
-    let id = run_d(
-        &root,
-        &[
-            "--name",
-            "ka",
-            "-p",
-            &format!("127.0.0.1:{port}:8080"),
-            "kubia",
-        ],
-    );
-    let hit = format!("you've hit {}\n", &id[..12]);
-    assert_eq!(http_get_ok(port, READY), hit);
+    let Served { port, hit, .. } = serve_published(&root, "ka", "kubia");
 
     let connect = || {
         let s = std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
@@ -425,19 +429,7 @@ fn publish_all_picks_free_host_ports() {
 fn restart_rebinds_the_published_port() {
     let root = Root::new();
     root.kubia();
-    let port = free_port();
-    let id = run_d(
-        &root,
-        &[
-            "--name",
-            "r",
-            "-p",
-            &format!("127.0.0.1:{port}:8080"),
-            "kubia",
-        ],
-    );
-    let hit = format!("you've hit {}\n", &id[..12]);
-    assert_eq!(http_get_ok(port, READY), hit);
+    let Served { port, hit, .. } = serve_published(&root, "r", "kubia");
     for n in 1..=20 {
         let r = root.wrun(&["restart", "r"]);
         assert_eq!(r.code, 0, "restart #{n}: {r:?}");

@@ -129,13 +129,7 @@ pub fn body(hostname: &str) -> String {
 /// Appends kubia's answer to `request` (`None`: a bad request) to `out`.
 pub fn respond(out: &mut Vec<u8>, request: Option<&Request<'_>>, body: &str) {
     let (status, body, keep_alive, http10, send_body) = match request {
-        Some(r) => (
-            "200 OK",
-            body,
-            r.keep_alive,
-            r.http10,
-            r.method != "HEAD",
-        ),
+        Some(r) => ("200 OK", body, r.keep_alive, r.http10, r.method != "HEAD"),
         None => ("400 Bad Request", "bad request\n", false, false, true),
     };
     let connection = match (keep_alive, http10) {
@@ -187,7 +181,10 @@ mod tests {
     fn waits_for_a_whole_head_and_refuses_bad_ones() {
         assert_eq!(parse(b""), Parsed::Incomplete);
         assert_eq!(parse(b"GET / HTTP/1.1\r\n"), Parsed::Incomplete);
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r"), Parsed::Incomplete);
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r"),
+            Parsed::Incomplete
+        );
         for bad in [
             &b"GET /\r\n\r\n"[..],
             b"GET / HTTP/1.1 x\r\n\r\n",
@@ -197,7 +194,12 @@ mod tests {
             b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
             b"\x16\x03\x01\r\n\r\n",
         ] {
-            assert_eq!(parse(bad), Parsed::Bad, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                parse(bad),
+                Parsed::Bad,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         let long = vec![b'a'; MAX_HEAD + 1];
         assert_eq!(parse(&long), Parsed::Bad, "an endless head");

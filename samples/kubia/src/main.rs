@@ -7,6 +7,7 @@
 //! The server needs `wasi:sockets`, so it exists on wasm32-wasip2 only;
 //! elsewhere the crate builds (for its tests) into a program that says so.
 
+#[cfg(any(test, all(target_os = "wasi", target_env = "p2")))]
 mod http;
 #[cfg(all(target_os = "wasi", target_env = "p2"))]
 mod server;

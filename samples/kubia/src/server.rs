@@ -234,7 +234,10 @@ impl Conn {
             if permit == 0 {
                 return Ok(());
             }
-            let n = self.out.len().min(usize::try_from(permit).unwrap_or(usize::MAX));
+            let n = self
+                .out
+                .len()
+                .min(usize::try_from(permit).unwrap_or(usize::MAX));
             self.output.write(&self.out[..n]).map_err(|_| Closed)?;
             self.out.drain(..n);
         }

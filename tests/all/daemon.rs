@@ -1083,3 +1083,34 @@ fn force_removing_a_running_rm_container_succeeds() {
     }
     assert!(all_ids(&root).is_empty(), "{:?}", all_ids(&root));
 }
+
+/// The daemon raises its soft open-file limit to the hard one, as dockerd
+/// does: a client started with a soft limit of 256 (which the daemon it
+/// starts inherits) still gets a daemon that may hold many containers.
+#[test]
+fn the_daemon_raises_its_open_file_limit() {
+    let root = Root::new();
+    root.busybox();
+    // No daemon yet (or none left): the run below starts it.
+    let _ = root.wrun(&["daemon", "stop"]);
+    let out = std::process::Command::new("sh")
+        .args(["-c", "ulimit -Sn 256 && exec \"$0\" \"$@\""])
+        .arg(crate::support::wrun_bin())
+        .args(["run", "--rm", "busybox", "true"])
+        .env("WRUN_ROOT", root.path())
+        .env_remove("WRUN_HOST")
+        .env_remove("WRUN_NO_START")
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn sh");
+    assert!(out.status.success(), "{out:?}");
+    let pid = std::fs::read_to_string(root.path().join("daemon.lock")).expect("daemon.lock");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", pid.trim())).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or_else(|| panic!("{limits}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (soft, hard) = (fields[3], fields[4]);
+    assert_eq!(soft, hard, "{line}");
+}

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod exec;
+mod fdlimit;
 pub mod http;
 pub mod io;
 mod lock;
@@ -44,6 +45,8 @@ pub struct DaemonOptions {
 /// every container, saves their state and removes the socket.
 pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let _lock = lock::DaemonLock::acquire(opts.root.dir())?;
+    let files = fdlimit::raise();
+    tracing::info!(limit = ?files, "open-file limit");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("wrun-daemon")

@@ -50,16 +50,6 @@ fn wrun_with_input(root: &Root, args: &[&str], input: &str) -> Ran {
     }
 }
 
-/// `wrun inspect NAME`, checked to be a one-element JSON array; its element.
-#[track_caller]
-fn inspect(root: &Root, name: &str) -> Value {
-    let r = root.wrun(&["inspect", name]);
-    let v: Value = serde_json::from_str(r.ok()).expect("inspect prints JSON");
-    let items = v.as_array().expect("inspect prints an array");
-    assert_eq!(items.len(), 1, "{v:#}");
-    items[0].clone()
-}
-
 /// The `ps -a` row of the container named `name` (NAMES is the last column).
 #[track_caller]
 fn ps_row(root: &Root, name: &str) -> Option<String> {
@@ -76,7 +66,7 @@ fn ps_row(root: &Root, name: &str) -> Option<String> {
 #[track_caller]
 fn wait_status(root: &Root, name: &str, status: &str) -> Value {
     poll(&format!("{name} to be {status}"), || {
-        let v = inspect(root, name);
+        let v = root.container(name);
         (v["State"]["Status"] == status).then_some(v)
     })
 }
@@ -180,7 +170,7 @@ fn walk_through_of_a_detached_container() {
     assert!(lines[1].contains("   Up "), "{}", lines[1]);
     assert!(lines[1].ends_with("   walk"), "{}", lines[1]);
 
-    let c = inspect(&root, "walk");
+    let c = root.container("walk");
     assert_eq!(c["Id"], id.as_str());
     assert_eq!(c["Name"], "/walk");
     assert_eq!(c["State"]["Running"], true);
@@ -228,7 +218,7 @@ fn walk_through_of_a_detached_container() {
     assert_eq!(root.wrun(&["stop", "walk"]).ok(), "walk\n");
     let row = ps_row(&root, "walk").expect("walk is listed");
     assert!(row.contains("Exited (137)"), "{row}");
-    assert_eq!(inspect(&root, "walk")["State"]["Running"], false);
+    assert_eq!(root.container("walk")["State"]["Running"], false);
     // Exec needs a running container.
     assert_ne!(root.wrun(&["exec", "walk", "true"]).code, 0);
 
@@ -313,7 +303,7 @@ fn logs_tail_and_timestamps() {
     assert_eq!(root.wrun(&["logs", "-n", "2", "l"]).ok(), "two\nthree\n");
     assert_eq!(root.wrun(&["logs", "--tail", "0", "l"]).ok(), "");
 
-    let state = inspect(&root, "l")["State"].clone();
+    let state = root.container("l")["State"].clone();
     let started = state["StartedAt"].as_str().expect("StartedAt").to_string();
     let finished = state["FinishedAt"]
         .as_str()
@@ -388,16 +378,13 @@ fn exec_interactive_shell_reads_stdin_and_returns_its_status() {
     assert_eq!(r.code, 127, "{r:?}");
     assert!(r.stderr.contains("nosuchprog"), "{r:?}");
     // The container is untouched by its execs.
-    assert_eq!(inspect(&root, "c")["State"]["Running"], true);
+    assert_eq!(root.container("c")["State"]["Running"], true);
 }
 
-/// Three containers (running, exited with 3, running with
-/// `--restart always`) survive a `kill -9` of the daemon: the next command
-/// starts a new one, which finds them all, the plain one ended by the
-/// crash, the `always` one running again with its earlier logs.
-#[test]
-fn containers_survive_a_daemon_crash() {
-    let root = Root::new();
+/// The containers whose survival of a daemon restart is checked: `plain`
+/// (running, after printing "plain"), `three` (exited with 3) and `always`
+/// (`--restart always`, running after printing "before"). Their IDs.
+fn three_containers(root: &Root) -> Vec<String> {
     root.busybox();
     root.wrun(&[
         "run",
@@ -428,30 +415,48 @@ fn containers_survive_a_daemon_crash() {
     poll("the always container's output", || {
         (root.wrun(&["logs", "always"]).ok() == "before\n").then_some(())
     });
-    let ids = all_ids(&root);
+    let ids = all_ids(root);
     assert_eq!(ids.len(), 3);
+    ids
+}
+
+/// After the daemon that ran [`three_containers`] is gone, the next one
+/// lists them all: `plain` ended by the stop (137), `three` as it was, and
+/// `always` running again, its log from before kept and added to.
+#[track_caller]
+fn three_containers_survived(root: &Root, ids: &[String]) {
+    assert_eq!(all_ids(root), ids, "no container is lost");
+    let plain = ps_row(root, "plain").expect("plain is listed");
+    assert!(plain.contains("Exited (137)"), "{plain}");
+    let three = ps_row(root, "three").expect("three is listed");
+    assert!(three.contains("Exited (3)"), "{three}");
+    wait_status(root, "always", "running");
+    poll("the restarted run's output", || {
+        (root.wrun(&["logs", "always"]).ok() == "before\nbefore\n").then_some(())
+    });
+}
+
+/// Three containers (running, exited with 3, running with
+/// `--restart always`) survive a `kill -9` of the daemon: the next command
+/// starts a new one, which finds them all, the plain one ended by the
+/// crash, the `always` one running again with its earlier logs.
+#[test]
+fn containers_survive_a_daemon_crash() {
+    let root = Root::new();
+    let ids = three_containers(&root);
     let old_pid = std::fs::read_to_string(root.path().join("daemon.lock")).expect("lock");
 
     kill_daemon_hard(&root);
 
     // Any command brings a daemon back.
-    assert_eq!(all_ids(&root), ids, "no container is lost");
+    three_containers_survived(&root, &ids);
     let new_pid = std::fs::read_to_string(root.path().join("daemon.lock")).expect("lock");
     assert_ne!(old_pid, new_pid, "a new daemon answers");
-    let plain = ps_row(&root, "plain").expect("plain is listed");
-    assert!(plain.contains("Exited (137)"), "{plain}");
-    let p = inspect(&root, "plain");
+    let p = root.container("plain");
     assert_eq!(p["State"]["Running"], false);
     assert_eq!(p["State"]["ExitCode"], 137);
-    let three = ps_row(&root, "three").expect("three is listed");
-    assert!(three.contains("Exited (3)"), "{three}");
-    wait_status(&root, "always", "running");
     let always = ps_row(&root, "always").expect("always is listed");
     assert!(always.contains("   Up "), "{always}");
-    // The log from before the crash is kept; the new run adds to it.
-    poll("the restarted run's output", || {
-        (root.wrun(&["logs", "always"]).ok() == "before\nbefore\n").then_some(())
-    });
     assert_eq!(root.wrun(&["logs", "plain"]).ok(), "plain\n");
 }
 
@@ -460,29 +465,7 @@ fn containers_survive_a_daemon_crash() {
 #[test]
 fn containers_survive_a_graceful_daemon_stop() {
     let root = Root::new();
-    root.busybox();
-    root.wrun(&["run", "-d", "--name", "plain", "busybox", "sleep", "600"])
-        .ok();
-    let three = root.wrun(&["run", "--name", "three", "busybox", "sh", "-c", "exit 3"]);
-    assert_eq!(three.code, 3, "{three:?}");
-    root.wrun(&[
-        "run",
-        "-d",
-        "--name",
-        "always",
-        "--restart",
-        "always",
-        "busybox",
-        "sh",
-        "-c",
-        "echo before; sleep 600",
-    ])
-    .ok();
-    poll("the always container's output", || {
-        (root.wrun(&["logs", "always"]).ok() == "before\n").then_some(())
-    });
-    let ids = all_ids(&root);
-    assert_eq!(ids.len(), 3);
+    let ids = three_containers(&root);
 
     root.wrun(&["daemon", "stop"]).ok();
     assert!(
@@ -492,15 +475,7 @@ fn containers_survive_a_graceful_daemon_stop() {
     root.wrun(&["--no-start", "ps"])
         .fails(125, "cannot connect to the wrun daemon");
 
-    assert_eq!(all_ids(&root), ids, "no container is lost");
-    let plain = ps_row(&root, "plain").expect("plain is listed");
-    assert!(plain.contains("Exited (137)"), "{plain}");
-    let three = ps_row(&root, "three").expect("three is listed");
-    assert!(three.contains("Exited (3)"), "{three}");
-    wait_status(&root, "always", "running");
-    poll("the restarted run's output", || {
-        (root.wrun(&["logs", "always"]).ok() == "before\nbefore\n").then_some(())
-    });
+    three_containers_survived(&root, &ids);
     root.wrun(&["daemon", "stop"]).ok();
     // Stopping a daemon that is not running is not an error.
     let again = root.wrun(&["daemon", "stop"]);
@@ -577,7 +552,7 @@ fn restart_always_until_stopped() {
     ])
     .ok();
     let v = poll("three restarts", || {
-        let v = inspect(&root, "al");
+        let v = root.container("al");
         (v["RestartCount"].as_u64().expect("RestartCount") >= 3).then_some(v)
     });
     assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "always");
@@ -593,14 +568,14 @@ fn restart_always_until_stopped() {
     assert_eq!(root.wrun(&["ps", "-q"]).ok().lines().count(), 1);
 
     assert_eq!(root.wrun(&["stop", "al"]).ok(), "al\n");
-    let v = inspect(&root, "al");
+    let v = root.container("al");
     assert_eq!(v["State"]["Status"], "exited", "{v:#}");
     assert_eq!(v["State"]["Running"], false);
     assert_eq!(v["State"]["Restarting"], false);
     let count = v["RestartCount"].clone();
     // Longer than the backoff at this count: a restart would show.
     std::thread::sleep(Duration::from_secs(2));
-    let v = inspect(&root, "al");
+    let v = root.container("al");
     assert_eq!(v["State"]["Status"], "exited", "stays stopped: {v:#}");
     assert_eq!(v["RestartCount"], count, "no restart after stop");
     assert_eq!(root.wrun(&["ps", "-q"]).ok(), "");
@@ -630,7 +605,7 @@ fn restart_unless_stopped_stays_stopped_across_a_daemon_restart() {
     root.wrun(&["daemon", "stop"]).ok();
     // The new daemon restarts `al`; by then it has decided about `us` too.
     wait_status(&root, "al", "running");
-    let v = inspect(&root, "us");
+    let v = root.container("us");
     assert_eq!(v["State"]["Status"], "exited", "{v:#}");
     assert_eq!(v["State"]["ExitCode"], 137);
     assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "unless-stopped");
@@ -638,7 +613,7 @@ fn restart_unless_stopped_stays_stopped_across_a_daemon_restart() {
     assert!(row.contains("Exited (137)"), "{row}");
     // Started by hand, it runs again.
     root.wrun(&["start", "us"]).ok();
-    assert_eq!(inspect(&root, "us")["State"]["Status"], "running");
+    assert_eq!(root.container("us")["State"]["Status"], "running");
 }
 
 /// Docker restarts an `always` container on daemon start even when it
@@ -784,9 +759,9 @@ fn stop_ends_spinning_and_blocked_guests() {
     root.wrun(&["run", "-d", "--name", "sleeper", "busybox", "sleep", "600"])
         .ok();
     for name in ["spinner", "sleeper"] {
-        assert_eq!(inspect(&root, name)["State"]["Running"], true, "{name}");
+        assert_eq!(root.container(name)["State"]["Running"], true, "{name}");
         assert_eq!(root.wrun(&["stop", name]).ok(), format!("{name}\n"));
-        let v = inspect(&root, name);
+        let v = root.container(name);
         assert_eq!(v["State"]["Status"], "exited", "{name}: {v:#}");
         assert_eq!(v["State"]["ExitCode"], 137, "{name}");
         assert_eq!(v["State"]["OOMKilled"], false, "{name}");
@@ -799,7 +774,7 @@ fn stop_ends_spinning_and_blocked_guests() {
         root.wrun(&["kill", "-s", "INT", "spinner"]).ok(),
         "spinner\n"
     );
-    assert_eq!(inspect(&root, "spinner")["State"]["ExitCode"], 130);
+    assert_eq!(root.container("spinner")["State"]["ExitCode"], 130);
     // Stopping a stopped container is fine; killing one is an error.
     assert_eq!(root.wrun(&["stop", "spinner"]).ok(), "spinner\n");
     root.wrun(&["kill", "spinner"]).fails(1, "is not running");
@@ -814,7 +789,7 @@ fn out_of_memory_shows_in_inspect() {
     let r = root.wrun(&["run", "--name", "m", "-m", "1m", "busybox", "true"]);
     assert_eq!(r.code, 137, "{r:?}");
     assert!(r.stderr.contains("out of memory"), "{r:?}");
-    let v = inspect(&root, "m");
+    let v = root.container("m");
     assert!(
         v["State"]["Error"]
             .as_str()
@@ -888,7 +863,7 @@ fn bad_api_requests_get_docker_statuses() {
     let a = api(&root, "DELETE", "/v1.43/containers/busy", None);
     assert_eq!(a.status, 409, "{a:?}");
     assert!(a.message().contains("is running"), "{a:?}");
-    assert_eq!(inspect(&root, "busy")["State"]["Running"], true);
+    assert_eq!(root.container("busy")["State"]["Running"], true);
 
     let a = api(&root, "POST", "/v1.43/containers/busy/start", None);
     assert_eq!((a.status, a.body.as_str()), (304, ""), "{a:?}");
@@ -1047,9 +1022,9 @@ fn wait_and_rename() {
         .expect("read");
     assert_eq!(out, "137\n");
 
-    let id = inspect(&root, "w")["Id"].as_str().expect("Id").to_string();
+    let id = root.container("w")["Id"].as_str().expect("Id").to_string();
     root.wrun(&["rename", "w", "w2"]).ok();
-    let v = inspect(&root, "w2");
+    let v = root.container("w2");
     assert_eq!(v["Name"], "/w2");
     assert_eq!(v["Id"], id.as_str());
     root.wrun(&["inspect", "w"]).fails(1, "No such object: w");

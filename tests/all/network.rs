@@ -21,20 +21,18 @@ use crate::support::{
 /// How long a published kubia may take to answer its first request.
 const READY: Duration = Duration::from_secs(10);
 
-/// `wrun inspect NAME`'s one element.
-#[track_caller]
-fn inspect(root: &Root, name: &str) -> Value {
-    let r = root.wrun(&["inspect", name]);
-    let v: Value = serde_json::from_str(r.ok()).expect("inspect prints JSON");
-    let items = v.as_array().expect("inspect prints an array");
-    assert_eq!(items.len(), 1, "{v:#}");
-    items[0].clone()
+/// `run --rm ARGS busybox wget -q -O- URL`: one GET from a new container.
+fn run_wget(root: &Root, args: &[&str], url: &str) -> Ran {
+    let mut all = vec!["run", "--rm"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["busybox", "wget", "-q", "-O-", url]);
+    root.wrun(&all)
 }
 
 /// A container's full ID.
 #[track_caller]
 fn id_of(root: &Root, name: &str) -> String {
-    let v = inspect(root, name);
+    let v = root.container(name);
     v["Id"].as_str().expect("Id").to_string()
 }
 
@@ -61,7 +59,7 @@ fn serve_published(root: &Root, name: &str, image: &str) -> Served {
 /// A running container's virtual IP, as inspect reports it.
 #[track_caller]
 fn ip_of(root: &Root, name: &str) -> String {
-    let v = inspect(root, name);
+    let v = root.container(name);
     let ip = v["NetworkSettings"]["IPAddress"]
         .as_str()
         .unwrap_or_else(|| panic!("no IPAddress: {v:#}"))
@@ -284,7 +282,7 @@ fn kubia_serves_through_a_published_port() {
     root.wrun(&["port", "kubia-container", "9999"])
         .fails(125, "9999/tcp");
 
-    let v = inspect(&root, "kubia-container");
+    let v = root.container("kubia-container");
     let net = &v["NetworkSettings"];
     let ip = net["IPAddress"].as_str().expect("IPAddress");
     assert!(ip.starts_with("10.88."), "{net:#}");
@@ -458,7 +456,7 @@ fn a_taken_host_port_fails_the_start() {
     assert!(r.stderr.contains("in use"), "{r:?}");
     let running = root.wrun(&["ps", "-q"]);
     assert_eq!(running.ok(), "", "nothing is left running");
-    let v = inspect(&root, "clash");
+    let v = root.container("clash");
     assert_eq!(v["State"]["Running"], false, "{v:#}");
     assert_ne!(v["State"]["Status"], "running", "{v:#}");
     // The port is still the test's own.
@@ -577,11 +575,7 @@ fn containers_reach_each_other_by_ip() {
     let url = format!("http://{kip}:8080/");
     let hit = format!("you've hit {}\n", &k[..12]);
 
-    assert_eq!(
-        root.wrun(&["run", "--rm", "busybox", "wget", "-q", "-O-", &url])
-            .ok(),
-        hit
-    );
+    assert_eq!(run_wget(&root, &[], &url).ok(), hit);
     let logs = wait_log(&root, "k", "Received request from");
     let sources = request_sources(&logs.stdout);
     assert_eq!(sources.len(), 1, "{logs:?}");
@@ -606,15 +600,7 @@ fn containers_reach_each_other_by_ip() {
     assert_eq!(r.stderr, format!("connected to {kip}:8080\n"), "{r:?}");
 
     // 127.0.0.1 is the caller's own namespace, where nothing is on 8080.
-    let r = root.wrun(&[
-        "run",
-        "--rm",
-        "busybox",
-        "wget",
-        "-q",
-        "-O-",
-        "http://127.0.0.1:8080/",
-    ]);
+    let r = run_wget(&root, &[], "http://127.0.0.1:8080/");
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.stderr.contains("127.0.0.1:8080") && r.stderr.contains("Connection refused"),
@@ -653,12 +639,7 @@ fn egress_needs_allow_net() {
     let server = HostServer::start();
     let y = server.port;
     let url = format!("http://127.0.0.1:{y}/");
-    let wget = |extra: &[&str]| {
-        let mut args = vec!["run", "--rm"];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&["busybox", "wget", "-q", "-O-", &url]);
-        root.wrun(&args)
-    };
+    let wget = |extra: &[&str]| run_wget(&root, extra, &url);
     let refused = |r: Ran| {
         assert_eq!(r.code, 1, "{r:?}");
         assert!(
@@ -690,18 +671,7 @@ fn egress_needs_allow_net() {
     assert_eq!(wget(&["--allow-net", "127.0.0.1"]).ok(), "hello from host");
     let by_name = format!("http://localhost:{y}/");
     assert_eq!(
-        root.wrun(&[
-            "run",
-            "--rm",
-            "--allow-net",
-            &format!("localhost:{y}"),
-            "busybox",
-            "wget",
-            "-q",
-            "-O-",
-            &by_name,
-        ])
-        .ok(),
+        run_wget(&root, &["--allow-net", &format!("localhost:{y}")], &by_name).ok(),
         "hello from host"
     );
     assert_eq!(server.hits(), 3);
@@ -765,7 +735,7 @@ fn user_defined_networks_resolve_names() {
 
     let web = run_d(&root, &["--network", "app", "--name", "web", "kubia"]);
     wait_bound(&root, &web, "Tcp", Some(&[8080]));
-    let v = inspect(&root, "web");
+    let v = root.container("web");
     let ip = v["NetworkSettings"]["Networks"]["app"]["IPAddress"]
         .as_str()
         .unwrap_or_else(|| panic!("web is not on app: {v:#}"));
@@ -774,48 +744,20 @@ fn user_defined_networks_resolve_names() {
     assert_eq!(v["HostConfig"]["NetworkMode"], "app", "{v:#}");
     let hit = format!("you've hit {}\n", &web[..12]);
 
-    let on_app = |url: &str| {
-        root.wrun(&[
-            "run",
-            "--rm",
-            "--network",
-            "app",
-            "busybox",
-            "wget",
-            "-q",
-            "-O-",
-            url,
-        ])
-    };
+    let on_app = |url: &str| run_wget(&root, &["--network", "app"], url);
     assert_eq!(on_app("http://web:8080/").ok(), hit);
     assert_eq!(on_app(&format!("http://{}:8080/", &web[..12])).ok(), hit);
     assert_eq!(on_app(&format!("http://{ip}:8080/")).ok(), hit);
 
     // The default bridge resolves no container names ...
-    let r = root.wrun(&[
-        "run",
-        "--rm",
-        "busybox",
-        "wget",
-        "-q",
-        "-O-",
-        "http://web:8080/",
-    ]);
+    let r = run_wget(&root, &[], "http://web:8080/");
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
         r.stderr.contains("(web:8080)") && r.stderr.contains("lookup"),
         "{r:?}"
     );
     // ... and does not reach another network's addresses.
-    let r = root.wrun(&[
-        "run",
-        "--rm",
-        "busybox",
-        "wget",
-        "-q",
-        "-O-",
-        &format!("http://{ip}:8080/"),
-    ]);
+    let r = run_wget(&root, &[], &format!("http://{ip}:8080/"));
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("Connection refused"), "{r:?}");
 
@@ -826,7 +768,7 @@ fn user_defined_networks_resolve_names() {
     let r = on_app("http://web:8080/");
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("lookup"), "{r:?}");
-    let aliases = &inspect(&root, "front")["NetworkSettings"]["Networks"]["app"]["Aliases"];
+    let aliases = &root.container("front")["NetworkSettings"]["Networks"]["app"]["Aliases"];
     assert_eq!(
         aliases,
         &serde_json::json!([&web[..12], "front"]),
@@ -891,7 +833,7 @@ fn network_verbs_and_their_errors() {
         "600",
     ])
     .ok();
-    let v = inspect(&root, "c");
+    let v = root.container("c");
     let ip = v["NetworkSettings"]["Networks"]["custom"]["IPAddress"]
         .as_str()
         .unwrap_or_else(|| panic!("{v:#}"));
@@ -1062,7 +1004,7 @@ fn a_trapped_guest_frees_its_ports() {
         r.stderr.starts_with("listening on 0.0.0.0:9000\n"),
         "bound again: {r:?}"
     );
-    assert_eq!(inspect(&root, "t")["State"]["Running"], true);
+    assert_eq!(root.container("t")["State"]["Running"], true);
 }
 
 /// 200 start/stop cycles of a published container leave the daemon with
@@ -1168,7 +1110,7 @@ fn udp_ports_are_published() {
         .unwrap_or_else(|| panic!("no connect line: {logs:?}"));
     assert!(peer.starts_with("10.88.0.1:"), "the gateway: {logs:?}");
     assert_eq!(
-        inspect(&root, "echo")["HostConfig"]["PortBindings"]["9000/udp"][0]["HostPort"],
+        root.container("echo")["HostConfig"]["PortBindings"]["9000/udp"][0]["HostPort"],
         port.to_string()
     );
 }

@@ -195,6 +195,17 @@ impl Root {
         ran.ok();
     }
 
+    /// `wrun inspect NAME` of a container, checked to be a one-element
+    /// JSON array; its element.
+    #[track_caller]
+    pub fn container(&self, name: &str) -> serde_json::Value {
+        let r = self.wrun(&["inspect", name]);
+        let v: serde_json::Value = serde_json::from_str(r.ok()).expect("inspect prints JSON");
+        let items = v.as_array().expect("inspect prints an array");
+        assert_eq!(items.len(), 1, "{v:#}");
+        items[0].clone()
+    }
+
     /// The image ID `wrun image inspect` reports for `name`.
     pub fn image_id(&self, name: &str) -> String {
         let v = self.inspect(name);

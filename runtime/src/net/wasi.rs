@@ -77,6 +77,23 @@ pub struct NetCtxView<'a> {
     pub net: &'a mut NetState,
 }
 
+impl<'a> NetCtxView<'a> {
+    /// The view of a store that holds a `WasiCtx` and its resource table.
+    pub fn new(
+        ctx: &'a mut wasmtime_wasi::WasiCtx,
+        table: &'a mut wasmtime::component::ResourceTable,
+        net: &'a mut NetState,
+    ) -> Self {
+        Self {
+            sockets: WasiSocketsCtxView {
+                ctx: ctx.sockets(),
+                table,
+            },
+            net,
+        }
+    }
+}
+
 struct VirtualSockets;
 
 impl HasData for VirtualSockets {

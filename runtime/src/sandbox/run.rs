@@ -15,7 +15,6 @@ use super::serve::HttpState;
 use super::stop::StopHandle;
 use super::{Program, Sandbox, SandboxError, StopReason};
 use crate::net::wasi::{NetCtxView, NetState, NetView};
-use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
 /// How an out-of-memory ending is described; `inspect` reads it back as
 /// `OOMKilled`.
@@ -74,13 +73,7 @@ struct P2State {
 
 impl NetView for P2State {
     fn net_view(&mut self) -> NetCtxView<'_> {
-        NetCtxView {
-            sockets: WasiSocketsCtxView {
-                ctx: self.ctx.sockets(),
-                table: &mut self.table,
-            },
-            net: &mut self.net,
-        }
+        NetCtxView::new(&mut self.ctx, &mut self.table, &mut self.net)
     }
 }
 

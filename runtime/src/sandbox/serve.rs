@@ -11,7 +11,6 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -57,13 +56,7 @@ impl WasiHttpView for HttpState {
 
 impl NetView for HttpState {
     fn net_view(&mut self) -> NetCtxView<'_> {
-        NetCtxView {
-            sockets: WasiSocketsCtxView {
-                ctx: self.ctx.sockets(),
-                table: &mut self.table,
-            },
-            net: &mut self.net,
-        }
+        NetCtxView::new(&mut self.ctx, &mut self.table, &mut self.net)
     }
 }
 

@@ -39,8 +39,7 @@ unset WRUN_LOG RUST_LOG WRUN_HOST
 cleanup() {
   # Stops this root's daemon (and with it every container it runs).
   "$WRUN" daemon stop >/dev/null 2>&1 || true
-  chmod -R u+w "$scratch" 2>/dev/null || true
-  rm -rf "$scratch"
+  remove_scratch "$scratch"
 }
 trap cleanup EXIT
 

@@ -79,15 +79,11 @@ cleanup() {
     # Stops this root's daemon, started by the first wrun command below.
     "$WRUN" daemon stop >/dev/null 2>&1 || true
   fi
-  chmod -R u+w "$scratch" 2>/dev/null || true
-  rm -rf "$scratch"
+  remove_scratch "$scratch"
 }
 trap cleanup EXIT
 
-# A fresh wrun state root; a fresh home for wasmtime's compile cache.
-export WRUN_ROOT="$scratch/wrun-root"
-export XDG_CACHE_HOME="$scratch/xdg-cache"
-mkdir -p "$WRUN_ROOT" "$XDG_CACHE_HOME"
+fresh_state "$scratch"
 # Diagnostics would cost time on one side only.
 unset WRUN_LOG RUST_LOG WASMTIME_LOG WRUN_HOST
 

@@ -54,3 +54,20 @@ hyperfine_cmd() {
     shell_mode="default shell (this hyperfine has no -N)"
   fi
 }
+
+# remove_scratch DIR: deletes a benchmark's scratch tree. A guest may leave
+# read-only directories behind, so the tree is made writable first.
+remove_scratch() {
+  chmod -R u+w "$1" 2>/dev/null || true
+  rm -rf "$1"
+}
+
+# fresh_state DIR: exports a fresh wrun state root and a fresh home for
+# wasmtime's compile cache under DIR (wasmtime's default cache config puts it
+# under $XDG_CACHE_HOME/wasmtime; wrun keeps its own under the state root and
+# does not read XDG_CACHE_HOME).
+fresh_state() {
+  export WRUN_ROOT="$1/wrun-root"
+  export XDG_CACHE_HOME="$1/xdg-cache"
+  mkdir -p "$WRUN_ROOT" "$XDG_CACHE_HOME"
+}

@@ -33,8 +33,7 @@ cleanup() {
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  chmod -R u+w "$scratch" 2>/dev/null || true
-  rm -rf "$scratch"
+  remove_scratch "$scratch"
 }
 trap cleanup EXIT
 # skopeo keeps a blob-info cache and reads credentials under $HOME: keep both

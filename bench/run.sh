@@ -46,18 +46,11 @@ scratch="$(mktemp -d "${TMPDIR:-/tmp}/wrun-bench.XXXXXX")"
 cleanup() {
   # Stop the daemon the first run started (this root's, by its socket).
   "$WRUN" daemon stop >/dev/null 2>&1 || true
-  # A guest may leave read-only directories behind; make the tree removable.
-  chmod -R u+w "$scratch" 2>/dev/null || true
-  rm -rf "$scratch"
+  remove_scratch "$scratch"
 }
 trap cleanup EXIT
 
-# A fresh wrun state root, and a fresh home for wasmtime's compile cache
-# (wasmtime's default cache config puts it under $XDG_CACHE_HOME/wasmtime;
-# wrun keeps its own under the state root and does not read XDG_CACHE_HOME).
-export WRUN_ROOT="$scratch/wrun-root"
-export XDG_CACHE_HOME="$scratch/xdg-cache"
-mkdir -p "$WRUN_ROOT" "$XDG_CACHE_HOME"
+fresh_state "$scratch"
 # Diagnostics would cost time on one side only.
 unset WRUN_LOG RUST_LOG WASMTIME_LOG
 

@@ -191,9 +191,15 @@ impl Namespace {
             .contains(&port)
     }
 
-    /// The bound ports, in order.
+    /// The bound ports, in order: those with a real socket behind them, so
+    /// a port whose bind is still under way (and whose traffic would still
+    /// be dropped or refused) is not listed yet.
     pub fn ports(&self, proto: Proto) -> Vec<u16> {
-        self.table(proto).keys().copied().collect()
+        self.table(proto)
+            .iter()
+            .filter(|(_, real)| real.is_some())
+            .map(|(port, _)| *port)
+            .collect()
     }
 }
 
@@ -273,11 +279,16 @@ mod tests {
             "udp has its own ports"
         );
         assert_eq!(ns.lookup(Proto::Tcp, 8080), None, "not backed yet");
+        assert!(
+            ns.ports(Proto::Tcp).is_empty(),
+            "not listed before it is backed"
+        );
         g.set_real("127.0.0.1:40000".parse().expect("valid in this test"));
         assert_eq!(
             ns.lookup(Proto::Tcp, 8080),
             Some("127.0.0.1:40000".parse().expect("valid in this test"))
         );
+        assert_eq!(ns.ports(Proto::Tcp), vec![8080]);
         drop(g);
         assert!(ns.ports(Proto::Tcp).is_empty());
         let any = ns

@@ -15,9 +15,11 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod container;
 pub mod daemon;
 pub mod image;
+pub mod kube;
 pub mod net;
 pub mod registry;
 pub mod sandbox;

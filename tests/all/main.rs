@@ -6,6 +6,7 @@ mod archive;
 mod artifact;
 mod bad_input;
 mod build;
+mod cluster;
 mod daemon;
 mod docker_cli;
 mod images;

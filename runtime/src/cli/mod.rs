@@ -3,6 +3,7 @@
 //! `anyhow` errors with context and are printed once, in `main`.
 
 mod build;
+mod cluster;
 mod containers;
 mod daemon;
 mod exec;
@@ -11,6 +12,7 @@ mod image;
 mod images;
 mod info;
 mod inspect;
+pub mod kubeconfig;
 mod load;
 mod login;
 mod logout;
@@ -109,6 +111,7 @@ enum Command {
     Network(network::NetworkCommand),
     Info(info::InfoCommand),
     Daemon(daemon::DaemonCommand),
+    Cluster(cluster::ClusterCommand),
 }
 
 /// What every command gets.
@@ -195,6 +198,7 @@ impl Cli {
             Command::Network(c) => c.execute(&ctx),
             Command::Info(c) => c.execute(&ctx),
             Command::Daemon(c) => c.execute(&ctx),
+            Command::Cluster(c) => c.execute(&ctx),
         }
     }
 }

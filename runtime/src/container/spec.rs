@@ -52,6 +52,9 @@ pub struct ContainerSpec {
     /// EXPOSEd port, else 8080).
     #[serde(default)]
     pub http_port: Option<u16>,
+    /// The container's labels (`io.kubernetes.*` for a pod's containers).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 fn default_network() -> String {
@@ -161,6 +164,7 @@ pub struct SpecRequest {
     pub publish_all: bool,
     pub allow_net: Vec<String>,
     pub http_port: Option<u16>,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl ContainerSpec {
@@ -253,6 +257,7 @@ impl ContainerSpec {
             exposed_udp,
             allow_net: req.allow_net,
             http_port: req.http_port,
+            labels: req.labels,
         })
     }
 

@@ -12,9 +12,11 @@ pub mod exec;
 mod fdlimit;
 pub mod http;
 pub mod io;
+pub mod kube;
 mod lock;
 pub mod logs;
 pub mod networks;
+pub mod node;
 mod routes;
 pub mod supervisor;
 
@@ -65,9 +67,15 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     let mut listener = Listener::bind(&opts.address)
         .map_err(|e| DaemonError::internal(format!("cannot listen on {}: {e}", opts.address)))?;
     sup.restore()?;
+    let cluster = Arc::new(kube::Cluster::open(&opts.root)?);
+    if let Err(e) = cluster.restore(&sup).await {
+        tracing::warn!(error = %e, "the cluster did not start again");
+        eprintln!("wrun: the cluster did not start again: {e}");
+    }
     let ctx = Arc::new(ServerCtx {
         host: opts.address.to_string(),
         shutdown: tokio::sync::Notify::new(),
+        cluster: cluster.clone(),
     });
     tracing::info!(address = %opts.address, "wrun daemon listening");
     eprintln!("wrun daemon listening on {}", opts.address);
@@ -106,6 +114,8 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     }
     eprintln!("wrun daemon shutting down");
     listener.close();
+    // The cluster stays on: it starts again with the daemon.
+    let _ = cluster.stop(false).await;
     sup.shutdown().await;
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! namespace, egress rules and published ports), made when it starts and
 //! dropped when it ends.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use chrono::Utc;
 use ipnet::Ipv4Net;
@@ -12,7 +13,9 @@ use rusqlite::params;
 use super::error::DaemonError;
 use crate::container::ContainerRecord;
 use crate::net::publish::{PortSpec, Published, publish};
-use crate::net::{EgressRule, Fabric, HOST, NONE, NetGrant, NetMode, NetworkInfo, Proto};
+use crate::net::{
+    EgressRule, Fabric, HOST, NONE, Namespace, NetGrant, NetMode, NetworkInfo, Proto,
+};
 use crate::state::{Db, StateRoot};
 
 /// One run's network: dropping it frees the namespace's address and
@@ -35,7 +38,16 @@ impl RunNet {
 pub struct Networks {
     fabric: Arc<Fabric>,
     db: Mutex<Db>,
+    /// Pods' namespaces, which their containers join (`pod:<uid>`); the
+    /// node agent holds each while the pod lives.
+    pods: Mutex<HashMap<String, Weak<Namespace>>>,
 }
+
+/// The built-in network of pod IPs (Kubernetes' usual pod CIDR).
+pub const POD_NETWORK: &str = "wrun-pods";
+const POD_SUBNET: &str = "10.244.0.0/16";
+/// The network mode of a pod's containers: `pod:<pod uid>`.
+pub const POD_PREFIX: &str = "pod:";
 
 impl std::fmt::Debug for Networks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,10 +95,40 @@ impl Networks {
                 tracing::warn!(network = %name, error = %e, "network not loaded");
             }
         }
+        let pod_subnet: Ipv4Net = POD_SUBNET.parse().map_err(DaemonError::internal)?;
+        if let Err(e) = fabric.add_network(NetworkInfo::virtual_net(
+            format!("{:0>64}", hex::encode(POD_NETWORK)),
+            POD_NETWORK.into(),
+            pod_subnet,
+            false,
+            "1970-01-01T00:00:00Z".into(),
+        )) {
+            tracing::warn!(error = %e, "the pod network is not available");
+        }
         Ok(Self {
             fabric,
             db: Mutex::new(db),
+            pods: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn pods(&self) -> MutexGuard<'_, HashMap<String, Weak<Namespace>>> {
+        self.pods.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new namespace for a pod, on the pod network, which its containers
+    /// join with the network mode `pod:<uid>` while the caller holds it.
+    pub fn pod_namespace(&self, uid: &str, name: &str) -> Result<Arc<Namespace>, DaemonError> {
+        let ns = self.fabric.join(POD_NETWORK, uid, &[name.to_string()])?;
+        let mut pods = self.pods();
+        pods.retain(|_, w| w.strong_count() > 0);
+        pods.insert(uid.to_string(), Arc::downgrade(&ns));
+        Ok(ns)
+    }
+
+    fn pod(&self, network: &str) -> Option<Arc<Namespace>> {
+        let uid = network.strip_prefix(POD_PREFIX)?;
+        self.pods().get(uid).and_then(Weak::upgrade)
     }
 
     pub fn fabric(&self) -> &Arc<Fabric> {
@@ -158,6 +200,14 @@ impl Networks {
 
     /// Checks that a container can be created on `network`.
     pub fn check(&self, network: &str) -> Result<(), DaemonError> {
+        if network.starts_with(POD_PREFIX) {
+            return match self.pod(network) {
+                Some(_) => Ok(()),
+                None => Err(DaemonError::NotFound(format!(
+                    "network {network}: no such pod is running"
+                ))),
+            };
+        }
         self.fabric.network(network)?;
         Ok(())
     }
@@ -168,6 +218,23 @@ impl Networks {
     /// (it must still be inside the runtime, for the port listeners).
     pub fn attach(&self, rec: &ContainerRecord) -> Result<RunNet, DaemonError> {
         let spec = &rec.spec;
+        if spec.network.starts_with(POD_PREFIX) {
+            // A pod's container: the pod's namespace, nothing published.
+            let ns = self.pod(&spec.network).ok_or_else(|| {
+                DaemonError::Conflict(format!(
+                    "container {}: its pod's network ({}) is gone",
+                    rec.short_id(),
+                    spec.network
+                ))
+            })?;
+            return Ok(RunNet {
+                grant: NetGrant {
+                    mode: NetMode::Virtual(ns),
+                    egress: Vec::new(),
+                },
+                published: Vec::new(),
+            });
+        }
         let info = self.fabric.network(&spec.network)?;
         let own_names = vec![rec.name.clone(), rec.short_id().to_string()];
         let mode = match info.name.as_str() {

@@ -93,6 +93,23 @@ CREATE TABLE networks (
     created_at TEXT NOT NULL
 );
 "#,
+    r#"
+-- The cluster's Kubernetes objects (cluster::store), as JSON, under one
+-- global resourceVersion counter.
+CREATE TABLE kube_objects (
+    resource  TEXT NOT NULL,               -- qualified plural: pods, deployments.apps
+    namespace TEXT NOT NULL,               -- '' for cluster-scoped kinds
+    name      TEXT NOT NULL,
+    uid       TEXT NOT NULL,
+    rv        INTEGER NOT NULL,            -- the resourceVersion of its last write
+    body      TEXT NOT NULL,
+    PRIMARY KEY (resource, namespace, name)
+);
+CREATE TABLE kube_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
 ];
 
 /// One connection to the metadata database.

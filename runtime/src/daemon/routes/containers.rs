@@ -102,6 +102,7 @@ fn spec_request(body: CreateRequest) -> Result<SpecRequest, DaemonError> {
         publish_all: h.publish_all_ports,
         allow_net: h.allow_net,
         http_port: h.http_port.filter(|p| *p != 0),
+        labels: c.labels.unwrap_or_default(),
     })
 }
 
@@ -232,7 +233,7 @@ pub fn list(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
             command: quote_command(&rec.spec.argv),
             created: rec.created_at.timestamp(),
             ports: networks::summary_ports(sup.entry(&rec.id).live().as_ref()),
-            labels: Default::default(),
+            labels: rec.spec.labels.clone(),
             state: state_name(&rec, &status).into(),
             status: status_text(&rec, &status),
             mounts: mounts(&rec),
@@ -326,7 +327,7 @@ fn inspect_body(sup: &Supervisor, rec: &ContainerRecord, entry: &Entry) -> Conta
             image: spec.image.clone(),
             working_dir: spec.workdir.clone(),
             entrypoint: Some(spec.entrypoint().to_vec()),
-            labels: Some(Default::default()),
+            labels: Some(spec.labels.clone()),
             ..Default::default()
         },
         mounts: mounts(rec),

@@ -24,6 +24,8 @@ pub struct ServerCtx {
     pub host: String,
     /// Fired by `POST /_wrun/shutdown`.
     pub shutdown: tokio::sync::Notify,
+    /// The Kubernetes half (`wrun cluster`).
+    pub cluster: Arc<crate::daemon::kube::Cluster>,
 }
 
 pub async fn handle(sup: Arc<Supervisor>, ctx: Arc<ServerCtx>, req: Request<Incoming>) -> Resp {
@@ -71,6 +73,22 @@ async fn route(
             Ok(http::empty(hyper::StatusCode::NO_CONTENT))
         }
 
+        (&M::GET, ["_wrun", "cluster"]) => {
+            Ok(http::json(hyper::StatusCode::OK, &ctx.cluster.status()?))
+        }
+        (&M::POST, ["_wrun", "cluster", "start"]) => {
+            let port = q.number::<u16>("port")?;
+            let status = ctx.cluster.start(sup, port).await?;
+            Ok(http::json(hyper::StatusCode::OK, &status))
+        }
+        (&M::POST, ["_wrun", "cluster", "stop"]) => {
+            ctx.cluster.stop(true).await?;
+            Ok(http::empty(hyper::StatusCode::NO_CONTENT))
+        }
+        (&M::POST, ["_wrun", "cluster", "delete"]) => {
+            ctx.cluster.delete().await?;
+            Ok(http::empty(hyper::StatusCode::NO_CONTENT))
+        }
         (&M::GET, ["_wrun", "net"]) => networks::tables(sup),
         (&M::GET, ["networks"]) => networks::list(sup),
         (&M::POST, ["networks", "create"]) => networks::create(sup, req).await,

@@ -1,0 +1,90 @@
+//! Recording Events (core/v1) about objects, as the kubelet and the
+//! controllers emit them: a repeat of the same reason and message on the
+//! same object bumps `count` and `lastTimestamp` instead of adding one.
+
+use serde_json::{Value, json};
+
+use super::store::{Store, now, random_suffix};
+use crate::kube::KubeError;
+use crate::kube::resources::by_plural;
+
+/// Who reports an event.
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    pub component: &'static str,
+    pub host: &'static str,
+}
+
+/// Records `reason`/`message` about `obj` (a Normal or Warning event).
+/// `field_path` names a container: `spec.containers{kubia}`.
+pub fn record(
+    store: &Store,
+    source: Source,
+    obj: &Value,
+    field_path: Option<&str>,
+    warning: bool,
+    reason: &str,
+    message: &str,
+) -> Result<(), KubeError> {
+    let events = by_plural("", "v1", "events").ok_or_else(|| KubeError::internal("no events"))?;
+    let meta = &obj["metadata"];
+    let namespace = meta["namespace"].as_str().unwrap_or("default").to_string();
+    let name = meta["name"].as_str().unwrap_or_default();
+    let uid = meta["uid"].as_str().unwrap_or_default();
+    let t = now();
+    // The same event again: count it.
+    let (existing, _) = store.list(events, Some(&namespace))?;
+    let same = existing.iter().find(|e| {
+        e["involvedObject"]["uid"] == uid
+            && e["reason"] == reason
+            && e["message"] == message
+            && e["involvedObject"]["fieldPath"].as_str() == field_path
+    });
+    if let Some(e) = same {
+        let ename = e["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        store.modify(events, Some(&namespace), &ename, |e| {
+            let count = e["count"].as_i64().unwrap_or(1) + 1;
+            e["count"] = json!(count);
+            e["lastTimestamp"] = json!(t);
+            Ok(true)
+        })?;
+        return Ok(());
+    }
+    let mut involved = json!({
+        "kind": obj["kind"],
+        "namespace": namespace,
+        "name": name,
+        "uid": uid,
+        "apiVersion": obj["apiVersion"],
+        "resourceVersion": meta["resourceVersion"],
+    });
+    if let Some(fp) = field_path {
+        involved["fieldPath"] = json!(fp);
+    }
+    let event = json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": format!("{name}.{}", random_suffix(16)),
+            "namespace": namespace,
+        },
+        "involvedObject": involved,
+        "reason": reason,
+        "message": message,
+        "source": {"component": source.component, "host": source.host},
+        "firstTimestamp": t,
+        "lastTimestamp": t,
+        "count": 1,
+        "type": if warning { "Warning" } else { "Normal" },
+        "eventTime": null,
+        "reportingComponent": source.component,
+        "reportingInstance": source.host,
+    });
+    match store.create(events, event) {
+        Ok(_) | Err(KubeError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,157 @@
+//! Watches: a stream of `{"type": ..., "object": ...}` lines from a
+//! resourceVersion on, filtered by selectors, as JSON objects or one-row
+//! Tables, with bookmarks when asked for and an end after
+//! `timeoutSeconds`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::Api;
+use super::objects::{Filter, Target, table_version};
+use crate::cluster::store::EventType;
+use crate::daemon::http::{self, Query, Resp};
+use crate::kube::{KubeError, Resource, table};
+
+/// How long a watch lasts when the client names no timeout (the API
+/// server's default minimum request timeout).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// How often an idle watch that allows bookmarks gets one.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
+
+struct Encoder {
+    res: &'static Resource,
+    table: Option<&'static str>,
+    /// Column definitions go with the first Table only, as the API
+    /// server sends them.
+    headers_sent: bool,
+}
+
+impl Encoder {
+    fn line(&mut self, kind: &str, obj: &Value) -> Bytes {
+        let object = match self.table {
+            Some(v) => {
+                let first = !self.headers_sent;
+                self.headers_sent = true;
+                table::watch_table(
+                    self.res,
+                    obj,
+                    table::IncludeObject::Metadata,
+                    chrono::Utc::now(),
+                    v,
+                    first,
+                )
+            }
+            None => obj.clone(),
+        };
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        line.push(b'\n');
+        Bytes::from(line)
+    }
+
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        let object =
+            json!({"kind": self.res.kind, "apiVersion": self.res.api_version(), "metadata": meta});
+        let mut line =
+            serde_json::to_vec(&json!({"type": "BOOKMARK", "object": object})).unwrap_or_default();
+        line.push(b'\n');
+        Bytes::from(line)
+    }
+}
+
+pub fn serve(api: &Arc<Api>, t: &Target, q: &Query, accept: &str) -> Result<Resp, KubeError> {
+    let filter = Filter::parse(t.res, q)?;
+    let name = t.name.clone();
+    let matches = move |o: &Value| {
+        filter.matches(o) && name.as_deref().is_none_or(|n| o["metadata"]["name"] == n)
+    };
+    let timeout = match q.get("timeoutSeconds") {
+        None | Some("") => DEFAULT_TIMEOUT,
+        Some(s) => Duration::from_secs(s.parse().map_err(|_| {
+            KubeError::bad_request(format!("timeoutSeconds {s:?} is not a number"))
+        })?),
+    };
+    let bookmarks = q.flag("allowWatchBookmarks");
+    let send_initial = q.get("sendInitialEvents") == Some("true");
+    let namespace = t.namespace.as_deref();
+    let from =
+        match q.get("resourceVersion") {
+            None | Some("") | Some("0") => None,
+            Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
+                KubeError::bad_request(format!("resourceVersion {rv:?} is not valid"))
+            })?),
+        };
+    // Without a resourceVersion (or with sendInitialEvents), the watch
+    // starts with every matching object as ADDED, then follows on from
+    // the list's version.
+    let (initial, mut watch) = if from.is_none() || send_initial {
+        let (items, rv) = api.store.list(t.res, namespace)?;
+        let items: Vec<Value> = items.into_iter().filter(|o| matches(o)).collect();
+        (
+            Some((items, rv)),
+            api.store.watch(t.res, namespace, Some(rv))?,
+        )
+    } else {
+        (None, api.store.watch(t.res, namespace, from)?)
+    };
+    let mut enc = Encoder {
+        res: t.res,
+        table: table_version(accept),
+        headers_sent: false,
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let mut last_rv = from.unwrap_or_else(|| api.store.rv());
+    tokio::spawn(async move {
+        if let Some((items, rv)) = initial {
+            last_rv = rv;
+            for o in &items {
+                if tx.send(enc.line("ADDED", o)).await.is_err() {
+                    return;
+                }
+            }
+            if send_initial && tx.send(enc.bookmark(rv, true)).await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            let event = tokio::select! {
+                e = watch.next() => e,
+                () = &mut deadline => return,
+                () = tokio::time::sleep(BOOKMARK_EVERY), if bookmarks => {
+                    if tx.send(enc.bookmark(last_rv, false)).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                () = tx.closed() => return,
+            };
+            let Some(event) = event else { return };
+            last_rv = event.rv;
+            let now = matches(&event.object);
+            let before = event.prev.as_deref().map(&matches);
+            let kind = match (event.kind, before, now) {
+                (EventType::Deleted, _, true) => "DELETED",
+                (EventType::Deleted, _, false) => continue,
+                (EventType::Added, _, true) => "ADDED",
+                (EventType::Modified, Some(false), true) => "ADDED",
+                (EventType::Modified, Some(true) | None, true) => "MODIFIED",
+                (EventType::Modified, Some(true), false) => "DELETED",
+                _ => continue,
+            };
+            if tx.send(enc.line(kind, &event.object)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(http::streamed("application/json", rx))
+}

@@ -1,0 +1,564 @@
+//! The Kubernetes half against the real kubectl: `wrun cluster start`, the
+//! kubeconfig it writes, discovery, pods running kubia, their status,
+//! logs and networking, Table printing, writes and bad input, and a
+//! daemon killed with -9. kubectl only ever dials 127.0.0.1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crate::support::{Root, poll};
+
+/// The real kubectl on PATH (v1.32), or a pinned one beside it.
+fn kubectl_bin(version: Option<&str>) -> PathBuf {
+    let on_path = PathBuf::from("kubectl");
+    let Some(v) = version else { return on_path };
+    let real = Command::new("sh")
+        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
+        .output()
+        .expect("find kubectl");
+    let real = PathBuf::from(String::from_utf8_lossy(&real.stdout).trim());
+    real.parent()
+        .expect("kubectl's folder")
+        .join(format!("kubectl.{v}"))
+}
+
+/// A state root with the cluster started and a kubeconfig of its own.
+struct Cluster {
+    root: Root,
+    kubeconfig: PathBuf,
+    cache: PathBuf,
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    fn ok(&self) -> &str {
+        assert_eq!(
+            self.code, 0,
+            "kubectl failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        &self.stdout
+    }
+
+    #[track_caller]
+    fn fails(&self, needle: &str) {
+        assert_ne!(
+            self.code, 0,
+            "kubectl should fail\nstdout:\n{}",
+            self.stdout
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+    }
+}
+
+impl Cluster {
+    fn start(images: &[&str]) -> Self {
+        let root = Root::new();
+        for image in images {
+            match *image {
+                "kubia" => {
+                    root.kubia();
+                }
+                "busybox" => {
+                    root.busybox();
+                }
+                other => panic!("no sample image {other}"),
+            }
+        }
+        let kubeconfig = root.path().join("kube").join("config");
+        let cache = root.path().join("kube").join("cache");
+        let out = root
+            .cmd(&["cluster", "start"])
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .expect("wrun cluster start");
+        let out = Out::from(out);
+        assert!(
+            out.ok().contains("kubectl is now configured"),
+            "{}",
+            out.stdout
+        );
+        Self {
+            root,
+            kubeconfig,
+            cache,
+        }
+    }
+
+    fn kubectl_with(&self, version: Option<&str>, args: &[&str]) -> Out {
+        let out = Command::new(kubectl_bin(version))
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.root.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl");
+        Out::from(out)
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Out {
+        self.kubectl_with(None, args)
+    }
+
+    fn stdin_kubectl(&self, args: &[&str], input: &str) -> Out {
+        use std::io::Write as _;
+        let mut child = Command::new("kubectl")
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.root.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        Out::from(child.wait_with_output().expect("kubectl output"))
+    }
+
+    fn wait_ready(&self, pod: &str) {
+        self.kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            &format!("pod/{pod}"),
+            "--timeout=60s",
+        ])
+        .ok();
+    }
+
+    fn pod_json(&self, pod: &str) -> serde_json::Value {
+        let out = self.kubectl(&["get", "pod", pod, "-o", "json"]);
+        serde_json::from_str(out.ok()).expect("pod JSON")
+    }
+}
+
+fn kubeconfig_text(path: &Path) -> String {
+    std::fs::read_to_string(path).expect("read kubeconfig")
+}
+
+#[test]
+fn kubectl_runs_kubia_as_a_pod() {
+    let c = Cluster::start(&["kubia", "busybox"]);
+    // The kubeconfig is private, and names the cluster.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&c.kubeconfig)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(kubeconfig_text(&c.kubeconfig).contains("current-context: wrun"));
+    let info = c.kubectl(&["cluster-info"]);
+    assert!(info.ok().contains("https://127.0.0.1:"), "{}", info.stdout);
+    let version = c.kubectl(&["version", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(version.ok()).expect("version JSON");
+    assert_eq!(v["serverVersion"]["major"], "1");
+    let resources = c.kubectl(&["api-resources", "--no-headers"]);
+    let pods_line = resources
+        .ok()
+        .lines()
+        .find(|l| l.starts_with("pods "))
+        .expect("pods in api-resources")
+        .to_string();
+    assert!(
+        pods_line.contains(" po ") && pods_line.contains("Pod"),
+        "{pods_line}"
+    );
+    let nodes = c.kubectl(&["get", "nodes"]);
+    let nodes = nodes.ok();
+    assert!(nodes.starts_with("NAME"), "{nodes}");
+    assert!(
+        nodes
+            .lines()
+            .any(|l| l.starts_with("wrun ") && l.contains(" Ready ")),
+        "{nodes}"
+    );
+    let node: serde_json::Value =
+        serde_json::from_str(c.kubectl(&["get", "node", "wrun", "-o", "json"]).ok()).expect("node");
+    assert!(
+        node["status"]["nodeInfo"]["containerRuntimeVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("wrun://")),
+        "{node}"
+    );
+
+    c.kubectl(&["run", "kubia", "--image=kubia", "--port=8080"])
+        .ok();
+    c.wait_ready("kubia");
+    let pods = c.kubectl(&["get", "pods"]);
+    let pods = pods.ok();
+    let header: Vec<&str> = pods
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{pods}"
+    );
+    let row: Vec<&str> = pods
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..4], ["kubia", "1/1", "Running", "0"], "{pods}");
+    let wide = c.kubectl(&["get", "pods", "-o", "wide"]);
+    let wide = wide.ok();
+    assert!(
+        wide.lines().next().unwrap_or("").contains("NOMINATED NODE"),
+        "{wide}"
+    );
+    assert!(
+        wide.contains(" 10.244.") && wide.contains(" wrun "),
+        "{wide}"
+    );
+    let pod = c.pod_json("kubia");
+    let ip = pod["status"]["podIP"].as_str().expect("pod IP").to_string();
+    assert_eq!(pod["metadata"]["labels"]["run"], "kubia");
+    assert_eq!(pod["status"]["containerStatuses"][0]["ready"], true);
+
+    // The pod's container is a wrun container, with the shim's name.
+    let ps = c.root.wrun(&["ps"]);
+    assert!(
+        ps.ok().contains("k8s_kubia_kubia_default_"),
+        "{}",
+        ps.stdout
+    );
+    let logs = c.kubectl(&["logs", "kubia"]);
+    assert!(
+        logs.ok().contains("Kubia server starting"),
+        "{}",
+        logs.stdout
+    );
+
+    // Another pod reaches kubia by its pod IP, and kubia sees its name.
+    let url = format!("http://{ip}:8080/");
+    c.kubectl(&[
+        "run",
+        "client",
+        "--image=busybox",
+        "--restart=Never",
+        "--",
+        "wget",
+        "-q",
+        "-O-",
+        &url,
+    ])
+    .ok();
+    let phase = poll("the client pod to finish", || {
+        let p = c.pod_json("client");
+        let phase = p["status"]["phase"].as_str().unwrap_or("").to_string();
+        (phase == "Succeeded" || phase == "Failed").then_some(phase)
+    });
+    let client_logs = c.kubectl(&["logs", "client"]);
+    assert_eq!(phase, "Succeeded", "{}", client_logs.stdout);
+    assert!(
+        client_logs.ok().contains("you've hit kubia"),
+        "{}",
+        client_logs.stdout
+    );
+    let pods = c.kubectl(&["get", "pod", "client", "--no-headers"]);
+    assert!(pods.ok().contains("Completed"), "{}", pods.stdout);
+
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=kubia",
+    ]);
+    let events = events.ok();
+    for reason in ["Scheduled", "Pulled", "Created", "Started"] {
+        assert!(events.contains(reason), "{reason} in {events}");
+    }
+    let described = c.kubectl(&["describe", "pod", "kubia"]);
+    assert!(
+        described.ok().contains("Started container kubia"),
+        "{}",
+        described.stdout
+    );
+
+    c.kubectl(&["delete", "pod", "kubia", "--wait=true"]).ok();
+    c.kubectl(&["get", "pod", "kubia"]).fails("NotFound");
+    let ps = c.root.wrun(&["ps", "-a"]);
+    assert!(!ps.ok().contains("k8s_kubia_kubia_"), "{}", ps.stdout);
+}
+
+#[test]
+fn objects_selectors_patches_and_bad_input() {
+    let c = Cluster::start(&[]);
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels:\n    app: demo\ndata:\n  greeting: hello\n";
+    c.stdin_kubectl(&["apply", "-f", "-"], cm).ok();
+    let changed = cm.replace("hello", "hi");
+    let applied = c.stdin_kubectl(&["apply", "-f", "-"], &changed);
+    assert!(applied.ok().contains("configured"), "{}", applied.stdout);
+    let data = c.kubectl(&["get", "cm", "settings", "-o", "jsonpath={.data.greeting}"]);
+    assert_eq!(data.ok(), "hi");
+    let ssa = cm.replace("settings", "server-side");
+    c.stdin_kubectl(&["apply", "--server-side", "-f", "-"], &ssa)
+        .ok();
+    c.stdin_kubectl(
+        &["apply", "--server-side", "-f", "-"],
+        &ssa.replace("hello", "again"),
+    )
+    .ok();
+    let data = c.kubectl(&[
+        "get",
+        "configmap",
+        "server-side",
+        "-o",
+        "jsonpath={.data.greeting}",
+    ]);
+    assert_eq!(data.ok(), "again");
+    // A field another manager set conflicts, as in Kubernetes.
+    c.stdin_kubectl(
+        &["apply", "--server-side", "-f", "-"],
+        &cm.replace("hello", "mine"),
+    )
+    .fails("conflict");
+    c.stdin_kubectl(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\ndata:\n  a: \"1\"\n",
+    )
+    .ok();
+    c.kubectl(&["label", "cm", "other", "tier=back"]).ok();
+    c.kubectl(&["annotate", "cm", "other", "note=x"]).ok();
+    let names = c.kubectl(&["get", "cm", "-l", "tier=back", "-o", "name"]);
+    assert_eq!(names.ok().trim(), "configmap/other");
+    let names = c.kubectl(&["get", "cm", "-l", "app in (demo),tier!=front", "-o", "name"]);
+    assert_eq!(
+        names.ok().trim(),
+        "configmap/server-side\nconfigmap/settings"
+    );
+    let names = c.kubectl(&[
+        "get",
+        "cm",
+        "--field-selector",
+        "metadata.name=other",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(names.ok().trim(), "configmap/other");
+    let cols = c.kubectl(&[
+        "get",
+        "cm",
+        "other",
+        "-o",
+        "custom-columns=N:.metadata.name,A:.data.a",
+        "--no-headers",
+    ]);
+    assert_eq!(
+        cols.ok().split_whitespace().collect::<Vec<_>>(),
+        ["other", "1"]
+    );
+    c.kubectl(&[
+        "patch",
+        "cm",
+        "other",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"b":"2"}}"#,
+    ])
+    .ok();
+    c.kubectl(&[
+        "patch",
+        "cm",
+        "other",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/data/a","value":"3"}]"#,
+    ])
+    .ok();
+    c.kubectl(&["patch", "cm", "other", "-p", r#"{"data":{"c":"4"}}"#])
+        .ok();
+    let data: serde_json::Value =
+        serde_json::from_str(c.kubectl(&["get", "cm", "other", "-o", "json"]).ok()).expect("cm");
+    assert_eq!(
+        data["data"],
+        serde_json::json!({"a": "3", "b": "2", "c": "4"})
+    );
+    assert_eq!(data["metadata"]["labels"]["tier"], "back");
+    let shown = c.kubectl(&["get", "cm", "other", "--show-labels"]);
+    assert!(shown.ok().contains("tier=back"), "{}", shown.stdout);
+    let all_ns = c.kubectl(&["get", "sa", "-A"]);
+    assert!(all_ns.ok().contains("kube-system"), "{}", all_ns.stdout);
+
+    // Bad input: each gets a clear error, and nothing is stored.
+    c.stdin_kubectl(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n",
+    )
+    .fails("metadata.name");
+    c.kubectl(&["get", "cm", "-l", "a in (b"])
+        .fails("unable to parse");
+    c.kubectl(&["get", "cm", "--field-selector", "spec.nope=1"])
+        .fails("field label not supported");
+    c.kubectl(&[
+        "patch",
+        "cm",
+        "other",
+        "--type=json",
+        "-p",
+        r#"[{"op":"test","path":"/data/a","value":"9"}]"#,
+    ])
+    .fails("");
+    c.kubectl(&["patch", "cm", "other", "--type=merge", "-p", "{not json"])
+        .fails("");
+    let typo = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: typo\nspec:\n  containers:\n  - name: a\n    imagee: kubia\n";
+    c.stdin_kubectl(&["apply", "-f", "-"], typo).fails("imagee");
+    c.kubectl(&["get", "pod", "typo"]).fails("NotFound");
+    c.kubectl(&["delete", "namespace", "default"])
+        .fails("forbidden");
+
+    // A client that does not trust wrun's CA is refused.
+    let server = c.kubectl(&[
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
+    let server = server.ok().to_string();
+    let untrusting = Command::new("kubectl")
+        .args([
+            "get",
+            "pods",
+            "--kubeconfig",
+            "/dev/null",
+            "--server",
+            &server,
+            "--token",
+            "x",
+        ])
+        .arg("--cache-dir")
+        .arg(&c.cache)
+        .output()
+        .expect("kubectl");
+    let untrusting = Out::from(untrusting);
+    untrusting.fails("certificate");
+    // One that trusts it but brings a wrong token gets 401.
+    let wrong = Command::new("kubectl")
+        .arg("--cache-dir")
+        .arg(&c.cache)
+        .args([
+            "get",
+            "cm",
+            "--kubeconfig",
+            "/dev/null",
+            "--server",
+            &server,
+        ])
+        .args(["--insecure-skip-tls-verify", "--token", "wrong"])
+        .output()
+        .expect("kubectl");
+    Out::from(wrong).fails("Unauthorized");
+    let data = c.kubectl(&["get", "cm", "other", "-o", "jsonpath={.data.a}"]);
+    assert_eq!(data.ok(), "3");
+}
+
+#[test]
+fn the_pinned_kubectl_1_28_works_too() {
+    let c = Cluster::start(&["kubia"]);
+    let v = Some("1.28");
+    c.kubectl_with(v, &["run", "kubia", "--image=kubia", "--port=8080"])
+        .ok();
+    c.kubectl_with(
+        v,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod/kubia",
+            "--timeout=60s",
+        ],
+    )
+    .ok();
+    let pods = c.kubectl_with(v, &["get", "pods", "-o", "wide"]);
+    let pods = pods.ok();
+    assert!(
+        pods.contains("Running") && pods.contains("10.244."),
+        "{pods}"
+    );
+    let logs = c.kubectl_with(v, &["logs", "kubia", "--tail=1"]);
+    assert!(!logs.ok().is_empty());
+    c.kubectl_with(v, &["delete", "pod", "kubia"]).ok();
+}
+
+#[test]
+fn pods_come_back_after_the_daemon_is_killed() {
+    let c = Cluster::start(&["kubia"]);
+    c.kubectl(&["run", "kubia", "--image=kubia", "--port=8080"])
+        .ok();
+    c.wait_ready("kubia");
+    let uid = c.pod_json("kubia")["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    let pid: i32 = std::fs::read_to_string(c.root.path().join("daemon.lock"))
+        .expect("daemon.lock")
+        .trim()
+        .parse()
+        .expect("pid");
+    // The daemon this test started, by its PID.
+    let killed = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    poll("the daemon to die", || {
+        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    // Any container verb starts the daemon again; the cluster comes back
+    // on with it, and so does the pod.
+    c.root.wrun(&["ps"]).ok();
+    let pod = poll("the pod to run again", || {
+        let out = c.kubectl(&["get", "pod", "kubia", "-o", "json"]);
+        if out.code != 0 {
+            return None;
+        }
+        let p: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+        (p["status"]["containerStatuses"][0]["ready"] == true).then_some(p)
+    });
+    assert_eq!(pod["metadata"]["uid"], uid.as_str());
+    let cms = c.kubectl(&["get", "ns", "-o", "name"]);
+    assert!(cms.ok().contains("namespace/kube-system"));
+    // Stopping the cluster stops the pod and keeps it.
+    c.root.wrun(&["cluster", "stop"]).ok();
+    let ps = c.root.wrun(&["ps", "-a"]);
+    assert!(!ps.ok().contains("k8s_kubia"), "{}", ps.stdout);
+    let status = c.root.wrun(&["cluster", "status"]);
+    assert!(
+        status.stdout.contains("Stopped") && status.stdout.contains("pods: 1"),
+        "{}",
+        status.stdout
+    );
+}

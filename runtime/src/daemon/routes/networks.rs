@@ -70,8 +70,11 @@ fn resource(
 
 pub fn list(sup: &Arc<Supervisor>) -> Result<Resp, DaemonError> {
     let nets = sup.networks().fabric().networks();
+    // The pod network belongs to the cluster, as minikube's does: it is
+    // not listed among Docker's networks.
     let out: Vec<NetworkResource> = nets
         .iter()
+        .filter(|(info, _)| info.name != crate::daemon::networks::POD_NETWORK)
         .map(|(info, members)| resource(info, members, sup))
         .collect();
     Ok(http::json(StatusCode::OK, &out))

@@ -23,9 +23,9 @@ fn kubectl_bin(version: Option<&str>) -> PathBuf {
 }
 
 /// A state root with the cluster started and a kubeconfig of its own.
-struct Cluster {
-    root: Root,
-    kubeconfig: PathBuf,
+pub(crate) struct Cluster {
+    pub(crate) root: Root,
+    pub(crate) kubeconfig: PathBuf,
     cache: PathBuf,
 }
 
@@ -70,7 +70,7 @@ impl Out {
 }
 
 impl Cluster {
-    fn start(images: &[&str]) -> Self {
+    pub(crate) fn start(images: &[&str]) -> Self {
         let root = Root::new();
         for image in images {
             match *image {
@@ -561,4 +561,360 @@ fn pods_come_back_after_the_daemon_is_killed() {
         "{}",
         status.stdout
     );
+}
+
+#[test]
+fn pods_get_env_volumes_init_containers_and_probes() {
+    let c = Cluster::start(&["kubia", "busybox"]);
+    let manifest = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+data:
+  greeting: hello
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: creds
+stringData:
+  password: s3cret
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: features
+spec:
+  restartPolicy: Never
+  volumes:
+  - name: work
+    emptyDir: {}
+  - name: config
+    configMap:
+      name: settings
+  initContainers:
+  - name: prepare
+    image: busybox
+    command: ["sh", "-c", "echo prepared > /work/init.txt"]
+    volumeMounts:
+    - name: work
+      mountPath: /work
+  containers:
+  - name: main
+    image: busybox
+    workingDir: /work
+    command: ["sh", "-c"]
+    args: ["cat init.txt; cat /config/greeting; echo; echo name=$MY_NAME ip=$MY_IP greeting=$GREETING password=$PASSWORD combined=$COMBINED host=$HOSTNAME"]
+    env:
+    - name: MY_NAME
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    - name: MY_IP
+      valueFrom: {fieldRef: {fieldPath: status.podIP}}
+    - name: GREETING
+      valueFrom: {configMapKeyRef: {name: settings, key: greeting}}
+    - name: PASSWORD
+      valueFrom: {secretKeyRef: {name: creds, key: password}}
+    - name: COMBINED
+      value: "$(GREETING)-world"
+    volumeMounts:
+    - name: work
+      mountPath: /work
+    - name: config
+      mountPath: /config
+      readOnly: true
+"#;
+    c.stdin_kubectl(&["apply", "-f", "-"], manifest).ok();
+    let pod = poll("the features pod to finish", || {
+        let p = c.pod_json("features");
+        matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed")).then_some(p)
+    });
+    let logs = c.kubectl(&["logs", "features"]);
+    assert_eq!(pod["status"]["phase"], "Succeeded", "{}", logs.stdout);
+    let ip = pod["status"]["podIP"].as_str().expect("pod IP");
+    let logs = logs.ok();
+    assert!(logs.contains("prepared\nhello\n"), "{logs}");
+    let expected = format!(
+        "name=features ip={ip} greeting=hello password=s3cret combined=hello-world host=features"
+    );
+    assert!(logs.contains(&expected), "{logs}");
+    assert_eq!(
+        pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    let init_logs = c.kubectl(&["logs", "features", "-c", "prepare"]);
+    init_logs.ok();
+
+    // A missing ConfigMap key holds the container with a clear reason.
+    let broken = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: broken
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["sleep", "3600"]
+    env:
+    - name: X
+      valueFrom: {configMapKeyRef: {name: settings, key: nope}}
+"#;
+    c.stdin_kubectl(&["apply", "-f", "-"], broken).ok();
+    poll("the config error", || {
+        let out = c.kubectl(&["get", "pod", "broken", "--no-headers"]);
+        out.stdout
+            .contains("CreateContainerConfigError")
+            .then_some(())
+    });
+
+    // A readiness probe decides readiness; a failing liveness probe
+    // restarts the container, with the kubelet's events.
+    let probed = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: probed
+spec:
+  containers:
+  - name: web
+    image: kubia
+    ports:
+    - {name: http, containerPort: 8080}
+    readinessProbe:
+      httpGet: {path: /, port: http}
+      periodSeconds: 1
+  - name: sick
+    image: busybox
+    command: ["sleep", "3600"]
+    livenessProbe:
+      exec:
+        command: ["cat", "/nonexistent"]
+      periodSeconds: 1
+      failureThreshold: 1
+"#;
+    c.stdin_kubectl(&["apply", "-f", "-"], probed).ok();
+    let pod = poll("the liveness probe to restart a container", || {
+        let p = c.pod_json("probed");
+        let statuses = p["status"]["containerStatuses"].as_array()?.clone();
+        let web = statuses.iter().find(|s| s["name"] == "web")?;
+        let sick = statuses.iter().find(|s| s["name"] == "sick")?;
+        (web["ready"] == true && sick["restartCount"].as_u64()? >= 1).then_some(p)
+    });
+    assert_eq!(pod["status"]["phase"], "Running");
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=probed",
+    ]);
+    let events = events.ok();
+    assert!(events.contains("Liveness probe failed"), "{events}");
+    assert!(
+        events.contains("failed liveness probe, will be restarted"),
+        "{events}"
+    );
+}
+
+#[test]
+fn crash_loops_back_off_and_namespaces_delete_their_contents() {
+    let c = Cluster::start(&["busybox"]);
+    c.stdin_kubectl(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: scratch\n",
+    )
+    .ok();
+    let crashing = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: crasher
+  namespace: scratch
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "echo attempt; exit 3"]
+"#;
+    c.stdin_kubectl(&["apply", "-f", "-"], crashing).ok();
+    let status = poll("CrashLoopBackOff", || {
+        let out = c.kubectl(&["get", "pod", "crasher", "-n", "scratch", "-o", "json"]);
+        let p: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
+        let s = p["status"]["containerStatuses"][0].clone();
+        (s["state"]["waiting"]["reason"] == "CrashLoopBackOff").then_some(s)
+    });
+    assert!(
+        status["restartCount"].as_u64().unwrap_or(0) >= 1,
+        "{status}"
+    );
+    assert_eq!(status["lastState"]["terminated"]["exitCode"], 3);
+    assert_eq!(status["lastState"]["terminated"]["reason"], "Error");
+    let table = c.kubectl(&["get", "pods", "-n", "scratch", "--no-headers"]);
+    assert!(table.ok().contains("CrashLoopBackOff"), "{}", table.stdout);
+    let previous = c.kubectl(&["logs", "crasher", "-n", "scratch", "--previous"]);
+    assert!(previous.ok().contains("attempt"), "{}", previous.stdout);
+    let events = c.kubectl(&["get", "events", "-n", "scratch"]);
+    assert!(events.ok().contains("BackOff"), "{}", events.stdout);
+
+    // Deleting the namespace deletes what is in it, then the namespace.
+    c.kubectl(&["delete", "namespace", "scratch", "--timeout=60s"])
+        .ok();
+    c.kubectl(&["get", "namespace", "scratch"])
+        .fails("NotFound");
+    let ps = c.root.wrun(&["ps", "-a"]);
+    assert!(!ps.ok().contains("crasher"), "{}", ps.stdout);
+    // Nothing may be created in a namespace that is gone.
+    c.stdin_kubectl(&["apply", "-f", "-"], crashing)
+        .fails("not found");
+}
+
+/// Reads a child's stdout until `needle` shows up; the child is stopped
+/// (by its PID, through `Child::kill`) either way.
+fn read_until(mut child: std::process::Child, needle: &str) -> String {
+    use std::io::Read as _;
+    let mut out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if tx.send(seen.clone()).is_err() {
+                break;
+            }
+        }
+    });
+    let seen = poll(&format!("{needle:?} in the output"), || {
+        let mut last = None;
+        while let Ok(s) = rx.try_recv() {
+            last = Some(s);
+        }
+        last.filter(|s| s.contains(needle))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    seen
+}
+
+#[test]
+fn kubectl_watches_follows_edits_and_keeps_other_contexts() {
+    let root = Root::new();
+    root.kubia();
+    // The user's own kubeconfig, with a context of theirs.
+    let kubeconfig = root.path().join("kube").join("config");
+    std::fs::create_dir_all(kubeconfig.parent().expect("dir")).expect("mkdir");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: prod\n  cluster:\n    server: https://prod.example:6443\ncontexts:\n- name: prod\n  context:\n    cluster: prod\n    user: prod\ncurrent-context: prod\nusers:\n- name: prod\n  user:\n    token: abc\n",
+    )
+    .expect("write kubeconfig");
+    let started = root
+        .cmd(&["cluster", "start"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .expect("cluster start");
+    assert!(started.status.success(), "{started:?}");
+    let text = kubeconfig_text(&kubeconfig);
+    assert!(text.contains("current-context: wrun"), "{text}");
+    assert!(
+        text.contains("https://prod.example:6443") && text.contains("token: abc"),
+        "{text}"
+    );
+    let c = Cluster {
+        root,
+        kubeconfig: kubeconfig.clone(),
+        cache: kubeconfig.with_file_name("cache"),
+    };
+    let watch = |args: &[&str]| {
+        Command::new("kubectl")
+            .arg("--cache-dir")
+            .arg(&c.cache)
+            .args(args)
+            .env("KUBECONFIG", &c.kubeconfig)
+            .env("HOME", c.root.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl")
+    };
+    let watcher = watch(&["get", "pods", "-w"]);
+    c.kubectl(&["run", "kubia", "--image=kubia", "--port=8080"])
+        .ok();
+    let seen = read_until(watcher, "Running");
+    assert!(seen.contains("kubia"), "{seen}");
+    c.wait_ready("kubia");
+    let follower = watch(&["logs", "-f", "kubia", "--timestamps"]);
+    let seen = read_until(follower, "Kubia server starting");
+    assert!(seen.starts_with("20"), "timestamps first: {seen}");
+    let tail = c.kubectl(&["logs", "kubia", "--tail=1", "--since=1h"]);
+    assert_eq!(tail.ok().lines().count(), 1, "{}", tail.stdout);
+
+    // `kubectl edit` through an editor that is a sed script.
+    c.stdin_kubectl(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: edited\ndata:\n  word: before\n",
+    )
+    .ok();
+    let edited = Command::new("kubectl")
+        .arg("--cache-dir")
+        .arg(&c.cache)
+        .args(["edit", "cm", "edited"])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("HOME", c.root.path())
+        .env("KUBE_EDITOR", "sed -i s/before/after/")
+        .output()
+        .expect("kubectl edit");
+    assert!(edited.status.success(), "{edited:?}");
+    let word = c.kubectl(&["get", "cm", "edited", "-o", "jsonpath={.data.word}"]);
+    assert_eq!(word.ok(), "after");
+    let yaml = c.kubectl(&["get", "cm", "edited", "-o", "yaml"]);
+    assert!(yaml.ok().contains("word: after"), "{}", yaml.stdout);
+    let node = c.kubectl(&["describe", "node", "wrun"]);
+    assert!(
+        node.ok().contains("Container Runtime Version:  wrun://"),
+        "{}",
+        node.stdout
+    );
+
+    // An image no registry has: ErrImagePull, then the back-off.
+    c.kubectl(&["run", "ghost", "--image=127.0.0.1:9/none/ghost:v1"])
+        .ok();
+    poll("ImagePullBackOff", || {
+        let out = c.kubectl(&["get", "pod", "ghost", "--no-headers"]);
+        out.stdout.contains("ImagePullBackOff").then_some(())
+    });
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=ghost",
+    ]);
+    assert!(
+        events.ok().contains("Failed to pull image"),
+        "{}",
+        events.stdout
+    );
+
+    c.kubectl(&["delete", "pod", "kubia", "ghost", "--now"])
+        .ok();
+    c.kubectl(&["get", "pods", "-o", "name"]).ok();
+    let left = c.kubectl(&["get", "pods", "-o", "name"]);
+    assert_eq!(left.ok().trim(), "");
+
+    // `cluster delete` removes wrun's entries and nothing else.
+    let deleted = c
+        .root
+        .cmd(&["cluster", "delete"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .expect("cluster delete");
+    assert!(deleted.status.success(), "{deleted:?}");
+    let text = kubeconfig_text(&kubeconfig);
+    assert!(!text.contains("name: wrun"), "{text}");
+    assert!(text.contains("name: prod"), "{text}");
 }

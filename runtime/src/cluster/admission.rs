@@ -219,6 +219,64 @@ pub fn deletion(
     }
 }
 
+/// Deletes `obj` as its plan says: removed at once, or marked with a
+/// deletionTimestamp (the shorter grace period wins) and finalizers.
+/// Returns the object and whether it is gone.
+pub fn delete(
+    store: &Store,
+    res: &'static Resource,
+    obj: &Value,
+    grace: Option<i64>,
+    propagation: Option<&str>,
+) -> Result<(Value, bool), KubeError> {
+    let namespace = obj["metadata"]["namespace"]
+        .as_str()
+        .filter(|_| res.namespaced);
+    let name = name_of(obj);
+    match deletion(res, obj, grace, propagation) {
+        Deletion::Now => {
+            let gone = store.delete(res, namespace, name, obj["metadata"]["uid"].as_str())?;
+            Ok((gone, true))
+        }
+        Deletion::Mark { grace, finalizers } => {
+            let marked = store.modify(res, namespace, name, |cur| {
+                let meta = &mut cur["metadata"];
+                let mut changed = false;
+                if meta.get("deletionTimestamp").is_none() {
+                    let at = chrono::Utc::now() + chrono::Duration::seconds(grace.unwrap_or(0));
+                    meta["deletionTimestamp"] =
+                        json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                    changed = true;
+                }
+                if let Some(g) = grace {
+                    let shorter = meta["deletionGracePeriodSeconds"]
+                        .as_i64()
+                        .is_none_or(|old| g < old);
+                    if shorter {
+                        meta["deletionGracePeriodSeconds"] = json!(g);
+                        changed = true;
+                    }
+                }
+                for f in &finalizers {
+                    let mut list = meta["finalizers"].as_array().cloned().unwrap_or_default();
+                    if !list.iter().any(|x| x == f) {
+                        list.push(json!(f));
+                        meta["finalizers"] = json!(list);
+                        changed = true;
+                    }
+                }
+                if res.kind == "Namespace" && cur["status"]["phase"] != "Terminating" {
+                    cur["status"]["phase"] = json!("Terminating");
+                    changed = true;
+                }
+                Ok(changed)
+            })?;
+            let marked = marked.ok_or_else(|| super::store::not_found(res, name))?;
+            Ok((marked, false))
+        }
+    }
+}
+
 /// The pull policy Kubernetes defaults to: Always for `:latest` or an
 /// untagged image, IfNotPresent otherwise.
 pub fn default_pull_policy(image: &str) -> &'static str {

@@ -31,6 +31,13 @@ pub fn record(
     let namespace = meta["namespace"].as_str().unwrap_or("default").to_string();
     let name = meta["name"].as_str().unwrap_or_default();
     let uid = meta["uid"].as_str().unwrap_or_default();
+    // Nothing is recorded in a namespace that is gone or going.
+    if let Some(namespaces) = by_plural("", "v1", "namespaces") {
+        match store.try_get(namespaces, None, &namespace)? {
+            Some(ns) if ns["metadata"].get("deletionTimestamp").is_none() => {}
+            _ => return Ok(()),
+        }
+    }
     let t = now();
     // The same event again: count it.
     let (existing, _) = store.list(events, Some(&namespace))?;

@@ -10,6 +10,7 @@
 
 pub mod admission;
 pub mod bootstrap;
+pub mod controllers;
 pub mod events;
 pub mod pki;
 pub mod store;

@@ -489,11 +489,16 @@ impl Store {
             };
             obj["metadata"]["generation"] = json!(generation);
         }
+        // The update that removes the last finalizer of an object being
+        // deleted deletes it (pods are finished by the node agent, and
+        // namespaces by their controller).
         let terminating = obj["metadata"].get("deletionTimestamp").is_some();
-        let finalizers_left = obj["metadata"]["finalizers"]
-            .as_array()
-            .is_some_and(|f| !f.is_empty());
-        if terminating && !finalizers_left && res.kind != "Pod" {
+        let has_finalizers = |o: &Value| {
+            o["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty())
+        };
+        if terminating && has_finalizers(&old) && !has_finalizers(&obj) && res.kind != "Pod" {
             self.write(
                 &mut db,
                 res,

@@ -49,6 +49,11 @@ impl ExecInstance {
     pub fn state(&self) -> ExecState {
         lock(&self.state).clone()
     }
+
+    /// Ends the exec's guest (a probe that ran past its timeout).
+    pub fn kill(&self) {
+        self.stop.stop(StopReason::Killed);
+    }
 }
 
 /// The daemon's exec instances, by ID.

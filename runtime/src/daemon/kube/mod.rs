@@ -181,6 +181,7 @@ impl Cluster {
         ));
         tracing::info!(%server, "cluster API listening");
         let agent = NodeAgent::start(self.store.clone(), sup.clone(), NODE_NAME);
+        crate::cluster::controllers::start(&self.store, &cancel);
         *self.running() = Some(Running {
             port: local.port(),
             cancel,

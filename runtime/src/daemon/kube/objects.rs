@@ -770,48 +770,7 @@ fn delete_one(
     if o.dry_run {
         return Ok((obj, false));
     }
-    let plan = admission::deletion(res, &obj, o.grace, o.propagation.as_deref());
-    match plan {
-        admission::Deletion::Now => {
-            let gone = api
-                .store
-                .delete(res, namespace, name, obj["metadata"]["uid"].as_str())?;
-            Ok((gone, true))
-        }
-        admission::Deletion::Mark { grace, finalizers } => {
-            let marked = api.store.modify(res, namespace, name, |cur| {
-                let meta = &mut cur["metadata"];
-                let mut changed = false;
-                if meta.get("deletionTimestamp").is_none() {
-                    let at = chrono::Utc::now() + chrono::Duration::seconds(grace.unwrap_or(0));
-                    meta["deletionTimestamp"] =
-                        json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-                    changed = true;
-                }
-                if let Some(g) = grace {
-                    let shorter = meta["deletionGracePeriodSeconds"]
-                        .as_i64()
-                        .is_none_or(|old| g < old);
-                    if shorter {
-                        meta["deletionGracePeriodSeconds"] = json!(g);
-                        changed = true;
-                    }
-                }
-                for f in &finalizers {
-                    let list = meta["finalizers"].as_array().cloned().unwrap_or_default();
-                    if !list.iter().any(|x| x == f) {
-                        let mut list = list;
-                        list.push(json!(f));
-                        meta["finalizers"] = json!(list);
-                        changed = true;
-                    }
-                }
-                Ok(changed)
-            })?;
-            let marked = marked.ok_or_else(|| crate::cluster::store::not_found(res, name))?;
-            Ok((marked, false))
-        }
-    }
+    admission::delete(&api.store, res, &obj, o.grace, o.propagation.as_deref())
 }
 
 async fn delete_collection(

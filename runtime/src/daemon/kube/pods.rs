@@ -66,24 +66,61 @@ fn attempts(api: &Api, pod: &Value, container: &str) -> Result<Vec<(u32, String)
     Ok(found)
 }
 
+/// A container's status in the pod, by name.
+fn container_status<'a>(pod: &'a Value, container: &str) -> &'a Value {
+    ["containerStatuses", "initContainerStatuses"]
+        .iter()
+        .filter_map(|l| pod["status"][*l].as_array())
+        .flatten()
+        .find(|s| s["name"] == container)
+        .unwrap_or(&Value::Null)
+}
+
+/// The supervisor container whose log a request reads, as the kubelet
+/// picks it: with `previous`, the last terminated run; otherwise the
+/// current run, or the last terminated one while the next waits.
+fn log_container(
+    api: &Api,
+    pod: &Value,
+    container: &str,
+    previous: bool,
+) -> Result<Option<String>, KubeError> {
+    let status = container_status(pod, container);
+    let id_of = |v: &Value| {
+        v["containerID"]
+            .as_str()
+            .and_then(|i| i.strip_prefix("wrun://"))
+            .map(str::to_string)
+    };
+    let last = id_of(&status["lastState"]["terminated"]);
+    let picked = if previous || status["state"]["waiting"].is_object() {
+        last
+    } else {
+        id_of(&status["state"]["running"])
+            .or_else(|| id_of(&status["state"]["terminated"]))
+            .or_else(|| id_of(status))
+    };
+    if picked.is_some() || previous {
+        return Ok(picked);
+    }
+    // No status yet names one: the newest attempt there is.
+    Ok(attempts(api, pod, container)?.pop().map(|(_, id)| id))
+}
+
 pub async fn log(api: &Arc<Api>, t: &Target, q: &Query) -> Result<Resp, KubeError> {
     let name = t.name.as_deref().unwrap_or_default();
     let pod = api.store.get(t.res, t.namespace.as_deref(), name)?;
     let container = pick_container(&pod, q.get("container"))?;
     let previous = q.flag("previous");
-    let found = attempts(api, &pod, &container)?;
-    let pick = if previous {
-        found.len().checked_sub(2).and_then(|i| found.get(i))
-    } else {
-        found.last()
-    };
-    let Some((_, id)) = pick.cloned() else {
+    let Some(id) = log_container(api, &pod, &container, previous)? else {
+        let status = container_status(&pod, &container);
         let why = if previous {
             format!("previous terminated container \"{container}\" in pod \"{name}\" not found")
         } else {
-            format!(
-                "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
-            )
+            let reason = status["state"]["waiting"]["reason"]
+                .as_str()
+                .unwrap_or("ContainerCreating");
+            format!("container \"{container}\" in pod \"{name}\" is waiting to start: {reason}")
         };
         return Err(KubeError::bad_request(why));
     };

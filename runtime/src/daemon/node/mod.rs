@@ -9,6 +9,7 @@
 
 mod env;
 mod pod;
+mod probe;
 mod quantity;
 mod volumes;
 

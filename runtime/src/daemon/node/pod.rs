@@ -16,6 +16,7 @@ use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use super::probe::{Kind, Outcome, Probe};
 use super::{
     LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID, NodeAgent,
     container_name, env, pods_resource, quantity, volumes,
@@ -73,6 +74,31 @@ struct Ctr {
     backoff: Option<Duration>,
     /// When a waiting container may start again.
     start_after: Option<tokio::time::Instant>,
+    /// The current run's probe tasks.
+    probes: Vec<tokio::task::JoinHandle<()>>,
+    /// No startup probe, or it has succeeded in this run.
+    startup_ok: bool,
+    /// What the readiness probe last decided (with its thresholds).
+    probe_ready: bool,
+    /// Consecutive results of each probe in this run.
+    successes: [u32; 3],
+    failures: [u32; 3],
+}
+
+impl Ctr {
+    fn stop_probes(&mut self) {
+        for p in self.probes.drain(..) {
+            p.abort();
+        }
+    }
+}
+
+fn slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Startup => 0,
+        Kind::Liveness => 1,
+        Kind::Readiness => 2,
+    }
 }
 
 struct Pod {
@@ -88,6 +114,8 @@ struct Pod {
     initialized: bool,
     /// A reason the whole pod cannot run (a volume, say).
     failure: Option<String>,
+    probe_tx: tokio::sync::mpsc::UnboundedSender<Outcome>,
+    probe_rx: tokio::sync::mpsc::UnboundedReceiver<Outcome>,
 }
 
 fn sup(agent: &NodeAgent) -> &Arc<Supervisor> {
@@ -131,6 +159,11 @@ impl Pod {
                     started_at: None,
                     backoff: None,
                     start_after: None,
+                    probes: Vec::new(),
+                    startup_ok: true,
+                    probe_ready: false,
+                    successes: [0; 3],
+                    failures: [0; 3],
                 });
             }
         }
@@ -147,6 +180,7 @@ impl Pod {
             .map(str::to_string)
             .unwrap_or_else(now);
         let initialized = !ctrs.iter().any(|c| c.init);
+        let (probe_tx, probe_rx) = tokio::sync::mpsc::unbounded_channel();
         Self {
             agent,
             obj,
@@ -159,6 +193,8 @@ impl Pod {
             start_time,
             initialized,
             failure: None,
+            probe_tx,
+            probe_rx,
         }
     }
 
@@ -247,10 +283,12 @@ impl Pod {
                 .filter(|c| matches!(c.state, State::Waiting { .. }))
                 .filter_map(|c| c.start_after)
                 .min();
-            let polling = self
-                .ctrs
-                .iter()
-                .any(|c| !c.init && matches!(c.state, State::Running { .. }) && !c.ready);
+            let polling = self.ctrs.iter().any(|c| {
+                !c.init
+                    && matches!(c.state, State::Running { .. })
+                    && !c.ready
+                    && c.spec["readinessProbe"].is_null()
+            });
             tokio::select! {
                 changed = rx.changed() => {
                     if changed.is_err() {
@@ -268,6 +306,9 @@ impl Pod {
                 }
                 Some((i, id, code, detail)) = waits.next(), if !waits.is_empty() => {
                     self.exited(i, &id, code, detail).await;
+                }
+                Some(outcome) = self.probe_rx.recv() => {
+                    self.probed(outcome).await;
                 }
                 () = sleep_until(next_start), if next_start.is_some() => {}
                 () = tokio::time::sleep(READY_POLL), if polling => {}
@@ -335,9 +376,24 @@ impl Pod {
             .to_string();
         if let Err((reason, message)) = self.ensure_image(&cname, &image, &policy).await {
             let c = &mut self.ctrs[i];
-            c.state = State::Waiting { reason, message };
-            // ImagePullBackOff: try again later.
-            c.start_after = Some(tokio::time::Instant::now() + next_backoff(c));
+            // The first failure is retried at once; then the kubelet backs
+            // off, and says so.
+            let wait = next_backoff(c);
+            c.start_after = Some(tokio::time::Instant::now() + wait);
+            if reason == "ErrImagePull" && !wait.is_zero() {
+                c.state = State::Waiting {
+                    reason: "ImagePullBackOff".into(),
+                    message: format!("Back-off pulling image \"{image}\""),
+                };
+                self.event(
+                    Some(&cname),
+                    false,
+                    "BackOff",
+                    &format!("Back-off pulling image \"{image}\""),
+                );
+            } else {
+                c.state = State::Waiting { reason, message };
+            }
             return None;
         }
         let pod_ip = self
@@ -433,6 +489,7 @@ impl Pod {
             "Started",
             &format!("Started container {cname}"),
         );
+        self.start_probes(i, &rec.id);
         let id = rec.id.clone();
         Some(Box::pin(async move {
             let _ = status
@@ -568,6 +625,7 @@ impl Pod {
             id: id.to_string(),
         };
         c.ready = false;
+        c.stop_probes();
         c.state = State::Terminated(ended.clone());
         let ran = c.started_at.map(|t| t.elapsed()).unwrap_or_default();
         let restart = match (c.init, policy.as_str()) {
@@ -630,19 +688,113 @@ impl Pod {
                 c.ready = false;
                 continue;
             }
-            c.ready = matches!(c.state, State::Running { .. })
-                && c.spec["ports"].as_array().into_iter().flatten().all(|p| {
-                    let proto = p["protocol"].as_str().unwrap_or("TCP");
-                    let port = p["containerPort"].as_u64().unwrap_or(0) as u16;
-                    proto != "TCP"
-                        || ns
-                            .as_ref()
-                            .is_some_and(|n| n.lookup(Proto::Tcp, port).is_some())
-                });
+            let running = matches!(c.state, State::Running { .. }) && c.startup_ok;
+            c.ready = running
+                && if c.spec["readinessProbe"].is_object() {
+                    c.probe_ready
+                } else {
+                    c.spec["ports"].as_array().into_iter().flatten().all(|p| {
+                        let proto = p["protocol"].as_str().unwrap_or("TCP");
+                        let port = p["containerPort"].as_u64().unwrap_or(0) as u16;
+                        proto != "TCP"
+                            || ns
+                                .as_ref()
+                                .is_some_and(|n| n.lookup(Proto::Tcp, port).is_some())
+                    })
+                };
+        }
+    }
+
+    /// Starts the probes of a container's new run.
+    fn start_probes(&mut self, i: usize, id: &str) {
+        let Some(ns) = self.ns.clone() else { return };
+        let sup = self.agent.sup().clone();
+        let c = &mut self.ctrs[i];
+        c.stop_probes();
+        c.successes = [0; 3];
+        c.failures = [0; 3];
+        c.probe_ready = false;
+        c.startup_ok = c.spec["startupProbe"].is_null();
+        for kind in [Kind::Startup, Kind::Liveness, Kind::Readiness] {
+            match Probe::of(&c.spec, kind) {
+                Ok(Some(p)) => c.probes.push(p.spawn(
+                    i,
+                    id.to_string(),
+                    sup.clone(),
+                    ns.clone(),
+                    self.probe_tx.clone(),
+                )),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(pod = %self.name, error = %e, "probe not run"),
+            }
+        }
+    }
+
+    /// A probe's result: the thresholds decide readiness, or a restart.
+    async fn probed(&mut self, o: Outcome) {
+        let Some(c) = self.ctrs.get_mut(o.container) else {
+            return;
+        };
+        if c.id.as_deref() != Some(o.id.as_str()) || !matches!(c.state, State::Running { .. }) {
+            return;
+        }
+        if o.kind != Kind::Startup && !c.startup_ok {
+            return;
+        }
+        let Ok(Some(probe)) = Probe::of(&c.spec, o.kind) else {
+            return;
+        };
+        let k = slot(o.kind);
+        let cname = c.name.clone();
+        let failed = match o.result {
+            Ok(()) => {
+                c.successes[k] += 1;
+                c.failures[k] = 0;
+                match o.kind {
+                    Kind::Startup => c.startup_ok = true,
+                    Kind::Readiness if c.successes[k] >= probe.success_threshold => {
+                        c.probe_ready = true
+                    }
+                    _ => {}
+                }
+                None
+            }
+            Err(msg) => {
+                c.successes[k] = 0;
+                c.failures[k] += 1;
+                let over = c.failures[k] >= probe.failure_threshold;
+                if o.kind == Kind::Readiness && over {
+                    c.probe_ready = false;
+                }
+                Some((msg, over))
+            }
+        };
+        let Some((msg, over)) = failed else { return };
+        self.event(
+            Some(&cname),
+            true,
+            "Unhealthy",
+            &format!("{} probe failed: {msg}", o.kind.name()),
+        );
+        if over && o.kind != Kind::Readiness {
+            let what = o.kind.name().to_ascii_lowercase();
+            self.event(
+                Some(&cname),
+                false,
+                "Killing",
+                &format!("Container {cname} failed {what} probe, will be restarted"),
+            );
+            if let Some(c) = self.ctrs.get_mut(o.container) {
+                c.stop_probes();
+            }
+            let _ = sup(&self.agent).stop(&o.id, StopReason::Killed).await;
         }
     }
 
     async fn stop_all(&mut self, announce: bool) {
+        for c in &mut self.ctrs {
+            c.stop_probes();
+        }
         let running: Vec<(String, String)> = self
             .ctrs
             .iter()

@@ -1,0 +1,17 @@
+//! Controllers: level-triggered reconcilers that read and write objects
+//! through the store only, as Kubernetes' controllers talk to the API
+//! server. Each one looks at everything at its start, then at what each
+//! change touches, so it converges from whatever is stored.
+
+pub mod namespace;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::store::Store;
+
+/// Starts every controller; they run until `cancel`.
+pub fn start(store: &Arc<Store>, cancel: &CancellationToken) {
+    tokio::spawn(namespace::run(store.clone(), cancel.clone()));
+}

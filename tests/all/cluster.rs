@@ -482,6 +482,54 @@ fn objects_selectors_patches_and_bad_input() {
         .output()
         .expect("kubectl");
     Out::from(wrong).fails("Unauthorized");
+    // Pages: kubectl's --chunk-size follows `continue`; the raw answer
+    // carries the token.
+    let chunked = c.kubectl(&["get", "cm", "--chunk-size=1", "-o", "name"]);
+    assert_eq!(chunked.ok().lines().count(), 3, "{}", chunked.stdout);
+    let page: serde_json::Value = serde_json::from_str(
+        c.kubectl(&[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/configmaps?limit=1",
+        ])
+        .ok(),
+    )
+    .expect("page");
+    let token = page["metadata"]["continue"].as_str().expect("continue");
+    assert_eq!(page["metadata"]["remainingItemCount"], 2);
+    let rest: serde_json::Value = serde_json::from_str(
+        c.kubectl(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/default/configmaps?limit=5&continue={token}"),
+        ])
+        .ok(),
+    )
+    .expect("second page");
+    assert_eq!(rest["items"].as_array().map(Vec::len), Some(2));
+    // dryRun=All answers and stores nothing.
+    c.stdin_kubectl(
+        &["apply", "--dry-run=server", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\n",
+    )
+    .ok();
+    c.kubectl(&["get", "cm", "dry"]).fails("NotFound");
+    // A stale resourceVersion is a conflict.
+    let stale = c.kubectl(&["get", "cm", "other", "-o", "json"]);
+    let mut stale: serde_json::Value = serde_json::from_str(stale.ok()).expect("cm");
+    c.kubectl(&["label", "cm", "other", "bump=1"]).ok();
+    stale["data"]["a"] = serde_json::json!("stale");
+    c.stdin_kubectl(&["replace", "-f", "-"], &stale.to_string())
+        .fails("the object has been modified");
+    // deletecollection with a selector.
+    c.kubectl(&[
+        "delete",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?labelSelector=app%3Ddemo",
+    ])
+    .ok();
+    let left = c.kubectl(&["get", "cm", "-o", "name"]);
+    assert_eq!(left.ok().trim(), "configmap/other");
     let data = c.kubectl(&["get", "cm", "other", "-o", "jsonpath={.data.a}"]);
     assert_eq!(data.ok(), "3");
 }
@@ -766,6 +814,39 @@ spec:
     // Nothing may be created in a namespace that is gone.
     c.stdin_kubectl(&["apply", "-f", "-"], crashing)
         .fails("not found");
+
+    // Going past resources.limits.memory ends the container as OOMKilled.
+    c.root.wat_image(
+        "bomb",
+        r#"(module (memory (export "memory") 1)
+             (func (export "_start")
+               (loop (drop (memory.grow (i32.const 16))) (br 0))))"#,
+    );
+    let bomb = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: bomb
+spec:
+  restartPolicy: Never
+  containers:
+  - name: bomb
+    image: bomb
+    resources:
+      limits:
+        memory: 32Mi
+"#;
+    c.stdin_kubectl(&["apply", "-f", "-"], bomb).ok();
+    let ended = poll("the bomb to be OOMKilled", || {
+        let p = c.pod_json("bomb");
+        let t = p["status"]["containerStatuses"][0]["state"]["terminated"].clone();
+        t.is_object().then_some((p, t))
+    });
+    assert_eq!(ended.1["reason"], "OOMKilled", "{}", ended.1);
+    assert_eq!(ended.1["exitCode"], 137);
+    assert_eq!(ended.0["status"]["phase"], "Failed");
+    let table = c.kubectl(&["get", "pod", "bomb", "--no-headers"]);
+    assert!(table.ok().contains("OOMKilled"), "{}", table.stdout);
 }
 
 /// Reads a child's stdout until `needle` shows up; the child is stopped

@@ -192,6 +192,12 @@ fn kubectl_runs_kubia_as_a_pod() {
         pods_line.contains(" po ") && pods_line.contains("Pod"),
         "{pods_line}"
     );
+    let versions = c.kubectl(&["api-versions"]);
+    assert!(
+        versions.ok().lines().any(|l| l == "v1"),
+        "{}",
+        versions.stdout
+    );
     let nodes = c.kubectl(&["get", "nodes"]);
     let nodes = nodes.ok();
     assert!(nodes.starts_with("NAME"), "{nodes}");
@@ -998,4 +1004,69 @@ fn kubectl_watches_follows_edits_and_keeps_other_contexts() {
     let text = kubeconfig_text(&kubeconfig);
     assert!(!text.contains("name: wrun"), "{text}");
     assert!(text.contains("name: prod"), "{text}");
+}
+
+#[test]
+fn images_from_a_registry_follow_the_pull_policy() {
+    let reg = crate::registry::Registry::start(false);
+    let publisher = Root::new();
+    publisher.busybox();
+    let name = format!("{}/me/busybox:v1", reg.host());
+    publisher.wrun(&["tag", "busybox", &name]).ok();
+    crate::registry::wrun(&publisher, &["push", &name]).ok();
+
+    let c = Cluster::start(&[]);
+    let pod = |pod: &str, policy: &str, image: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: {image}\n    imagePullPolicy: {policy}\n    command: [\"echo\", \"ran {pod}\"]\n"
+        )
+    };
+    let finished = |name: &str| {
+        poll(&format!("{name} to finish"), || {
+            let p = c.pod_json(name);
+            (p["status"]["phase"] == "Succeeded" || p["status"]["phase"] == "Failed")
+                .then_some(p["status"]["phase"].clone())
+        })
+    };
+    c.stdin_kubectl(&["apply", "-f", "-"], &pod("pulled", "IfNotPresent", &name))
+        .ok();
+    assert_eq!(finished("pulled"), "Succeeded");
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=pulled",
+    ]);
+    assert!(
+        events.ok().contains("Successfully pulled image"),
+        "{}",
+        events.stdout
+    );
+    assert!(c.kubectl(&["logs", "pulled"]).ok().contains("ran pulled"));
+
+    // The registry goes away: an image the store holds still runs, and a
+    // Warning says the pull failed.
+    drop(reg);
+    c.stdin_kubectl(&["apply", "-f", "-"], &pod("offline", "Always", &name))
+        .ok();
+    assert_eq!(finished("offline"), "Succeeded");
+    let events = c.kubectl(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=offline",
+    ]);
+    let events = events.ok();
+    assert!(
+        events.contains("Warning") && events.contains("using the image already present"),
+        "{events}"
+    );
+
+    let missing = name.replace("busybox:v1", "missing:v1");
+    c.stdin_kubectl(&["apply", "-f", "-"], &pod("never", "Never", &missing))
+        .ok();
+    poll("ErrImageNeverPull", || {
+        let out = c.kubectl(&["get", "pod", "never", "--no-headers"]);
+        out.stdout.contains("ErrImageNeverPull").then_some(())
+    });
 }

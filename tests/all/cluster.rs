@@ -26,13 +26,13 @@ fn kubectl_bin(version: Option<&str>) -> PathBuf {
 pub(crate) struct Cluster {
     pub(crate) root: Root,
     pub(crate) kubeconfig: PathBuf,
-    cache: PathBuf,
+    pub(crate) cache: PathBuf,
 }
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Out {
@@ -45,7 +45,7 @@ impl Out {
     }
 
     #[track_caller]
-    fn ok(&self) -> &str {
+    pub(crate) fn ok(&self) -> &str {
         assert_eq!(
             self.code, 0,
             "kubectl failed\nstdout:\n{}\nstderr:\n{}",
@@ -55,7 +55,7 @@ impl Out {
     }
 
     #[track_caller]
-    fn fails(&self, needle: &str) {
+    pub(crate) fn fails(&self, needle: &str) {
         assert_ne!(
             self.code, 0,
             "kubectl should fail\nstdout:\n{}",
@@ -103,7 +103,7 @@ impl Cluster {
         }
     }
 
-    fn kubectl_with(&self, version: Option<&str>, args: &[&str]) -> Out {
+    pub(crate) fn kubectl_with(&self, version: Option<&str>, args: &[&str]) -> Out {
         let out = Command::new(kubectl_bin(version))
             .arg("--cache-dir")
             .arg(&self.cache)
@@ -116,11 +116,11 @@ impl Cluster {
         Out::from(out)
     }
 
-    fn kubectl(&self, args: &[&str]) -> Out {
+    pub(crate) fn kubectl(&self, args: &[&str]) -> Out {
         self.kubectl_with(None, args)
     }
 
-    fn stdin_kubectl(&self, args: &[&str], input: &str) -> Out {
+    pub(crate) fn stdin_kubectl(&self, args: &[&str], input: &str) -> Out {
         use std::io::Write as _;
         let mut child = Command::new("kubectl")
             .arg("--cache-dir")
@@ -142,7 +142,7 @@ impl Cluster {
         Out::from(child.wait_with_output().expect("kubectl output"))
     }
 
-    fn wait_ready(&self, pod: &str) {
+    pub(crate) fn wait_ready(&self, pod: &str) {
         self.kubectl(&[
             "wait",
             "--for=condition=Ready",
@@ -152,7 +152,7 @@ impl Cluster {
         .ok();
     }
 
-    fn pod_json(&self, pod: &str) -> serde_json::Value {
+    pub(crate) fn pod_json(&self, pod: &str) -> serde_json::Value {
         let out = self.kubectl(&["get", "pod", pod, "-o", "json"]);
         serde_json::from_str(out.ok()).expect("pod JSON")
     }

@@ -36,6 +36,7 @@ pub fn ensure(store: &Store, node: &str, server: &str) -> Result<(), KubeError> 
             ensure_service_account(store, name)?;
         }
     }
+    kubernetes_service(store, server)?;
     let nodes = res("nodes")?;
     let status = node_status();
     match store.try_get(nodes, None, node)? {
@@ -66,6 +67,87 @@ pub fn ensure(store: &Store, node: &str, server: &str) -> Result<(), KubeError> 
         Some(_) => {
             store.modify(nodes, None, node, |n| {
                 n["status"] = status.clone();
+                Ok(true)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The `kubernetes` Service in `default` (10.96.0.1:443), whose one
+/// endpoint is the API server itself.
+fn kubernetes_service(store: &Store, server: &str) -> Result<(), KubeError> {
+    let port: u16 = server
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(443);
+    let services = res("services")?;
+    if store
+        .try_get(services, Some("default"), "kubernetes")?
+        .is_none()
+    {
+        let svc = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "kubernetes",
+                "namespace": "default",
+                "labels": {"component": "apiserver", "provider": "kubernetes"},
+            },
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": "10.96.0.1",
+                "clusterIPs": ["10.96.0.1"],
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
+                "sessionAffinity": "None",
+                "internalTrafficPolicy": "Cluster",
+                "ipFamilies": ["IPv4"],
+                "ipFamilyPolicy": "SingleStack",
+            },
+            "status": {"loadBalancer": {}},
+        });
+        match store.create(services, svc) {
+            Ok(_) | Err(KubeError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    } else {
+        store.modify(services, Some("default"), "kubernetes", |s| {
+            if s["spec"]["ports"][0]["targetPort"] == port {
+                return Ok(false);
+            }
+            s["spec"]["ports"][0]["targetPort"] = json!(port);
+            Ok(true)
+        })?;
+    }
+    let endpoints = res("endpoints")?;
+    let subsets = json!([{
+        "addresses": [{"ip": "127.0.0.1"}],
+        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+    }]);
+    match store.try_get(endpoints, Some("default"), "kubernetes")? {
+        None => {
+            let ep = json!({
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {
+                    "name": "kubernetes",
+                    "namespace": "default",
+                    "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"},
+                },
+                "subsets": subsets,
+            });
+            match store.create(endpoints, ep) {
+                Ok(_) | Err(KubeError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Some(_) => {
+            store.modify(endpoints, Some("default"), "kubernetes", |e| {
+                if e["subsets"] == subsets {
+                    return Ok(false);
+                }
+                e["subsets"] = subsets.clone();
                 Ok(true)
             })?;
         }

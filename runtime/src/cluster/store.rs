@@ -122,8 +122,7 @@ impl Watch {
     }
 
     fn wants(&self, e: &Event) -> bool {
-        std::ptr::eq(e.resource, self.resource)
-            && self.namespace.as_deref().is_none_or(|ns| e.namespace == ns)
+        e.resource == self.resource && self.namespace.as_deref().is_none_or(|ns| e.namespace == ns)
     }
 }
 

@@ -17,6 +17,7 @@ mod lock;
 pub mod logs;
 pub mod networks;
 pub mod node;
+pub mod proxy;
 mod routes;
 pub mod supervisor;
 

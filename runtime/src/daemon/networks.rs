@@ -116,10 +116,20 @@ impl Networks {
         self.pods.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A new namespace for a pod, on the pod network, which its containers
-    /// join with the network mode `pod:<uid>` while the caller holds it.
-    pub fn pod_namespace(&self, uid: &str, name: &str) -> Result<Arc<Namespace>, DaemonError> {
-        let ns = self.fabric.join(POD_NETWORK, uid, &[name.to_string()])?;
+    /// A new namespace for the pod `name` of the Kubernetes namespace
+    /// `namespace`, on the pod network, which its containers join with
+    /// the network mode `pod:<uid>` while the caller holds it. Its guests
+    /// resolve Services' names from `namespace` and reach their
+    /// ClusterIPs.
+    pub fn pod_namespace(
+        &self,
+        uid: &str,
+        name: &str,
+        namespace: &str,
+    ) -> Result<Arc<Namespace>, DaemonError> {
+        let ns = self
+            .fabric
+            .join_pod(POD_NETWORK, uid, &[name.to_string()], namespace)?;
         let mut pods = self.pods();
         pods.retain(|_, w| w.strong_count() > 0);
         pods.insert(uid.to_string(), Arc::downgrade(&ns));

@@ -100,8 +100,9 @@ macro_rules! res {
     };
 }
 
-/// Every served resource, in the order discovery lists them.
-pub const RESOURCES: &[Resource] = &[
+/// Every served resource, in the order discovery lists them. A `static`,
+/// not a `const`: one address for each entry, whoever refers to it.
+pub static RESOURCES: &[Resource] = &[
     res!(
         "",
         "v1",
@@ -180,6 +181,28 @@ pub const RESOURCES: &[Resource] = &[
         ["sa"],
         [],
         []
+    ),
+    res!(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        "replicationcontroller",
+        true,
+        ["rc"],
+        ["all"],
+        ["status", "scale"]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        true,
+        ["rs"],
+        ["all"],
+        ["status", "scale"]
     ),
 ];
 

@@ -1,7 +1,8 @@
 //! The fabric: every virtual network, which namespaces are attached to
 //! which address, the names that resolve on user-defined networks, and the
 //! map from real loopback sockets back to the virtual addresses they stand
-//! for (so that a guest sees its peer's virtual address).
+//! for (so that a guest sees its peer's virtual address). It also holds
+//! the service proxy, which guests' connects and lookups consult.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -12,6 +13,7 @@ use sha2::Digest as _;
 
 use super::NetError;
 use super::namespace::{Namespace, Proto};
+use super::proxy::ServiceProxy;
 
 /// The default network, as Docker's `bridge`.
 pub const BRIDGE: &str = "bridge";
@@ -95,6 +97,8 @@ struct State {
 /// The process-wide network state. Create one per daemon and share it.
 pub struct Fabric {
     state: Mutex<State>,
+    /// The Services' table and forwarding; it holds the fabric weakly.
+    proxy: Arc<ServiceProxy>,
 }
 
 impl std::fmt::Debug for Fabric {
@@ -129,12 +133,18 @@ impl Fabric {
                 },
             );
         }
-        Arc::new(Self {
+        Arc::new_cyclic(|weak| Self {
             state: Mutex::new(State {
                 networks,
                 ..State::default()
             }),
+            proxy: Arc::new(ServiceProxy::new(weak.clone())),
         })
+    }
+
+    /// The service proxy (kube-proxy's role) of this fabric.
+    pub fn proxy(&self) -> &Arc<ServiceProxy> {
+        &self.proxy
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -262,6 +272,29 @@ impl Fabric {
         owner: &str,
         names: &[String],
     ) -> Result<Arc<Namespace>, NetError> {
+        self.join_as(network, owner, names, None)
+    }
+
+    /// As [`Fabric::join`], for a pod of the Kubernetes namespace
+    /// `kube_namespace`, whose guests reach Services and resolve their
+    /// names.
+    pub fn join_pod(
+        self: &Arc<Self>,
+        network: &str,
+        owner: &str,
+        names: &[String],
+        kube_namespace: &str,
+    ) -> Result<Arc<Namespace>, NetError> {
+        self.join_as(network, owner, names, Some(kube_namespace.to_string()))
+    }
+
+    fn join_as(
+        self: &Arc<Self>,
+        network: &str,
+        owner: &str,
+        names: &[String],
+        kube_namespace: Option<String>,
+    ) -> Result<Arc<Namespace>, NetError> {
         let mut st = self.state();
         let net = st
             .networks
@@ -289,6 +322,7 @@ impl Fabric {
             network.to_string(),
             owner.to_string(),
             names,
+            kube_namespace,
         ));
         st.namespaces.insert(ip, Arc::downgrade(&ns));
         Ok(ns)

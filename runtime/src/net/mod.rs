@@ -4,7 +4,8 @@
 //! addresses; [`wasi`] rewrites them onto real sockets on 127.0.0.1. The
 //! daemon publishes ports (`-p`) by forwarding real listeners into a
 //! namespace ([`publish`]), and UDP ones through per-client relay sessions
-//! ([`relay`]).
+//! ([`relay`]). The service proxy ([`proxy`]) forwards connections to
+//! Services' ClusterIPs and host ports to their ready endpoints.
 //!
 //! **Architecture Invariant:** virtual IPs exist only inside wrun. No code
 //! here ever dials or binds one on the host; every real socket a guest gets
@@ -18,6 +19,7 @@
 mod fabric;
 mod namespace;
 mod policy;
+pub mod proxy;
 pub mod publish;
 mod relay;
 pub mod wasi;

@@ -39,6 +39,9 @@ pub struct Namespace {
     network: String,
     /// The container (or pod) that owns the namespace.
     owner: String,
+    /// A pod's Kubernetes namespace: service names resolve from it, and
+    /// Services' ClusterIPs are reachable.
+    kube_namespace: Option<String>,
     /// The names that resolve to the namespace from inside it (the
     /// container's name and short ID) and, on a user-defined network,
     /// from its other members.
@@ -57,6 +60,7 @@ impl std::fmt::Debug for Namespace {
             .field("ip", &self.ip)
             .field("network", &self.network)
             .field("owner", &self.owner)
+            .field("kube_namespace", &self.kube_namespace)
             .finish_non_exhaustive()
     }
 }
@@ -69,6 +73,7 @@ impl Namespace {
         network: String,
         owner: String,
         names: Vec<String>,
+        kube_namespace: Option<String>,
     ) -> Self {
         Self {
             fabric,
@@ -76,6 +81,7 @@ impl Namespace {
             gateway,
             network,
             owner,
+            kube_namespace,
             names: Mutex::new(names),
             tcp: Mutex::default(),
             udp: Mutex::default(),
@@ -103,6 +109,12 @@ impl Namespace {
 
     pub fn fabric(&self) -> &Arc<Fabric> {
         &self.fabric
+    }
+
+    /// The Kubernetes namespace of the pod that owns the namespace; `None`
+    /// for a container's.
+    pub fn kube_namespace(&self) -> Option<&str> {
+        self.kube_namespace.as_deref()
     }
 
     /// The names the namespace answers to.

@@ -134,6 +134,7 @@ impl NetGrant {
     /// Routes a guest's destination:
     /// - loopback, the namespace's own IP or the unspecified address: its
     ///   own port table, then the host's loopback if an egress rule allows;
+    /// - for a pod, a Service's ClusterIP: the service proxy;
     /// - another namespace's IP on the same network: that one's table;
     /// - anything else: only with an egress rule.
     pub fn route(&self, proto: Proto, dest: SocketAddr) -> Route {
@@ -163,6 +164,15 @@ impl NetGrant {
                 IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
                 dest.port(),
             ));
+        }
+        // A Service's ClusterIP, for pods: the proxy's listener for the
+        // port, or refused without a ready endpoint. Checked before other
+        // namespaces, as a user-defined network may overlap the range.
+        if let IpAddr::V4(v4) = ip
+            && ns.kube_namespace().is_some()
+            && let Some(route) = ns.fabric().proxy().route(proto, v4, dest.port())
+        {
+            return route;
         }
         if let IpAddr::V4(v4) = ip
             && let Some(other) = ns.fabric().namespace_at(v4)
@@ -194,8 +204,8 @@ impl NetGrant {
         }
     }
 
-    /// Virtual names: `localhost`, the guest's own names, and the members
-    /// of its user-defined network.
+    /// Virtual names: `localhost`, the guest's own names, Services (for a
+    /// pod), and the members of its user-defined network.
     pub fn lookup(&self, name: &str) -> Option<Vec<IpAddr>> {
         let NetMode::Virtual(ns) = &self.mode else {
             return None;
@@ -210,6 +220,11 @@ impl NetGrant {
         }
         if ns.answers_to(&lower) {
             return Some(vec![IpAddr::V4(ns.ip())]);
+        }
+        if let Some(kube_ns) = ns.kube_namespace()
+            && let Some(ips) = ns.fabric().proxy().resolve(&lower, kube_ns)
+        {
+            return Some(ips);
         }
         ns.fabric()
             .resolve(ns.network(), &lower)

@@ -3,7 +3,10 @@
 //! server. Each one looks at everything at its start, then at what each
 //! change touches, so it converges from whatever is stored.
 
+pub mod endpoints;
+pub mod gc;
 pub mod namespace;
+pub mod replication;
 
 use std::sync::Arc;
 
@@ -14,4 +17,7 @@ use super::store::Store;
 /// Starts every controller; they run until `cancel`.
 pub fn start(store: &Arc<Store>, cancel: &CancellationToken) {
     tokio::spawn(namespace::run(store.clone(), cancel.clone()));
+    tokio::spawn(replication::run(store.clone(), cancel.clone()));
+    tokio::spawn(gc::run(store.clone(), cancel.clone()));
+    tokio::spawn(endpoints::run(store.clone(), cancel.clone()));
 }

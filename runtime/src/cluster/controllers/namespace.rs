@@ -47,7 +47,7 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
             () = cancel.cancelled() => return,
         };
         match event {
-            Ok(e) if std::ptr::eq(e.resource, ns_res) => {
+            Ok(e) if e.resource == ns_res => {
                 if e.kind != EventType::Deleted && terminating(&e.object) {
                     pending.insert(e.name.clone());
                 }

@@ -11,6 +11,7 @@
 mod objects;
 mod pods;
 mod routes;
+mod scale;
 mod watch;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -172,6 +173,7 @@ impl Cluster {
             server: server.clone(),
         });
         let cancel = CancellationToken::new();
+        super::proxy::start(self.store.clone(), sup.networks(), cancel.clone());
         tokio::spawn(serve(
             listener,
             tokio_rustls::TlsAcceptor::from(tls),

@@ -103,6 +103,7 @@ pub async fn serve(
         }
         return match sub {
             "status" => status_subresource(api, &t, &q, req).await,
+            "scale" => super::scale::serve(api, &t, &q, req).await,
             "log" => super::pods::log(api, &t, &q).await,
             "exec" | "attach" | "portforward" => super::pods::stream(api, &t, sub, &q, req).await,
             _ => Err(KubeError::NoRoute),
@@ -253,7 +254,7 @@ async fn body_object(req: Request<Incoming>, res: &Resource) -> Result<(Value, S
     Ok((value, ct))
 }
 
-fn content_type(req: &Request<Incoming>) -> String {
+pub(super) fn content_type(req: &Request<Incoming>) -> String {
     req.headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -265,7 +266,7 @@ fn content_type(req: &Request<Incoming>) -> String {
         .to_ascii_lowercase()
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, KubeError> {
+pub(super) async fn read_body(req: Request<Incoming>) -> Result<Bytes, KubeError> {
     http::read_body(req, MAX_BODY)
         .await
         .map_err(|e| KubeError::bad_request(format!("cannot read the request body: {e}")))
@@ -433,6 +434,7 @@ async fn create(
     let (mut obj, unknown) = decode_typed(t.res, obj, &opts)?;
     require_namespace(api, t.res, namespace.as_deref(), true)?;
     admission::admit_create(t.res, &mut obj)?;
+    admission::allocate(&api.store, t.res, &mut obj)?;
     if let Some(m) = &opts.field_manager {
         obj = patch::record_update(m, &Value::Null, &obj, &t.res.api_version());
     }
@@ -487,6 +489,7 @@ fn store_update(
         }
     }
     admission::admit_update(t.res, old, &mut new)?;
+    admission::allocate(&api.store, t.res, &mut new)?;
     if let Some(m) = &opts.field_manager {
         new = patch::record_update(m, old, &new, &t.res.api_version());
     }
@@ -578,6 +581,7 @@ async fn patch_with(
             require_namespace(api, t.res, namespace.as_deref(), true)?;
             let mut new = new;
             admission::admit_create(t.res, &mut new)?;
+            admission::allocate(&api.store, t.res, &mut new)?;
             if opts.dry_run {
                 return Ok(json(StatusCode::CREATED, &new));
             }

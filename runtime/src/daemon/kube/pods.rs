@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
+use hyper::Request;
 use hyper::body::Incoming;
-use hyper::{Method, Request};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -18,6 +18,11 @@ use crate::daemon::http::{self, Query, Resp};
 use crate::daemon::logs::{self, LogQuery};
 use crate::daemon::node::container_prefix;
 use crate::kube::KubeError;
+
+// The streaming subresources live beside this file; declared here so the
+// cluster module's own list stays as it is.
+#[path = "streams.rs"]
+mod streams;
 
 /// The container a request names, or the pod's only one.
 fn pick_container(pod: &Value, asked: Option<&str>) -> Result<String, KubeError> {
@@ -205,24 +210,14 @@ pub async fn log(api: &Arc<Api>, t: &Target, q: &Query) -> Result<Resp, KubeErro
     Ok(http::streamed("text/plain", rx))
 }
 
-/// `exec`, `attach` and `portforward` are streamed over WebSocket; they
-/// come in a later change. Until then the client learns so clearly.
+/// `exec`, `attach` and `portforward`: upgraded to WebSocket or SPDY and
+/// served by `streams.rs`.
 pub async fn stream(
     api: &Arc<Api>,
     t: &Target,
     sub: &str,
-    _q: &Query,
+    q: &Query,
     req: Request<Incoming>,
 ) -> Result<Resp, KubeError> {
-    let name = t.name.as_deref().unwrap_or_default();
-    // The pod must exist either way, as the API server checks first.
-    api.store.get(t.res, t.namespace.as_deref(), name)?;
-    if req.method() != Method::GET && req.method() != Method::POST {
-        return Err(KubeError::MethodNotAllowed(format!(
-            "pods/{sub} takes GET or POST"
-        )));
-    }
-    Err(KubeError::bad_request(format!(
-        "pods/{sub} is not served by this version of wrun yet: `wrun exec` works on the pod's containers, which `wrun ps` lists as k8s_<container>_{name}_..."
-    )))
+    streams::serve(api, t, sub, q, req).await
 }

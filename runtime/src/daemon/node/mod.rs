@@ -111,7 +111,7 @@ impl NodeAgent {
                 () = self.cancel.cancelled() => return,
             };
             match event {
-                Ok(e) if std::ptr::eq(e.resource, pods_resource()) => {
+                Ok(e) if e.resource == pods_resource() => {
                     if e.kind == EventType::Deleted {
                         self.forget(&e.object);
                     } else {

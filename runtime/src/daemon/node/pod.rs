@@ -238,7 +238,7 @@ impl Pod {
             .agent
             .sup()
             .networks()
-            .pod_namespace(&self.uid, &self.name)
+            .pod_namespace(&self.uid, &self.name, &self.namespace)
         {
             Ok(ns) => self.ns = Some(ns),
             Err(e) => self.failure = Some(format!("cannot make the pod's network: {e}")),
@@ -299,6 +299,7 @@ impl Pod {
                     }
                     self.obj = rx.borrow_and_update().clone();
                     if self.terminating() {
+                        self.drain().await;
                         self.stop_all(true).await;
                         self.finish().await;
                         return;
@@ -788,6 +789,33 @@ impl Pod {
                 c.stop_probes();
             }
             let _ = sup(&self.agent).stop(&o.id, StopReason::Killed).await;
+        }
+    }
+
+    /// A deleted pod leaves its services' endpoints first (the endpoints
+    /// controller sees the deletion); the connections the proxy already
+    /// sent it may finish, within the grace period, before its guests
+    /// stop. A pod nobody connects to stops at once.
+    async fn drain(&self) {
+        let Some(ns) = &self.ns else { return };
+        let proxy = self.agent.sup().networks().fabric().proxy().clone();
+        let ip = std::net::IpAddr::V4(ns.ip());
+        let grace = self.obj["metadata"]["deletionGracePeriodSeconds"]
+            .as_u64()
+            .or_else(|| self.obj["spec"]["terminationGracePeriodSeconds"].as_u64())
+            .unwrap_or(30);
+        let in_endpoints = |proxy: &crate::net::proxy::ServiceProxy| {
+            proxy.stats().iter().any(|s| {
+                s.ports
+                    .iter()
+                    .any(|p| p.endpoints.iter().any(|e| e.ip == ip && e.ready))
+            })
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(grace);
+        while tokio::time::Instant::now() < deadline
+            && (in_endpoints(&proxy) || proxy.active_to(ip) > 0)
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 

@@ -1,0 +1,243 @@
+//! The endpoints controller: for each Service with a selector, an
+//! Endpoints object of the same name listing the selected pods, the ready
+//! ones under `addresses` and the others under `notReadyAddresses`, with
+//! the service's ports resolved to each pod's target port (a named
+//! targetPort is looked up among the pod's container ports). A pod leaves
+//! the addresses the moment it is not Ready or is being deleted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::replication::is_ready;
+use crate::cluster::store::{EventType, Store};
+use crate::kube::resources::by_plural;
+use crate::kube::selector::{LabelSelector, labels_of};
+use crate::kube::{KubeError, Resource};
+
+fn res(plural: &str) -> Option<&'static Resource> {
+    by_plural("", "v1", plural)
+}
+
+/// A service's selector, when it has one (a Service without one has its
+/// Endpoints managed by hand).
+fn selector(svc: &Value) -> Option<LabelSelector> {
+    let map = svc["spec"]["selector"]
+        .as_object()
+        .filter(|m| !m.is_empty())?;
+    let terms: Vec<String> = map
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    LabelSelector::parse(&terms.join(",")).ok()
+}
+
+pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
+    let (Some(services), Some(pods), Some(endpoints)) =
+        (res("services"), res("pods"), res("endpoints"))
+    else {
+        return;
+    };
+    let mut rx = store.subscribe();
+    // Namespaces whose services need a look.
+    let mut pending: BTreeSet<String> = BTreeSet::new();
+    let all = |pending: &mut BTreeSet<String>| {
+        if let Ok((items, _)) = store.list(services, None) {
+            for s in items {
+                pending.insert(
+                    s["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+        }
+    };
+    all(&mut pending);
+    loop {
+        for ns in std::mem::take(&mut pending) {
+            if let Err(e) = reconcile(&store, &ns) {
+                tracing::warn!(namespace = %ns, error = %e, "endpoints controller");
+            }
+        }
+        let first = tokio::select! {
+            e = rx.recv() => e,
+            () = cancel.cancelled() => return,
+        };
+        let mut batch = vec![first];
+        while let Ok(e) = rx.try_recv() {
+            batch.push(Ok(e));
+        }
+        for event in batch {
+            match event {
+                Ok(e) => {
+                    let watched = e.resource == services
+                        || e.resource == pods
+                        || (e.resource == endpoints && e.kind == EventType::Deleted);
+                    if watched {
+                        pending.insert(e.namespace.clone());
+                    }
+                }
+                Err(RecvError::Lagged(_)) => all(&mut pending),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+/// The port a service port targets on one pod, if the pod has it.
+fn target_port(port: &Value, pod: &Value) -> Option<i64> {
+    match &port["targetPort"] {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => match s.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => pod["spec"]["containers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|c| c["ports"].as_array().into_iter().flatten())
+                .find(|p| p["name"] == s.as_str())
+                .and_then(|p| p["containerPort"].as_i64()),
+        },
+        _ => port["port"].as_i64(),
+    }
+}
+
+/// The Endpoints subsets of a service over the pods it selects.
+pub fn subsets(svc: &Value, pods: &[Value]) -> Vec<Value> {
+    let Some(sel) = selector(svc) else {
+        return Vec::new();
+    };
+    // Pods grouped by the ports they resolve to, as Kubernetes groups them.
+    let mut groups: BTreeMap<String, (Value, Vec<Value>, Vec<Value>)> = BTreeMap::new();
+    let mut selected: Vec<&Value> = pods
+        .iter()
+        .filter(|p| {
+            sel.matches(&labels_of(p))
+                && p["metadata"].get("deletionTimestamp").is_none()
+                && p["status"]["podIP"]
+                    .as_str()
+                    .is_some_and(|ip| !ip.is_empty())
+                && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+        })
+        .collect();
+    selected.sort_by_key(|p| {
+        p["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    });
+    for pod in selected {
+        let ports: Vec<Value> = svc["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                let mut port = json!({
+                    "port": target_port(p, pod)?,
+                    "protocol": p["protocol"].as_str().unwrap_or("TCP"),
+                });
+                if let Some(n) = p["name"].as_str().filter(|n| !n.is_empty()) {
+                    port["name"] = json!(n);
+                }
+                Some(port)
+            })
+            .collect();
+        if ports.is_empty() {
+            continue;
+        }
+        let address = json!({
+            "ip": pod["status"]["podIP"],
+            "nodeName": pod["spec"]["nodeName"],
+            "targetRef": {
+                "kind": "Pod",
+                "namespace": pod["metadata"]["namespace"],
+                "name": pod["metadata"]["name"],
+                "uid": pod["metadata"]["uid"],
+            },
+        });
+        let group_key = Value::Array(ports.clone()).to_string();
+        let entry = groups
+            .entry(group_key)
+            .or_insert_with(|| (Value::Array(ports), Vec::new(), Vec::new()));
+        if is_ready(pod) {
+            entry.1.push(address);
+        } else {
+            entry.2.push(address);
+        }
+    }
+    groups
+        .into_values()
+        .map(|(ports, ready, not_ready)| {
+            let mut s = json!({"ports": ports});
+            if !ready.is_empty() {
+                s["addresses"] = json!(ready);
+            }
+            if !not_ready.is_empty() {
+                s["notReadyAddresses"] = json!(not_ready);
+            }
+            s
+        })
+        .collect()
+}
+
+fn reconcile(store: &Store, ns: &str) -> Result<(), KubeError> {
+    let (Some(services), Some(pods), Some(endpoints)) =
+        (res("services"), res("pods"), res("endpoints"))
+    else {
+        return Ok(());
+    };
+    let (svcs, _) = store.list(services, Some(ns))?;
+    let (all_pods, _) = store.list(pods, Some(ns))?;
+    let (eps, _) = store.list(endpoints, Some(ns))?;
+    for svc in &svcs {
+        if selector(svc).is_none() || svc["spec"]["type"] == "ExternalName" {
+            continue;
+        }
+        let name = svc["metadata"]["name"].as_str().unwrap_or_default();
+        let subsets = subsets(svc, &all_pods);
+        let mut labels = svc["metadata"]["labels"].clone();
+        if !labels.is_object() {
+            labels = json!({});
+        }
+        match eps.iter().find(|e| e["metadata"]["name"] == name) {
+            None => {
+                let obj = json!({
+                    "apiVersion": "v1",
+                    "kind": "Endpoints",
+                    "metadata": {"name": name, "namespace": ns, "labels": labels},
+                    "subsets": subsets,
+                });
+                match store.create(endpoints, obj) {
+                    Ok(_) | Err(KubeError::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Some(_) => {
+                store.modify(endpoints, Some(ns), name, |e| {
+                    if e["subsets"] == json!(subsets) && e["metadata"]["labels"] == labels {
+                        return Ok(false);
+                    }
+                    e["subsets"] = json!(subsets);
+                    e["metadata"]["labels"] = labels.clone();
+                    Ok(true)
+                })?;
+            }
+        }
+    }
+    // Endpoints of services that are gone go too.
+    for e in &eps {
+        let name = e["metadata"]["name"].as_str().unwrap_or_default();
+        let orphan = !svcs.iter().any(|s| s["metadata"]["name"] == name);
+        if orphan {
+            match store.delete(endpoints, Some(ns), name, None) {
+                Ok(_) | Err(KubeError::NotFound { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(())
+}

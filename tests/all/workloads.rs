@@ -1,0 +1,253 @@
+//! ReplicationControllers and ReplicaSets through the real kubectl: the
+//! book's kubia-rc.yaml, `kubectl scale` (the /scale subresource), pods
+//! replaced when deleted, garbage collection with each propagation policy,
+//! the events they emit, bad input, and a daemon killed with -9.
+
+use std::process::Command;
+
+use crate::cluster::Cluster;
+use crate::support::{poll, repo};
+
+fn rc_manifest() -> String {
+    repo()
+        .join("samples/kubia/kubia-rc.yaml")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn json(c: &Cluster, args: &[&str]) -> serde_json::Value {
+    let out = c.kubectl(args);
+    serde_json::from_str(out.ok()).expect("JSON")
+}
+
+/// The names of the pods with label app=`app` that are not being deleted.
+fn live_pods(c: &Cluster, app: &str) -> Vec<String> {
+    let list = json(
+        c,
+        &["get", "pods", "-l", &format!("app={app}"), "-o", "json"],
+    );
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["metadata"].get("deletionTimestamp").is_none())
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+fn wait_ready(c: &Cluster, kind: &str, name: &str, n: i64) {
+    poll(&format!("{kind}/{name} to have {n} ready"), || {
+        let o = json(c, &["get", kind, name, "-o", "json"]);
+        let ready = o["status"]["readyReplicas"].as_i64().unwrap_or(0);
+        let current = o["status"]["replicas"].as_i64().unwrap_or(0);
+        (ready == n && current == n).then_some(())
+    });
+}
+
+fn wait_pod_count(c: &Cluster, app: &str, n: usize) -> Vec<String> {
+    poll(&format!("{n} {app} pods"), || {
+        let all = json(
+            c,
+            &["get", "pods", "-l", &format!("app={app}"), "-o", "json"],
+        );
+        let count = all["items"].as_array().map(Vec::len).unwrap_or(0);
+        (count == n).then(|| live_pods(c, app))
+    })
+}
+
+#[test]
+fn replication_controllers_scale_heal_and_collect_their_pods() {
+    let c = Cluster::start(&["kubia"]);
+    c.kubectl(&["create", "-f", &rc_manifest()]).ok();
+    wait_ready(&c, "rc", "kubia", 3);
+    let table = c.kubectl(&["get", "rc"]);
+    let table = table.ok();
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        "{table}"
+    );
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(&row[..4], ["kubia", "3", "3", "3"], "{table}");
+    let pods = live_pods(&c, "kubia");
+    assert_eq!(pods.len(), 3);
+    assert!(
+        pods.iter()
+            .all(|p| p.starts_with("kubia-") && p.len() == 11),
+        "{pods:?}"
+    );
+    let pod = json(&c, &["get", "pod", &pods[0], "-o", "json"]);
+    assert_eq!(
+        pod["metadata"]["ownerReferences"][0]["kind"],
+        "ReplicationController"
+    );
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["controller"], true);
+
+    c.kubectl(&["scale", "rc", "kubia", "--replicas=5"]).ok();
+    wait_ready(&c, "rc", "kubia", 5);
+    c.kubectl(&["scale", "rc", "kubia", "--replicas=2"]).ok();
+    wait_ready(&c, "rc", "kubia", 2);
+    let two = wait_pod_count(&c, "kubia", 2);
+    // A deleted pod is replaced.
+    c.kubectl(&["delete", "pod", &two[0]]).ok();
+    let healed = poll("a replacement pod", || {
+        let now = live_pods(&c, "kubia");
+        (now.len() == 2 && !now.contains(&two[0])).then_some(now)
+    });
+    assert!(healed.contains(&two[1]), "{healed:?}");
+    wait_ready(&c, "rc", "kubia", 2);
+    let described = c.kubectl(&["describe", "rc", "kubia"]);
+    let described = described.ok();
+    assert!(
+        described.contains("SuccessfulCreate") && described.contains("SuccessfulDelete"),
+        "{described}"
+    );
+    let scale = json(
+        &c,
+        &[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/replicationcontrollers/kubia/scale",
+        ],
+    );
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 2);
+    assert_eq!(scale["status"]["selector"], "app=kubia");
+
+    // Deleting the RC (background propagation, kubectl's default) takes
+    // its pods with it.
+    c.kubectl(&["delete", "rc", "kubia"]).ok();
+    wait_pod_count(&c, "kubia", 0);
+}
+
+#[test]
+fn replica_sets_and_each_propagation_policy() {
+    let c = Cluster::start(&["kubia"]);
+    let rs = |name: &str, app: &str, replicas: u32| {
+        format!(
+            "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: {app}\n  template:\n    metadata:\n      labels:\n        app: {app}\n    spec:\n      containers:\n      - name: kubia\n        image: kubia\n        ports:\n        - containerPort: 8080\n"
+        )
+    };
+    c.stdin_kubectl(&["apply", "-f", "-"], &rs("orphaned", "one", 2))
+        .ok();
+    c.stdin_kubectl(&["apply", "-f", "-"], &rs("foreground", "two", 2))
+        .ok();
+    wait_ready(&c, "rs", "orphaned", 2);
+    wait_ready(&c, "replicasets.apps", "foreground", 2);
+    c.kubectl(&["scale", "rs", "orphaned", "--replicas=3"]).ok();
+    wait_ready(&c, "rs", "orphaned", 3);
+    let wide = c.kubectl(&["get", "rs", "-o", "wide"]);
+    assert!(wide.ok().contains("app=one"), "{}", wide.stdout);
+
+    // Orphan: the ReplicaSet goes, its pods stay, without an owner.
+    c.kubectl(&["delete", "rs", "orphaned", "--cascade=orphan"])
+        .ok();
+    c.kubectl(&["get", "rs", "orphaned"]).fails("NotFound");
+    let kept = live_pods(&c, "one");
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    for p in &kept {
+        let pod = json(&c, &["get", "pod", p, "-o", "json"]);
+        let refs = pod["metadata"]["ownerReferences"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0);
+        assert_eq!(refs, 0, "{pod}");
+    }
+    // A new ReplicaSet with the same selector adopts them.
+    c.stdin_kubectl(&["apply", "-f", "-"], &rs("adopter", "one", 3))
+        .ok();
+    wait_ready(&c, "rs", "adopter", 3);
+    let after = live_pods(&c, "one");
+    assert_eq!(after.len(), 3, "adopted, not replaced: {after:?}");
+    assert!(kept.iter().all(|p| after.contains(p)), "{kept:?} {after:?}");
+
+    // Foreground: the pods go first, then the ReplicaSet.
+    c.kubectl(&["delete", "rs", "foreground", "--cascade=foreground"])
+        .ok();
+    c.kubectl(&["get", "rs", "foreground"]).fails("NotFound");
+    wait_pod_count(&c, "two", 0);
+}
+
+#[test]
+fn bad_workloads_are_refused_and_nothing_is_stored() {
+    let c = Cluster::start(&[]);
+    let mismatch = "apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: bad\nspec:\n  replicas: 1\n  selector:\n    app: one\n  template:\n    metadata:\n      labels:\n        app: two\n    spec:\n      containers:\n      - name: c\n        image: kubia\n";
+    c.stdin_kubectl(&["apply", "-f", "-"], mismatch)
+        .fails("`selector` does not match template `labels`");
+    let negative = mismatch
+        .replace("replicas: 1", "replicas: -1")
+        .replace("app: two", "app: one");
+    c.stdin_kubectl(&["apply", "-f", "-"], &negative)
+        .fails("must be greater than or equal to 0");
+    let never = mismatch.replace("app: two", "app: one").replace(
+        "      containers:",
+        "      restartPolicy: Never\n      containers:",
+    );
+    c.stdin_kubectl(&["apply", "-f", "-"], &never)
+        .fails("Unsupported value: \"Never\"");
+    c.kubectl(&["get", "rc", "bad"]).fails("NotFound");
+    // A negative scale is refused by the server too.
+    c.stdin_kubectl(
+        &["apply", "-f", "-"],
+        &mismatch
+            .replace("app: two", "app: one")
+            .replace("image: kubia", "image: nothing-here"),
+    )
+    .ok();
+    let patched = Command::new("kubectl")
+        .arg("--cache-dir")
+        .arg(&c.cache)
+        .args([
+            "patch",
+            "rc",
+            "bad",
+            "--subresource=scale",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"replicas":-3}}"#,
+        ])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .output()
+        .expect("kubectl");
+    assert!(!patched.status.success());
+    assert!(
+        String::from_utf8_lossy(&patched.stderr).contains("must be greater than or equal to 0"),
+        "{patched:?}"
+    );
+}
+
+#[test]
+fn replication_controllers_come_back_after_the_daemon_is_killed() {
+    let c = Cluster::start(&["kubia"]);
+    c.kubectl(&["create", "-f", &rc_manifest()]).ok();
+    wait_ready(&c, "rc", "kubia", 3);
+    let before = live_pods(&c, "kubia");
+    let pid: i32 = std::fs::read_to_string(c.root.path().join("daemon.lock"))
+        .expect("daemon.lock")
+        .trim()
+        .parse()
+        .expect("pid");
+    let killed = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    poll("the daemon to die", || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    c.root.wrun(&["ps"]).ok();
+    wait_ready(&c, "rc", "kubia", 3);
+    let after = live_pods(&c, "kubia");
+    assert_eq!(before, after, "the same pods run again");
+}

@@ -251,3 +251,114 @@ fn replication_controllers_come_back_after_the_daemon_is_killed() {
     let after = live_pods(&c, "kubia");
     assert_eq!(before, after, "the same pods run again");
 }
+
+/// The seed's walk-through: the book's RC, `kubectl expose` as a
+/// LoadBalancer, `get services`, curls that hit each pod in turn, `scale`,
+/// `get pods -o wide`, and a deleted pod replaced while the service keeps
+/// answering. With the pinned kubectl 1.28 too.
+fn the_seed_flow(version: Option<&str>) {
+    let c = Cluster::start(&["kubia"]);
+    let k = |args: &[&str]| c.kubectl_with(version, args);
+    k(&["create", "-f", &rc_manifest()]).ok();
+    // The book exposes port 8080; tests run side by side, so each takes a
+    // free host port for the load balancer.
+    let port = crate::support::free_port();
+    k(&[
+        "expose",
+        "rc",
+        "kubia",
+        "--type=LoadBalancer",
+        "--name",
+        "kubia-http",
+        &format!("--port={port}"),
+        "--target-port=8080",
+    ])
+    .ok();
+    wait_ready(&c, "rc", "kubia", 3);
+    let services = poll("the load balancer's external IP", || {
+        let out = k(&["get", "services"]);
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with("kubia-http") && l.contains("127.0.0.1"))
+            .map(str::to_string)
+    });
+    let cols: Vec<&str> = services.split_whitespace().collect();
+    assert_eq!(cols[1], "LoadBalancer", "{services}");
+    assert!(
+        cols[2].starts_with("10.9") || cols[2].starts_with("10.1"),
+        "ClusterIP: {services}"
+    );
+    assert_eq!(cols[3], "127.0.0.1", "{services}");
+    assert!(
+        cols[4].starts_with(&format!("{port}:3")) && cols[4].ends_with("/TCP"),
+        "{services}"
+    );
+    let endpoints = poll("three endpoints", || {
+        let out = k(&["get", "endpoints", "kubia-http", "--no-headers"]);
+        (out.stdout.matches("10.244.").count() == 3).then_some(out.stdout)
+    });
+    assert!(endpoints.contains(":8080"), "{endpoints}");
+
+    // Round-robin: nine requests, three to each pod.
+    let hits = |n: usize| -> std::collections::BTreeMap<String, usize> {
+        let mut seen = std::collections::BTreeMap::new();
+        for _ in 0..n {
+            let body = crate::support::http_get_ok(port, std::time::Duration::from_secs(30));
+            let pod = body.trim().trim_start_matches("you've hit ").to_string();
+            *seen.entry(pod).or_insert(0) += 1;
+        }
+        seen
+    };
+    let seen = hits(9);
+    let pods = live_pods(&c, "kubia");
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen.values().all(|n| *n == 3), "{seen:?}");
+    assert!(seen.keys().all(|p| pods.contains(p)), "{seen:?} {pods:?}");
+
+    k(&["scale", "rc", "kubia", "--replicas=5"]).ok();
+    wait_ready(&c, "rc", "kubia", 5);
+    let rc = k(&["get", "rc", "kubia", "--no-headers"]);
+    let row: Vec<&str> = rc.ok().split_whitespace().collect();
+    assert_eq!(&row[..4], ["kubia", "5", "5", "5"], "{}", rc.stdout);
+    // The table shows three and "+ 2 more...", as Kubernetes prints it.
+    poll("five endpoints", || {
+        let out = k(&[
+            "get",
+            "endpoints",
+            "kubia-http",
+            "-o",
+            "jsonpath={.subsets[*].addresses[*].ip}",
+        ]);
+        (out.stdout.split_whitespace().count() == 5).then_some(())
+    });
+    let seen = hits(10);
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    let wide = k(&["get", "pods", "-o", "wide"]);
+    assert_eq!(wide.ok().matches(" 10.244.").count(), 5, "{}", wide.stdout);
+
+    // A deleted pod is replaced; the service answers throughout.
+    let victim = live_pods(&c, "kubia")[0].clone();
+    k(&["delete", "pod", &victim]).ok();
+    for _ in 0..5 {
+        let body = crate::support::http_get_ok(port, std::time::Duration::from_secs(30));
+        assert!(!body.contains(&victim), "{body}");
+    }
+    wait_ready(&c, "rc", "kubia", 5);
+    assert!(!live_pods(&c, "kubia").contains(&victim));
+    let described = k(&["describe", "svc", "kubia-http"]);
+    assert!(
+        described.ok().contains("Endpoints:"),
+        "{}",
+        described.stdout
+    );
+}
+
+#[test]
+fn the_seed_walk_through_with_kubectl() {
+    the_seed_flow(None);
+}
+
+#[test]
+fn the_seed_walk_through_with_kubectl_1_28() {
+    the_seed_flow(Some("1.28"));
+}

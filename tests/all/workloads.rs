@@ -362,3 +362,223 @@ fn the_seed_walk_through_with_kubectl() {
 fn the_seed_walk_through_with_kubectl_1_28() {
     the_seed_flow(Some("1.28"));
 }
+
+fn deployment(name: &str, image: &str, replicas: u32, strategy: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: {replicas}\n  strategy:\n    type: {strategy}\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: web\n        image: {image}\n        ports:\n        - containerPort: 8080\n"
+    )
+}
+
+#[test]
+fn deployments_roll_out_roll_back_and_keep_their_history() {
+    let c = Cluster::start(&["kubia", "busybox"]);
+    // kubia-http is the same server as a wasi:http component.
+    c.root
+        .wrun(&[
+            "build",
+            "-q",
+            "-t",
+            "kubia-http",
+            &crate::support::sample("kubia-http").to_string_lossy(),
+        ])
+        .ok();
+    c.stdin_kubectl(
+        &["apply", "-f", "-"],
+        &deployment("web", "kubia", 3, "RollingUpdate"),
+    )
+    .ok();
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .ok();
+    let table = c.kubectl(&["get", "deploy", "web", "--no-headers"]);
+    let row: Vec<&str> = table.ok().split_whitespace().collect();
+    assert_eq!(&row[..4], ["web", "3/3", "3", "3"], "{}", table.stdout);
+    let rs = c.kubectl(&["get", "rs", "-l", "app=web", "-o", "name"]);
+    assert_eq!(rs.ok().lines().count(), 1, "{}", rs.stdout);
+
+    // A new image rolls out as a second ReplicaSet; the first is kept at 0.
+    c.kubectl(&["set", "image", "deployment/web", "web=kubia-http"])
+        .ok();
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .ok();
+    let d = json(&c, &["get", "deploy", "web", "-o", "json"]);
+    assert_eq!(d["status"]["updatedReplicas"], 3, "{d}");
+    assert_eq!(d["status"]["availableReplicas"], 3, "{d}");
+    let sets = json(&c, &["get", "rs", "-l", "app=web", "-o", "json"]);
+    let sets = sets["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(sets.len(), 2, "{sets:?}");
+    let images: Vec<(String, i64)> = sets
+        .iter()
+        .map(|s| {
+            (
+                s["spec"]["template"]["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                s["spec"]["replicas"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert!(
+        images.contains(&("kubia".into(), 0)) && images.contains(&("kubia-http".into(), 3)),
+        "{images:?}"
+    );
+    let history = c.kubectl(&["rollout", "history", "deployment/web"]);
+    assert!(
+        history.ok().contains('1') && history.stdout.contains('2'),
+        "{}",
+        history.stdout
+    );
+    let events = c.kubectl(&["describe", "deploy", "web"]);
+    assert!(
+        events.ok().contains("ScalingReplicaSet"),
+        "{}",
+        events.stdout
+    );
+
+    // Undo goes back to the first template, as revision 3.
+    c.kubectl(&["rollout", "undo", "deployment/web"]).ok();
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .ok();
+    let image = c.kubectl(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(image.ok(), "kubia");
+    let sets = c.kubectl(&["get", "rs", "-l", "app=web", "-o", "name"]);
+    assert_eq!(
+        sets.ok().lines().count(),
+        2,
+        "the old ReplicaSet is reused: {}",
+        sets.stdout
+    );
+
+    // Restart makes new pods; pause and resume; scale through /scale.
+    let before = live_pods(&c, "web");
+    c.kubectl(&["rollout", "restart", "deployment/web"]).ok();
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .ok();
+    poll("fresh pods after the restart", || {
+        let now = live_pods(&c, "web");
+        (now.len() == 3 && now.iter().all(|p| !before.contains(p))).then_some(())
+    });
+    c.kubectl(&["rollout", "pause", "deployment/web"]).ok();
+    c.kubectl(&["scale", "deployment", "web", "--replicas=4"])
+        .ok();
+    poll("four pods while paused", || {
+        (live_pods(&c, "web").len() == 4).then_some(())
+    });
+    c.kubectl(&["rollout", "resume", "deployment/web"]).ok();
+    c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"])
+        .ok();
+
+    // Recreate: the old pods go before the new ones start.
+    c.stdin_kubectl(
+        &["apply", "-f", "-"],
+        &deployment("batchy", "kubia", 2, "Recreate"),
+    )
+    .ok();
+    c.kubectl(&["rollout", "status", "deployment/batchy", "--timeout=60s"])
+        .ok();
+    c.kubectl(&["set", "image", "deployment/batchy", "web=kubia-http"])
+        .ok();
+    c.kubectl(&["rollout", "status", "deployment/batchy", "--timeout=60s"])
+        .ok();
+    let image = c.kubectl(&[
+        "get",
+        "pods",
+        "-l",
+        "app=batchy",
+        "-o",
+        "jsonpath={.items[*].spec.containers[0].image}",
+    ]);
+    assert_eq!(
+        image.ok().split_whitespace().collect::<Vec<_>>(),
+        ["kubia-http", "kubia-http"]
+    );
+
+    // Deleting the Deployment takes its ReplicaSets and pods.
+    c.kubectl(&["delete", "deployment", "web"]).ok();
+    poll("the web pods to go", || {
+        let all = json(&c, &["get", "pods", "-l", "app=web", "-o", "json"]);
+        all["items"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+            .then_some(())
+    });
+    let sets = c.kubectl(&["get", "rs", "-l", "app=web", "-o", "name"]);
+    assert_eq!(sets.ok().trim(), "");
+}
+
+#[test]
+fn jobs_complete_fail_and_are_waited_for() {
+    let c = Cluster::start(&["busybox"]);
+    let job = |name: &str, cmd: &str, completions: u32, parallelism: u32, backoff: u32| {
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n  completions: {completions}\n  parallelism: {parallelism}\n  backoffLimit: {backoff}\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: main\n        image: busybox\n        command: [\"sh\", \"-c\", \"{cmd}\"]\n"
+        )
+    };
+    c.stdin_kubectl(&["apply", "-f", "-"], &job("count", "echo done", 3, 2, 1))
+        .ok();
+    c.kubectl(&[
+        "wait",
+        "--for=condition=complete",
+        "job/count",
+        "--timeout=60s",
+    ])
+    .ok();
+    let j = json(&c, &["get", "job", "count", "-o", "json"]);
+    assert_eq!(j["status"]["succeeded"], 3, "{j}");
+    assert!(j["status"]["completionTime"].is_string(), "{j}");
+    let table = c.kubectl(&["get", "jobs", "--no-headers"]);
+    assert!(table.ok().contains("3/3"), "{}", table.stdout);
+    let logs = c.kubectl(&["logs", "job/count"]);
+    assert!(logs.ok().contains("done"), "{}", logs.stdout);
+
+    c.stdin_kubectl(&["apply", "-f", "-"], &job("doomed", "exit 1", 1, 1, 0))
+        .ok();
+    c.kubectl(&[
+        "wait",
+        "--for=condition=failed",
+        "job/doomed",
+        "--timeout=60s",
+    ])
+    .ok();
+    let j = json(&c, &["get", "job", "doomed", "-o", "json"]);
+    assert_eq!(j["status"]["failed"], 1, "{j}");
+    let reason = j["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Failed")
+        .map(|c| c["reason"].clone());
+    assert_eq!(
+        reason,
+        Some(serde_json::json!("BackoffLimitExceeded")),
+        "{j}"
+    );
+
+    // A Job whose pods restart Always is refused.
+    let always =
+        job("bad", "true", 1, 1, 1).replace("restartPolicy: Never", "restartPolicy: Always");
+    c.stdin_kubectl(&["apply", "-f", "-"], &always)
+        .fails("Unsupported value: \"Always\"");
+    // Deleting a Job takes its pods.
+    c.kubectl(&["delete", "job", "count"]).ok();
+    poll("the count pods to go", || {
+        let all = json(&c, &["get", "pods", "-o", "json"]);
+        let left = all["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| {
+                p["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("count-"))
+            })
+            .count();
+        (left == 0).then_some(())
+    });
+}

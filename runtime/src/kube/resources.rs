@@ -204,6 +204,28 @@ pub static RESOURCES: &[Resource] = &[
         ["all"],
         ["status", "scale"]
     ),
+    res!(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        "deployment",
+        true,
+        ["deploy"],
+        ["all"],
+        ["status", "scale"]
+    ),
+    res!(
+        "batch",
+        "v1",
+        "Job",
+        "jobs",
+        "job",
+        true,
+        [],
+        ["all"],
+        ["status"]
+    ),
 ];
 
 /// The API groups served besides the core one, in discovery order, each

@@ -123,7 +123,8 @@ pub fn admit_create(res: &Resource, obj: &mut Value) -> Result<(), KubeError> {
             Ok(())
         }
         "Secret" => secret_create(res, obj),
-        "ReplicationController" | "ReplicaSet" => workloads::admit(res, obj, None),
+        "ReplicationController" | "ReplicaSet" | "Deployment" => workloads::admit(res, obj, None),
+        "Job" => workloads::admit_job(res, obj, None),
         "Service" => services::admit(res, obj, None),
         _ => Ok(()),
     }
@@ -166,7 +167,10 @@ pub fn admit_update(res: &Resource, old: &Value, new: &mut Value) -> Result<(), 
             Ok(())
         }
         "Secret" => secret_create(res, new),
-        "ReplicationController" | "ReplicaSet" => workloads::admit(res, new, Some(old)),
+        "ReplicationController" | "ReplicaSet" | "Deployment" => {
+            workloads::admit(res, new, Some(old))
+        }
+        "Job" => workloads::admit_job(res, new, Some(old)),
         "Service" => services::admit(res, new, Some(old)),
         _ => Ok(()),
     }

@@ -3,8 +3,10 @@
 //! server. Each one looks at everything at its start, then at what each
 //! change touches, so it converges from whatever is stored.
 
+pub mod deployment;
 pub mod endpoints;
 pub mod gc;
+pub mod job;
 pub mod namespace;
 pub mod replication;
 
@@ -20,4 +22,6 @@ pub fn start(store: &Arc<Store>, cancel: &CancellationToken) {
     tokio::spawn(replication::run(store.clone(), cancel.clone()));
     tokio::spawn(gc::run(store.clone(), cancel.clone()));
     tokio::spawn(endpoints::run(store.clone(), cancel.clone()));
+    tokio::spawn(deployment::run(store.clone(), cancel.clone()));
+    tokio::spawn(job::run(store.clone(), cancel.clone()));
 }

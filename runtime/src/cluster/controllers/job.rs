@@ -1,0 +1,377 @@
+//! The Job controller: a Job runs pods until `completions` of them have
+//! succeeded, at most `parallelism` at a time; failures (failed pods, and
+//! container restarts under `restartPolicy: OnFailure`) count against
+//! `backoffLimit`, with the pod backoff Kubernetes uses (10 s doubling, at
+//! most 6 min) between a failure and the next pod. It ends with the
+//! Complete or Failed condition that `kubectl wait --for=condition=complete`
+//! waits for.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::replication::{controller_uid, is_ready};
+use crate::cluster::admission;
+use crate::cluster::events::{self, Source};
+use crate::cluster::store::{EventType, Store, now};
+use crate::kube::resources::by_plural;
+use crate::kube::{KubeError, Resource};
+
+const SOURCE: Source = Source {
+    component: "job-controller",
+    host: "",
+};
+const UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+const NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+
+fn jobs() -> Option<&'static Resource> {
+    by_plural("batch", "v1", "jobs")
+}
+
+fn pods() -> Option<&'static Resource> {
+    by_plural("", "v1", "pods")
+}
+
+type Key = (String, String);
+
+pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
+    let (Some(jobs_res), Some(pods_res)) = (jobs(), pods()) else {
+        return;
+    };
+    let mut rx = store.subscribe();
+    let mut pending: BTreeSet<Key> = BTreeSet::new();
+    let all = |pending: &mut BTreeSet<Key>| {
+        if let Ok((items, _)) = store.list(jobs_res, None) {
+            for j in items.iter().filter(|j| !finished(j)) {
+                pending.insert(key(j));
+            }
+        }
+    };
+    all(&mut pending);
+    loop {
+        for (ns, name) in std::mem::take(&mut pending) {
+            if let Err(e) = reconcile(&store, &ns, &name) {
+                tracing::warn!(%ns, %name, error = %e, "job controller");
+            }
+        }
+        // Pod backoffs end without any change: look again each second.
+        let first = tokio::select! {
+            e = rx.recv() => e,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                all(&mut pending);
+                continue;
+            }
+            () = cancel.cancelled() => return,
+        };
+        let mut batch = vec![first];
+        while let Ok(e) = rx.try_recv() {
+            batch.push(Ok(e));
+        }
+        for event in batch {
+            match event {
+                Ok(e) if e.resource == jobs_res => {
+                    if e.kind != EventType::Deleted {
+                        pending.insert(key(&e.object));
+                    }
+                }
+                Ok(e) if e.resource == pods_res => {
+                    if let Some(owner) = e.object["metadata"]["ownerReferences"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|r| r["controller"] == true && r["kind"] == "Job")
+                    {
+                        pending.insert((
+                            e.namespace.clone(),
+                            owner["name"].as_str().unwrap_or_default().to_string(),
+                        ));
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => all(&mut pending),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    }
+}
+
+fn key(o: &Value) -> Key {
+    (
+        o["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        o["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+fn has_condition(j: &Value, kind: &str) -> bool {
+    j["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == kind && c["status"] == "True")
+}
+
+fn finished(j: &Value) -> bool {
+    has_condition(j, "Complete") || has_condition(j, "Failed")
+}
+
+fn phase(p: &Value) -> &str {
+    p["status"]["phase"].as_str().unwrap_or("Pending")
+}
+
+fn restarts(p: &Value) -> i64 {
+    p["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["restartCount"].as_i64())
+        .sum()
+}
+
+/// When the last failed pod of the Job ended.
+fn last_failure(pods: &[&Value]) -> Option<chrono::DateTime<chrono::Utc>> {
+    pods.iter()
+        .filter(|p| phase(p) == "Failed")
+        .flat_map(|p| {
+            p["status"]["containerStatuses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|s| s["state"]["terminated"]["finishedAt"].as_str())
+        .filter_map(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .max()
+}
+
+fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), KubeError> {
+    let (Some(jobs_res), Some(pods_res)) = (jobs(), pods()) else {
+        return Ok(());
+    };
+    let Some(job) = store.try_get(jobs_res, Some(ns), name)? else {
+        return Ok(());
+    };
+    if job["metadata"].get("deletionTimestamp").is_some() {
+        return Ok(());
+    }
+    let uid = job["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // The selector and pod labels of a new Job come from its uid.
+    if job["spec"]["selector"].is_null() {
+        store.modify(jobs_res, Some(ns), name, |j| {
+            if !j["spec"]["selector"].is_null() {
+                return Ok(false);
+            }
+            j["spec"]["selector"] = json!({"matchLabels": {UID_LABEL: uid}});
+            let labels = &mut j["spec"]["template"]["metadata"]["labels"];
+            labels[UID_LABEL] = json!(uid);
+            labels["controller-uid"] = json!(uid);
+            labels[NAME_LABEL] = json!(name);
+            labels["job-name"] = json!(name);
+            Ok(true)
+        })?;
+        return Ok(());
+    }
+    let (all, _) = store.list(pods_res, Some(ns))?;
+    let owned: Vec<&Value> = all
+        .iter()
+        .filter(|p| controller_uid(p) == Some(uid.as_str()))
+        .collect();
+    let active: Vec<&Value> = owned
+        .iter()
+        .copied()
+        .filter(|p| {
+            !matches!(phase(p), "Succeeded" | "Failed")
+                && p["metadata"].get("deletionTimestamp").is_none()
+        })
+        .collect();
+    let succeeded = owned.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
+    let failed_pods = owned.iter().filter(|p| phase(p) == "Failed").count() as i64;
+    let on_failure = job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure";
+    let failures = failed_pods
+        + if on_failure {
+            owned.iter().map(|p| restarts(p)).sum()
+        } else {
+            0
+        };
+    let completions = job["spec"]["completions"].as_i64().unwrap_or(1);
+    let parallelism = job["spec"]["parallelism"].as_i64().unwrap_or(1);
+    let backoff_limit = job["spec"]["backoffLimit"].as_i64().unwrap_or(6);
+    let suspended = job["spec"]["suspend"] == true;
+    let t = now();
+    let mut conditions: Vec<Value> = job["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut completion_time = job["status"]["completionTime"].clone();
+    let condition = |kind: &str, reason: &str, message: &str| {
+        json!({"type": kind, "status": "True", "reason": reason, "message": message,
+               "lastProbeTime": t, "lastTransitionTime": t})
+    };
+    let done = finished(&job);
+    if !done {
+        if failures > backoff_limit {
+            conditions.push(condition(
+                "FailureTarget",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            ));
+            conditions.push(condition(
+                "Failed",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            ));
+            for p in &active {
+                let _ = admission::delete(store, pods_res, p, Some(0), Some("Background"));
+            }
+            let _ = events::record(
+                store,
+                SOURCE,
+                &job,
+                None,
+                true,
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            );
+        } else if succeeded >= completions {
+            conditions.push(condition(
+                "SuccessCriteriaMet",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+            ));
+            conditions.push(condition(
+                "Complete",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+            ));
+            completion_time = json!(t);
+            let _ = events::record(
+                store,
+                SOURCE,
+                &job,
+                None,
+                false,
+                "Completed",
+                "Job completed",
+            );
+        } else if suspended {
+            for p in &active {
+                let _ = admission::delete(store, pods_res, p, Some(0), Some("Background"));
+            }
+        } else {
+            let wanted = parallelism.min(completions - succeeded).max(0);
+            let missing = wanted - active.len() as i64;
+            let backoff_over = match last_failure(&owned) {
+                None => true,
+                Some(at) if failed_pods > 0 => {
+                    let wait = (10i64 << (failed_pods - 1).min(6)).min(360);
+                    chrono::Utc::now().signed_duration_since(at).num_seconds() >= wait
+                }
+                Some(_) => true,
+            };
+            if missing > 0 && backoff_over {
+                for _ in 0..missing {
+                    match create_pod(store, &job) {
+                        Ok(p) => {
+                            let pod_name = p["metadata"]["name"].as_str().unwrap_or_default();
+                            let _ = events::record(
+                                store,
+                                SOURCE,
+                                &job,
+                                None,
+                                false,
+                                "SuccessfulCreate",
+                                &format!("Created pod: {pod_name}"),
+                            );
+                        }
+                        Err(e) => {
+                            let _ = events::record(
+                                store,
+                                SOURCE,
+                                &job,
+                                None,
+                                true,
+                                "FailedCreate",
+                                &format!("Error creating: {e}"),
+                            );
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let (all, _) = store.list(pods_res, Some(ns))?;
+    let owned: Vec<&Value> = all
+        .iter()
+        .filter(|p| controller_uid(p) == Some(uid.as_str()))
+        .collect();
+    let active_now: Vec<&Value> = owned
+        .iter()
+        .copied()
+        .filter(|p| {
+            !matches!(phase(p), "Succeeded" | "Failed")
+                && p["metadata"].get("deletionTimestamp").is_none()
+        })
+        .collect();
+    let mut status = json!({
+        "active": active_now.len(),
+        "ready": active_now.iter().filter(|p| is_ready(p)).count(),
+        "succeeded": succeeded,
+        "failed": failed_pods,
+        "terminating": owned.iter().filter(|p| p["metadata"].get("deletionTimestamp").is_some()).count(),
+        "uncountedTerminatedPods": {},
+        "startTime": job["status"]["startTime"].as_str().map(str::to_string).unwrap_or_else(|| t.clone()),
+    });
+    if !conditions.is_empty() {
+        status["conditions"] = json!(conditions);
+    }
+    if completion_time.is_string() {
+        status["completionTime"] = completion_time;
+    }
+    store.modify(jobs_res, Some(ns), name, |j| {
+        if j["status"] == status {
+            return Ok(false);
+        }
+        j["status"] = status.clone();
+        Ok(true)
+    })?;
+    Ok(())
+}
+
+fn create_pod(store: &Store, job: &Value) -> Result<Value, KubeError> {
+    let pods_res = pods().ok_or_else(|| KubeError::internal("no pods"))?;
+    let template = &job["spec"]["template"];
+    let mut meta = json!({
+        "generateName": format!("{}-", job["metadata"]["name"].as_str().unwrap_or_default()),
+        "namespace": job["metadata"]["namespace"],
+        "ownerReferences": [{
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": job["metadata"]["name"],
+            "uid": job["metadata"]["uid"],
+            "controller": true,
+            "blockOwnerDeletion": true,
+        }],
+    });
+    for field in ["labels", "annotations"] {
+        if template["metadata"][field].is_object() {
+            meta[field] = template["metadata"][field].clone();
+        }
+    }
+    let mut pod =
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]});
+    admission::admit_create(pods_res, &mut pod)?;
+    store.create(pods_res, pod)
+}

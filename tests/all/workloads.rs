@@ -582,3 +582,99 @@ fn jobs_complete_fail_and_are_waited_for() {
         (left == 0).then_some(())
     });
 }
+
+/// Runs wrk for `secs` seconds against 127.0.0.1:`port`, one new
+/// connection per request; returns its report.
+fn wrk(port: u16, secs: u32) -> std::process::Child {
+    Command::new("wrk")
+        .args(["-t1", "-c8", &format!("-d{secs}s"), "--timeout", "30s"])
+        .args(["-H", "Connection: close"])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("wrk is needed (apt-get install wrk)")
+}
+
+#[track_caller]
+fn no_failures(child: std::process::Child) {
+    let out = child.wait_with_output().expect("wrk");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(!report.contains("Socket errors"), "{report}");
+    assert!(!report.contains("Non-2xx"), "{report}");
+    let requests: u64 = report
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .split_once(" requests in ")
+                .map(|(n, _)| n.trim().to_string())
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(requests > 100, "{report}");
+}
+
+#[test]
+fn scaling_and_rolling_updates_under_load_drop_no_request() {
+    let c = Cluster::start(&["kubia"]);
+    c.root
+        .wrun(&[
+            "build",
+            "-q",
+            "-t",
+            "kubia-http",
+            &crate::support::sample("kubia-http").to_string_lossy(),
+        ])
+        .ok();
+    c.kubectl(&["create", "-f", &rc_manifest()]).ok();
+    let port = crate::support::free_port();
+    c.kubectl(&[
+        "expose",
+        "rc",
+        "kubia",
+        "--type=LoadBalancer",
+        "--name",
+        "lb",
+        &format!("--port={port}"),
+        "--target-port=8080",
+    ])
+    .ok();
+    wait_ready(&c, "rc", "kubia", 3);
+    crate::support::http_get_ok(port, std::time::Duration::from_secs(30));
+    // 3 → 10 → 1 under load.
+    let load = wrk(port, 6);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    c.kubectl(&["scale", "rc", "kubia", "--replicas=10"]).ok();
+    wait_ready(&c, "rc", "kubia", 10);
+    c.kubectl(&["scale", "rc", "kubia", "--replicas=1"]).ok();
+    wait_ready(&c, "rc", "kubia", 1);
+    no_failures(load);
+
+    // A rolling update from kubia to kubia-http under load.
+    c.stdin_kubectl(
+        &["apply", "-f", "-"],
+        &deployment("roll", "kubia", 3, "RollingUpdate"),
+    )
+    .ok();
+    let port = crate::support::free_port();
+    c.kubectl(&[
+        "expose",
+        "deployment",
+        "roll",
+        "--type=LoadBalancer",
+        &format!("--port={port}"),
+        "--target-port=8080",
+    ])
+    .ok();
+    c.kubectl(&["rollout", "status", "deployment/roll", "--timeout=60s"])
+        .ok();
+    crate::support::http_get_ok(port, std::time::Duration::from_secs(30));
+    let load = wrk(port, 6);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    c.kubectl(&["set", "image", "deployment/roll", "web=kubia-http"])
+        .ok();
+    c.kubectl(&["rollout", "status", "deployment/roll", "--timeout=60s"])
+        .ok();
+    no_failures(load);
+}

@@ -678,3 +678,70 @@ fn scaling_and_rolling_updates_under_load_drop_no_request() {
         .ok();
     no_failures(load);
 }
+
+#[test]
+fn bad_services_are_refused_and_nothing_is_stored() {
+    let c = Cluster::start(&[]);
+    let svc = |name: &str, kind: &str, ports: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  type: {kind}\n  selector:\n    app: x\n  ports:\n{ports}"
+        )
+    };
+    c.stdin_kubectl(
+        &["apply", "-f", "-"],
+        &svc("np1", "NodePort", "  - port: 80\n    nodePort: 30123\n"),
+    )
+    .ok();
+    c.stdin_kubectl(
+        &["apply", "-f", "-"],
+        &svc("np2", "NodePort", "  - port: 80\n    nodePort: 30123\n"),
+    )
+    .fails("provided port is already allocated");
+    c.stdin_kubectl(
+        &["apply", "-f", "-"],
+        &svc("range", "NodePort", "  - port: 80\n    nodePort: 80\n"),
+    )
+    .fails("The range of valid ports is 30000-32767");
+    c.stdin_kubectl(
+        &["apply", "-f", "-"],
+        &svc("big", "ClusterIP", "  - port: 70000\n"),
+    )
+    .fails("must be between 1 and 65535");
+    c.stdin_kubectl(
+        &["apply", "-f", "-"],
+        &svc("cip", "ClusterIP", "  - port: 80\n    nodePort: 30124\n"),
+    )
+    .fails("may not be used when `type` is 'ClusterIP'");
+    c.stdin_kubectl(
+        &["apply", "-f", "-"],
+        &svc("kind", "Sideways", "  - port: 80\n"),
+    )
+    .fails("Unsupported value: \"Sideways\"");
+    let headless = "apiVersion: v1\nkind: Service\nmetadata:\n  name: headless\nspec:\n  clusterIP: None\n  selector:\n    app: x\n  ports:\n  - port: 80\n";
+    c.stdin_kubectl(&["apply", "-f", "-"], headless).ok();
+    c.stdin_kubectl(
+        &["apply", "-f", "-"],
+        &headless.replace(
+            "  clusterIP: None\n",
+            "  clusterIP: None\n  type: NodePort\n",
+        ),
+    )
+    .fails("may not be set when `clusterIP` is `None`");
+    let ip = c.kubectl(&["get", "svc", "np1", "-o", "jsonpath={.spec.clusterIP}"]);
+    let ip = ip.ok().to_string();
+    assert!(ip.starts_with("10.9"), "{ip}");
+    c.kubectl(&[
+        "patch",
+        "svc",
+        "np1",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"clusterIP":"10.96.7.7"}}"#,
+    ])
+    .fails("field is immutable");
+    for name in ["np2", "range", "big", "cip", "kind"] {
+        c.kubectl(&["get", "svc", name]).fails("NotFound");
+    }
+    let kept = c.kubectl(&["get", "svc", "np1", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert_eq!(kept.ok(), ip);
+}

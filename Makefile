@@ -54,6 +54,7 @@ bench: release
 	bash bench/daemon.sh
 	bash bench/registry.sh
 	bash bench/http.sh
+	bash bench/cluster.sh
 
 install: release
 	install -m 0755 target/release/wrun $(HOME)/.cargo/bin/wrun

@@ -12,6 +12,7 @@ mod daemon;
 mod docker_cli;
 mod images;
 mod interop;
+mod kube_client;
 mod network;
 mod pull_on_demand;
 mod registry;

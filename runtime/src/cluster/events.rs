@@ -1,10 +1,14 @@
 //! Recording Events (core/v1) about objects, as the kubelet and the
 //! controllers emit them: a repeat of the same reason and message on the
-//! same object bumps `count` and `lastTimestamp` instead of adding one.
+//! same object bumps `count` and `lastTimestamp` instead of adding one (the
+//! event's name is its object's name plus a hash of what it says, so a
+//! repeat is found with one read).
 
 use serde_json::{Value, json};
 
-use super::store::{Store, now, random_suffix};
+use sha2::{Digest as _, Sha256};
+
+use super::store::{Store, now};
 use crate::kube::KubeError;
 use crate::kube::resources::by_plural;
 
@@ -39,25 +43,28 @@ pub fn record(
         }
     }
     let t = now();
-    // The same event again: count it.
-    let (existing, _) = store.list(events, Some(&namespace))?;
-    let same = existing.iter().find(|e| {
-        e["involvedObject"]["uid"] == uid
-            && e["reason"] == reason
-            && e["message"] == message
-            && e["involvedObject"]["fieldPath"].as_str() == field_path
-    });
-    if let Some(e) = same {
-        let ename = e["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        store.modify(events, Some(&namespace), &ename, |e| {
-            let count = e["count"].as_i64().unwrap_or(1) + 1;
-            e["count"] = json!(count);
-            e["lastTimestamp"] = json!(t);
-            Ok(true)
-        })?;
+    // The same event again (same object, reason, message and field) has
+    // the same name: it is counted rather than added, with one read.
+    let mut key = Sha256::new();
+    for part in [
+        uid,
+        reason,
+        message,
+        field_path.unwrap_or_default(),
+        source.component,
+    ] {
+        key.update(part.as_bytes());
+        key.update([0]);
+    }
+    let digest = key.finalize();
+    let event_name = format!("{name}.{}", hex::encode(&digest[..8]));
+    let counted = store.modify(events, Some(&namespace), &event_name, |e| {
+        let count = e["count"].as_i64().unwrap_or(1) + 1;
+        e["count"] = json!(count);
+        e["lastTimestamp"] = json!(t);
+        Ok(true)
+    })?;
+    if counted.is_some() {
         return Ok(());
     }
     let mut involved = json!({
@@ -75,7 +82,7 @@ pub fn record(
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {
-            "name": format!("{name}.{}", random_suffix(16)),
+            "name": event_name,
             "namespace": namespace,
         },
         "involvedObject": involved,

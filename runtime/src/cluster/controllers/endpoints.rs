@@ -191,8 +191,16 @@ fn reconcile(store: &Store, ns: &str) -> Result<(), KubeError> {
         return Ok(());
     };
     let (svcs, _) = store.list(services, Some(ns))?;
-    let (all_pods, _) = store.list(pods, Some(ns))?;
     let (eps, _) = store.list(endpoints, Some(ns))?;
+    // Pods are read only for a namespace with services that select them.
+    let selecting = svcs
+        .iter()
+        .any(|s| selector(s).is_some() && s["spec"]["type"] != "ExternalName");
+    let all_pods = if selecting {
+        store.list(pods, Some(ns))?.0
+    } else {
+        Vec::new()
+    };
     for svc in &svcs {
         if selector(svc).is_none() || svc["spec"]["type"] == "ExternalName" {
             continue;

@@ -52,6 +52,7 @@ pub fn table_version(accept: &str) -> Option<&'static str> {
 }
 
 /// The request's options that every verb reads.
+#[derive(Clone)]
 struct Opts {
     dry_run: bool,
     field_manager: Option<String>,
@@ -601,7 +602,13 @@ async fn patch_with(
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
         }
         let patch_set_rv = patch_sets_rv(&body);
-        match store_update(api, t, &old, new, &opts, status_only) {
+        // Server-side apply has recorded its manager's fields itself; only
+        // the other patches are recorded as Update operations.
+        let mut update_opts = opts.clone();
+        if apply {
+            update_opts.field_manager = None;
+        }
+        match store_update(api, t, &old, new, &update_opts, status_only) {
             Ok(v) => return Ok(with_warnings(json(StatusCode::OK, &v), &unknown)),
             Err(KubeError::Conflict { .. }) if !patch_set_rv => continue,
             Err(e) => return Err(e),

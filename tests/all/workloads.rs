@@ -231,7 +231,20 @@ fn bad_workloads_are_refused_and_nothing_is_stored() {
 fn replication_controllers_come_back_after_the_daemon_is_killed() {
     let c = Cluster::start(&["kubia"]);
     c.kubectl(&["create", "-f", &rc_manifest()]).ok();
+    let port = crate::support::free_port();
+    c.kubectl(&[
+        "expose",
+        "rc",
+        "kubia",
+        "--type=LoadBalancer",
+        "--name",
+        "lb",
+        &format!("--port={port}"),
+        "--target-port=8080",
+    ])
+    .ok();
     wait_ready(&c, "rc", "kubia", 3);
+    crate::support::http_get_ok(port, std::time::Duration::from_secs(30));
     let before = live_pods(&c, "kubia");
     let pid: i32 = std::fs::read_to_string(c.root.path().join("daemon.lock"))
         .expect("daemon.lock")
@@ -250,6 +263,9 @@ fn replication_controllers_come_back_after_the_daemon_is_killed() {
     wait_ready(&c, "rc", "kubia", 3);
     let after = live_pods(&c, "kubia");
     assert_eq!(before, after, "the same pods run again");
+    // The load balancer answers again, from the pods that run again.
+    let body = crate::support::http_get_ok(port, std::time::Duration::from_secs(30));
+    assert!(after.iter().any(|p| body.contains(p.as_str())), "{body}");
 }
 
 /// The seed's walk-through: the book's RC, `kubectl expose` as a
@@ -298,6 +314,20 @@ fn the_seed_flow(version: Option<&str>) {
         (out.stdout.matches("10.244.").count() == 3).then_some(out.stdout)
     });
     assert!(endpoints.contains(":8080"), "{endpoints}");
+    let slices = k(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=kubia-http",
+        "-o",
+        "jsonpath={.items[*].endpoints[*].addresses[0]}",
+    ]);
+    assert_eq!(
+        slices.ok().split_whitespace().count(),
+        3,
+        "{}",
+        slices.stdout
+    );
 
     // Round-robin: nine requests, three to each pod.
     let hits = |n: usize| -> std::collections::BTreeMap<String, usize> {

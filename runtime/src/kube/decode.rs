@@ -48,6 +48,7 @@ pub fn roundtrip(res: &Resource, obj: Value) -> Result<(Value, Vec<String>), Kub
         "ReplicaSet" => through::<k8s_openapi::api::apps::v1::ReplicaSet>(res, &obj)?,
         "Deployment" => through::<k8s_openapi::api::apps::v1::Deployment>(res, &obj)?,
         "Job" => through::<k8s_openapi::api::batch::v1::Job>(res, &obj)?,
+        "EndpointSlice" => through::<k8s_openapi::api::discovery::v1::EndpointSlice>(res, &obj)?,
         _ => return Ok((obj, Vec::new())),
     };
     let mut unknown = Vec::new();

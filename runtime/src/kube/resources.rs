@@ -216,6 +216,17 @@ pub static RESOURCES: &[Resource] = &[
         ["status", "scale"]
     ),
     res!(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        "endpointslice",
+        true,
+        [],
+        [],
+        []
+    ),
+    res!(
         "batch",
         "v1",
         "Job",

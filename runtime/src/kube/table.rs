@@ -367,6 +367,26 @@ const ENDPOINTS_COLUMNS: &[Column] = &[
     AGE,
 ];
 
+const ENDPOINT_SLICE_COLUMNS: &[Column] = &[
+    NAME,
+    col(
+        "AddressType",
+        "string",
+        "The type of address carried by this EndpointSlice.",
+    ),
+    col(
+        "Ports",
+        "string",
+        "The ports exposed by this EndpointSlice.",
+    ),
+    col(
+        "Endpoints",
+        "string",
+        "The addresses of the endpoints in this EndpointSlice.",
+    ),
+    AGE,
+];
+
 const REPLICATION_CONTROLLER_COLUMNS: &[Column] = &[
     NAME,
     col(
@@ -438,6 +458,7 @@ const DEFAULT_COLUMNS: &[Column] = &[
 /// Which printer prints a kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Printer {
+    EndpointSlice,
     Pod,
     Node,
     Namespace,
@@ -465,12 +486,53 @@ fn printer(res: &Resource) -> Printer {
         ("", "ServiceAccount") => Printer::ServiceAccount,
         ("", "Service") => Printer::Service,
         ("", "Endpoints") => Printer::Endpoints,
+        ("discovery.k8s.io", "EndpointSlice") => Printer::EndpointSlice,
         ("", "ReplicationController") => Printer::ReplicationController,
         ("apps" | "extensions", "ReplicaSet") => Printer::ReplicaSet,
         ("apps" | "extensions", "Deployment") => Printer::Deployment,
         ("batch", "Job") => Printer::Job,
         _ => Printer::Default,
     }
+}
+
+/// An EndpointSlice as Kubernetes prints it: its ports, and at most three
+/// addresses, then "+ N more...".
+fn endpoint_slice_cells(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let ports: Vec<String> = o["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["port"].as_i64().map(|n| n.to_string()))
+        .collect();
+    let addresses: Vec<String> = o["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|e| e["addresses"].as_array().into_iter().flatten())
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect();
+    let shown = if addresses.is_empty() {
+        "<unset>".to_string()
+    } else if addresses.len() > 3 {
+        format!(
+            "{} + {} more...",
+            addresses[..3].join(","),
+            addresses.len() - 3
+        )
+    } else {
+        addresses.join(",")
+    };
+    vec![
+        name(o),
+        json!(o["addressType"].as_str().unwrap_or_default()),
+        json!(if ports.is_empty() {
+            "<unset>".to_string()
+        } else {
+            ports.join(",")
+        }),
+        json!(shown),
+        age(o, now),
+    ]
 }
 
 /// The columns a kind is printed with, `-o wide` ones included.
@@ -485,6 +547,7 @@ pub fn columns(res: &Resource) -> &'static [Column] {
         Printer::ServiceAccount => SERVICE_ACCOUNT_COLUMNS,
         Printer::Service => SERVICE_COLUMNS,
         Printer::Endpoints => ENDPOINTS_COLUMNS,
+        Printer::EndpointSlice => ENDPOINT_SLICE_COLUMNS,
         Printer::ReplicationController => REPLICATION_CONTROLLER_COLUMNS,
         Printer::ReplicaSet => REPLICA_SET_COLUMNS,
         Printer::Deployment => DEPLOYMENT_COLUMNS,
@@ -531,6 +594,7 @@ fn printed(res: &Resource, o: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option
         ),
         Printer::Service => (service_cells(o, now), None),
         Printer::Endpoints => (vec![name(o), json!(format_endpoints(o)), age(o, now)], None),
+        Printer::EndpointSlice => (endpoint_slice_cells(o, now), None),
         Printer::ReplicationController => (
             replicas_cells(o, now, format_labels(at(o, &["spec", "selector"]))),
             None,

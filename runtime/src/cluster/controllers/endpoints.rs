@@ -2,13 +2,15 @@
 //! Endpoints object of the same name listing the selected pods, the ready
 //! ones under `addresses` and the others under `notReadyAddresses`, with
 //! the service's ports resolved to each pod's target port (a named
-//! targetPort is looked up among the pod's container ports). A pod leaves
-//! the addresses the moment it is not Ready or is being deleted.
+//! targetPort is looked up among the pod's container ports), and the same
+//! as EndpointSlices. A pod leaves the addresses the moment it is not Ready
+//! or is being deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use sha2::Digest as _;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -184,6 +186,119 @@ pub fn subsets(svc: &Value, pods: &[Value]) -> Vec<Value> {
         .collect()
 }
 
+const MANAGED_BY: &str = "endpointslice.kubernetes.io/managed-by";
+const MANAGER: &str = "endpointslice-controller.k8s.io";
+const SERVICE_NAME: &str = "kubernetes.io/service-name";
+
+/// The EndpointSlices (discovery.k8s.io/v1) of a service: one per group of
+/// pods that share a port list, as its Endpoints' subsets, each endpoint
+/// with its ready/serving/terminating conditions. They are owned by the
+/// service, so the garbage collector removes them with it.
+fn sync_slices(store: &Store, svc: &Value, subsets: &[Value]) -> Result<(), KubeError> {
+    let Some(slices) = by_plural("discovery.k8s.io", "v1", "endpointslices") else {
+        return Ok(());
+    };
+    let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = svc["metadata"]["name"].as_str().unwrap_or_default();
+    let uid = svc["metadata"]["uid"].as_str().unwrap_or_default();
+    let empty = [json!({})];
+    let groups: &[Value] = if subsets.is_empty() { &empty } else { subsets };
+    let mut wanted = Vec::new();
+    for (i, subset) in groups.iter().enumerate() {
+        let digest = sha2::Sha256::digest(format!("{uid}/{i}").as_bytes());
+        let suffix: String = digest
+            .iter()
+            .take(5)
+            .map(|b| b"bcdfghjklmnpqrstvwxz2456789"[*b as usize % 27] as char)
+            .collect();
+        let slice_name = format!("{name}-{suffix}");
+        let endpoint = |a: &Value, ready: bool| {
+            json!({
+                "addresses": [a["ip"]],
+                "conditions": {"ready": ready, "serving": ready, "terminating": false},
+                "nodeName": a["nodeName"],
+                "targetRef": a["targetRef"],
+            })
+        };
+        let endpoints: Vec<Value> = subset["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| endpoint(a, true))
+            .chain(
+                subset["notReadyAddresses"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| endpoint(a, false)),
+            )
+            .collect();
+        // A slice's ports always carry a name, empty when the service's
+        // port has none (kubectl reads it unconditionally).
+        let ports: Vec<Value> = subset["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let mut p = p.clone();
+                if p["name"].is_null() {
+                    p["name"] = json!("");
+                }
+                p
+            })
+            .collect();
+        let ports = Value::Array(ports);
+        let body = json!({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": slice_name,
+                "namespace": ns,
+                "labels": {SERVICE_NAME: name, MANAGED_BY: MANAGER},
+                "ownerReferences": [{
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "name": name,
+                    "uid": uid,
+                    "controller": true,
+                    "blockOwnerDeletion": true,
+                }],
+            },
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": if ports.is_array() { ports } else { json!([]) },
+        });
+        wanted.push(slice_name.clone());
+        let changed = store.modify(slices, Some(ns), &slice_name, |o| {
+            if o["endpoints"] == body["endpoints"] && o["ports"] == body["ports"] {
+                return Ok(false);
+            }
+            o["endpoints"] = body["endpoints"].clone();
+            o["ports"] = body["ports"].clone();
+            Ok(true)
+        })?;
+        if changed.is_none() {
+            match store.create(slices, body) {
+                Ok(_) | Err(KubeError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let (existing, _) = store.list(slices, Some(ns))?;
+    for s in existing {
+        let mine = s["metadata"]["labels"][SERVICE_NAME] == name
+            && s["metadata"]["labels"][MANAGED_BY] == MANAGER;
+        let sname = s["metadata"]["name"].as_str().unwrap_or_default();
+        if mine && !wanted.iter().any(|w| w == sname) {
+            match store.delete(slices, Some(ns), sname, None) {
+                Ok(_) | Err(KubeError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn reconcile(store: &Store, ns: &str) -> Result<(), KubeError> {
     let (Some(services), Some(pods), Some(endpoints)) =
         (res("services"), res("pods"), res("endpoints"))
@@ -211,6 +326,7 @@ fn reconcile(store: &Store, ns: &str) -> Result<(), KubeError> {
         if !labels.is_object() {
             labels = json!({});
         }
+        sync_slices(store, svc, &subsets)?;
         match eps.iter().find(|e| e["metadata"]["name"] == name) {
             None => {
                 let obj = json!({

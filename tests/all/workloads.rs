@@ -775,3 +775,22 @@ fn bad_services_are_refused_and_nothing_is_stored() {
     let kept = c.kubectl(&["get", "svc", "np1", "-o", "jsonpath={.spec.clusterIP}"]);
     assert_eq!(kept.ok(), ip);
 }
+
+#[test]
+fn min_ready_seconds_delays_availability() {
+    let c = Cluster::start(&["kubia"]);
+    let rs = "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: patient\nspec:\n  replicas: 1\n  minReadySeconds: 5\n  selector:\n    matchLabels:\n      app: patient\n  template:\n    metadata:\n      labels:\n        app: patient\n    spec:\n      containers:\n      - name: kubia\n        image: kubia\n        ports:\n        - containerPort: 8080\n";
+    c.stdin_kubectl(&["apply", "-f", "-"], rs).ok();
+    let first = poll("the pod to be ready", || {
+        let o = json(&c, &["get", "rs", "patient", "-o", "json"]);
+        (o["status"]["readyReplicas"] == 1).then_some(o)
+    });
+    assert_eq!(
+        first["status"]["availableReplicas"], 0,
+        "not yet available: {first}"
+    );
+    poll("the pod to be available", || {
+        let o = json(&c, &["get", "rs", "patient", "-o", "json"]);
+        (o["status"]["availableReplicas"] == 1).then_some(())
+    });
+}

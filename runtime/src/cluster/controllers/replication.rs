@@ -63,6 +63,28 @@ fn finished(pod: &Value) -> bool {
     )
 }
 
+/// How long (in seconds) the pod has been Ready; -1 when it is not.
+pub fn ready_for(pod: &Value) -> i64 {
+    let Some(c) = pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready" && c["status"] == "True")
+    else {
+        return -1;
+    };
+    c["lastTransitionTime"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            chrono::Utc::now()
+                .signed_duration_since(t)
+                .num_seconds()
+                .max(0)
+        })
+        .unwrap_or(0)
+}
+
 pub fn is_ready(pod: &Value) -> bool {
     pod["status"]["conditions"]
         .as_array()
@@ -97,6 +119,22 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
         }
         let first = tokio::select! {
             e = rx.recv() => e,
+            // Pods become available minReadySeconds after they are ready,
+            // with no change to mark it: look again each second at the
+            // owners that wait for that.
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                for res in &kinds {
+                    if let Ok((items, _)) = store.list(res, None) {
+                        for o in items.iter().filter(|o| {
+                            o["spec"]["minReadySeconds"].as_i64().unwrap_or(0) > 0
+                                && o["status"]["availableReplicas"] != o["status"]["readyReplicas"]
+                        }) {
+                            pending.insert(key(res, o));
+                        }
+                    }
+                }
+                continue;
+            }
             () = cancel.cancelled() => return,
         };
         // Take what else has arrived, so a burst is reconciled once.
@@ -375,6 +413,9 @@ fn write_status(
         .filter(|p| controller_uid(p) == Some(uid) && !terminating(p) && !finished(p))
         .collect();
     let ready = active.iter().filter(|p| is_ready(p)).count();
+    // Available: ready for at least minReadySeconds.
+    let min_ready = owner["spec"]["minReadySeconds"].as_i64().unwrap_or(0);
+    let available = active.iter().filter(|p| ready_for(p) >= min_ready).count();
     let labeled = active
         .iter()
         .filter(|p| selector.matches(&labels_of(p)))
@@ -383,7 +424,7 @@ fn write_status(
         "replicas": active.len(),
         "fullyLabeledReplicas": labeled,
         "readyReplicas": ready,
-        "availableReplicas": ready,
+        "availableReplicas": available,
         "observedGeneration": owner["metadata"]["generation"].as_i64().unwrap_or(1),
     });
     if let Some(msg) = failure {

@@ -488,6 +488,52 @@ fn objects_selectors_patches_and_bad_input() {
         .output()
         .expect("kubectl");
     Out::from(wrong).fails("Unauthorized");
+    // kubectl's typed generators send protobuf.
+    c.kubectl(&["create", "namespace", "made"]).ok();
+    c.kubectl(&[
+        "create",
+        "configmap",
+        "generated",
+        "-n",
+        "made",
+        "--from-literal=k=v",
+    ])
+    .ok();
+    c.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "hidden",
+        "-n",
+        "made",
+        "--from-literal=pw=s3",
+    ])
+    .ok();
+    c.kubectl(&["create", "serviceaccount", "robot", "-n", "made"])
+        .ok();
+    let v = c.kubectl(&[
+        "get",
+        "cm",
+        "generated",
+        "-n",
+        "made",
+        "-o",
+        "jsonpath={.data.k}",
+    ]);
+    assert_eq!(v.ok(), "v");
+    let t = c.kubectl(&[
+        "get",
+        "secret",
+        "hidden",
+        "-n",
+        "made",
+        "-o",
+        "jsonpath={.type} {.data.pw}",
+    ]);
+    assert_eq!(t.ok(), "Opaque czM=");
+    c.kubectl(&["get", "sa", "robot", "-n", "made"]).ok();
+    c.kubectl(&["create", "deployment", "d", "--image=kubia"])
+        .fails("send JSON or YAML");
     // Pages: kubectl's --chunk-size follows `continue`; the raw answer
     // carries the token.
     let chunked = c.kubectl(&["get", "cm", "--chunk-size=1", "-o", "name"]);

@@ -10,6 +10,7 @@
 pub mod decode;
 pub mod discovery;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod selector;
 pub mod status;

@@ -309,7 +309,7 @@ pub fn delete(
 /// defaults to Opaque.
 fn secret_create(_res: &Resource, obj: &mut Value) -> Result<(), KubeError> {
     use base64::Engine as _;
-    if obj["type"].is_null() {
+    if obj["type"].as_str().is_none_or(str::is_empty) {
         obj["type"] = json!("Opaque");
     }
     if let Some(strings) = obj.get("stringData").and_then(Value::as_object).cloned() {

@@ -288,11 +288,7 @@ fn parse_body(ct: &str, body: &[u8], res: &Resource) -> Result<Value, KubeError>
                 res.kind
             ))
         })?,
-        "application/vnd.kubernetes.protobuf" => {
-            return Err(KubeError::UnsupportedMediaType(
-                "wrun serves JSON and YAML, not protobuf".into(),
-            ));
-        }
+        "application/vnd.kubernetes.protobuf" => crate::kube::protobuf::decode(res, body)?,
         other => {
             return Err(KubeError::UnsupportedMediaType(format!(
                 "the body's media type {other:?} is not supported: send application/json or application/yaml"

@@ -794,3 +794,48 @@ fn min_ready_seconds_delays_availability() {
         (o["status"]["availableReplicas"] == 1).then_some(())
     });
 }
+
+#[test]
+fn services_with_several_ports_and_named_target_ports() {
+    let c = Cluster::start(&["kubia"]);
+    let d = deployment("multi", "kubia", 2, "RollingUpdate").replace(
+        "        - containerPort: 8080\n",
+        "        - containerPort: 8080\n          name: web\n",
+    );
+    c.stdin_kubectl(&["apply", "-f", "-"], &d).ok();
+    c.kubectl(&["rollout", "status", "deployment/multi", "--timeout=60s"])
+        .ok();
+    let (a, b) = (crate::support::free_port(), crate::support::free_port());
+    let svc = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: multi\nspec:\n  type: LoadBalancer\n  selector:\n    app: multi\n  ports:\n  - name: one\n    port: {a}\n    targetPort: web\n  - name: two\n    port: {b}\n    targetPort: 8080\n"
+    );
+    c.stdin_kubectl(&["apply", "-f", "-"], &svc).ok();
+    for port in [a, b] {
+        let body = crate::support::http_get_ok(port, std::time::Duration::from_secs(30));
+        assert!(body.starts_with("you've hit multi-"), "{body}");
+    }
+    let ports = c.kubectl(&[
+        "get",
+        "endpoints",
+        "multi",
+        "-o",
+        "jsonpath={.subsets[0].ports[*].port}",
+    ]);
+    assert_eq!(
+        ports.ok().split_whitespace().collect::<Vec<_>>(),
+        ["8080", "8080"]
+    );
+    // `kubectl expose` of a service makes another one with its selector.
+    c.kubectl(&[
+        "expose",
+        "service",
+        "multi",
+        "--name",
+        "again",
+        "--port=9000",
+        "--target-port=8080",
+    ])
+    .ok();
+    let sel = c.kubectl(&["get", "svc", "again", "-o", "jsonpath={.spec.selector.app}"]);
+    assert_eq!(sel.ok(), "multi");
+}

@@ -55,6 +55,7 @@ bench: release
 	bash bench/registry.sh
 	bash bench/http.sh
 	bash bench/cluster.sh
+	bash bench/workloads.sh
 
 install: release
 	install -m 0755 target/release/wrun $(HOME)/.cargo/bin/wrun

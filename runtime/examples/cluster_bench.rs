@@ -18,12 +18,21 @@
 //!     WATCHERS watches of one ConfigMap and ROUNDS changes to it, from each
 //!     change to its arrival at every watcher; last, 10 more pods one at a
 //!     time beside the TOTAL.
+//! cluster_bench scale KUBECONFIG RC_MANIFEST RUNS COUNT...
+//!     the ReplicationController of RC_MANIFEST created with replicas 0
+//!     (or set to 0), one untimed 0 -> 1 -> 0 (kubia compiled), then RUNS
+//!     times per COUNT: its `/scale` patched to COUNT, timed from the
+//!     PATCH sent to the last of its pods Ready in a watch (and to the
+//!     RC's status.readyReplicas = COUNT in another), then patched back
+//!     to 0, timed to the last pod's DELETED event (and to
+//!     status.replicas = 0). Leaves the RC at 0 replicas.
 //! ```
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -733,6 +742,344 @@ async fn fan_out(api: &Api, watchers: usize, rounds: usize) -> Result<Value> {
     }))
 }
 
+// --- scaling a ReplicationController ------------------------------------------------
+
+/// What the scale runs watch: the RC's pods and the RC itself.
+enum Seen {
+    Pod(Value, Instant),
+    Rc(Value, Instant),
+}
+
+/// Watches `path` (a watch URL without its resourceVersion) from `rv`,
+/// each event into `tx` as `wrap` makes it, until the task returned is
+/// aborted (which closes the watch's connection). A watch the server
+/// ends (it cuts off a watcher that falls too far behind) is resumed
+/// from the last resourceVersion seen, as client-go's reflectors do;
+/// `restarts` counts those.
+async fn forward_watch(
+    api: &Api,
+    path: String,
+    rv: String,
+    tx: mpsc::UnboundedSender<Seen>,
+    wrap: fn(Value, Instant) -> Seen,
+    restarts: Arc<AtomicUsize>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let url = move |rv: &str| format!("{path}&resourceVersion={rv}");
+    let mut lines = api.connect().await?.watch(&url(&rv)).await?;
+    let api = api.clone();
+    Ok(tokio::spawn(async move {
+        let mut rv = rv;
+        loop {
+            while let Ok(Some((ev, at))) = lines.next().await {
+                if ev["type"] == "ERROR" {
+                    eprintln!("cluster_bench: watch error: {ev}");
+                    return;
+                }
+                if let Some(v) = ev["object"]["metadata"]["resourceVersion"].as_str() {
+                    rv = v.to_string();
+                }
+                if ev["type"] != "BOOKMARK" && tx.send(wrap(ev, at)).is_err() {
+                    return;
+                }
+            }
+            restarts.fetch_add(1, Ordering::Relaxed);
+            let again = async { api.connect().await?.watch(&url(&rv)).await };
+            match again.await {
+                Ok(l) => lines = l,
+                Err(e) => {
+                    eprintln!("cluster_bench: cannot resume a watch from {rv}: {e:#}");
+                    return;
+                }
+            }
+        }
+    }))
+}
+
+fn terminating_pod(p: &Value) -> bool {
+    p["metadata"].get("deletionTimestamp").is_some()
+}
+
+/// One scale of the RC `name` (pods labelled `selector`) from `from`
+/// pods (all Ready, or none) to `to`, timed from the PATCH sent. Up from
+/// 0: to the last pod Ready (and the RC's readyReplicas = `to`); down to
+/// 0: to the last of the `from` pods' DELETED (and the RC's replicas = 0).
+async fn scale_once(
+    api: &Api,
+    conn: &mut Conn,
+    name: &str,
+    selector: &str,
+    (from, to): (usize, usize),
+) -> Result<Value> {
+    let rc_path = format!("{NS}/replicationcontrollers");
+    let rv = list_rv(
+        conn,
+        &format!("{rc_path}?fieldSelector=metadata.name%3D{name}"),
+    )
+    .await?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let restarts: Arc<AtomicUsize> = Arc::default();
+    let pod_watch = forward_watch(
+        api,
+        format!("{NS}/pods?watch=true&labelSelector={selector}&timeoutSeconds=3600"),
+        rv.clone(),
+        tx.clone(),
+        Seen::Pod,
+        restarts.clone(),
+    )
+    .await?;
+    let rc_watch = forward_watch(
+        api,
+        format!("{rc_path}?watch=true&fieldSelector=metadata.name%3D{name}&timeoutSeconds=3600"),
+        rv,
+        tx,
+        Seen::Rc,
+        restarts.clone(),
+    )
+    .await?;
+    let began = Instant::now();
+    conn.merge_patch(
+        &format!("{rc_path}/{name}/scale"),
+        &json!({"spec": {"replicas": to}}),
+    )
+    .await?;
+    let answered = ms(began.elapsed());
+    let result = scale_events(&mut rx, began, (from, to)).await;
+    pod_watch.abort();
+    rc_watch.abort();
+    let restarts = restarts.load(Ordering::Relaxed);
+    if restarts > 0 {
+        eprintln!(
+            "cluster_bench: scale to {to}: the server ended a watch {restarts} times (resumed)"
+        );
+    }
+    let (added, ready, doomed, gone, rc_done) = result?;
+    // The pods that were there: when the first, the median one and the
+    // last reached the state the scale waits for.
+    let marks = |m: &HashMap<String, f64>| {
+        let mut v: Vec<f64> = m.values().copied().collect();
+        json!({
+            "n": v.len(),
+            "first": pct(&mut v, 0.0),
+            "half": pct(&mut v, 50.0),
+            "last": pct(&mut v, 100.0),
+        })
+    };
+    Ok(if to > 0 {
+        json!({
+            "to": to,
+            "patch_answered_ms": answered,
+            "watch_restarts": restarts,
+            "all_ready_ms": marks(&ready)["last"],
+            "rc_ready_ms": rc_done,
+            "added_ms": marks(&added),
+            "ready_ms": marks(&ready),
+        })
+    } else {
+        json!({
+            "to": to,
+            "patch_answered_ms": answered,
+            "watch_restarts": restarts,
+            "all_gone_ms": marks(&gone)["last"],
+            "rc_zero_ms": rc_done,
+            "terminating_ms": marks(&doomed),
+            "gone_ms": marks(&gone),
+        })
+    })
+}
+
+/// Per pod, when (ms after `began`) it was added, Ready, terminating and
+/// gone; and when the RC's status said the scale was done.
+type ScaleTimes = (
+    HashMap<String, f64>,
+    HashMap<String, f64>,
+    HashMap<String, f64>,
+    HashMap<String, f64>,
+    f64,
+);
+
+/// Reads the watches' events until the scale from `from` to `to` is done.
+async fn scale_events(
+    rx: &mut mpsc::UnboundedReceiver<Seen>,
+    began: Instant,
+    (from, to): (usize, usize),
+) -> Result<ScaleTimes> {
+    // Pod name -> when it was first seen (ADDED), Ready, terminating, gone.
+    let mut added: HashMap<String, f64> = HashMap::new();
+    let mut ready: HashMap<String, f64> = HashMap::new();
+    let mut doomed: HashMap<String, f64> = HashMap::new();
+    let mut gone: HashMap<String, f64> = HashMap::new();
+    let mut rc_done: Option<f64> = None;
+    let up = to > 0;
+    loop {
+        let pods_done = if up {
+            ready.len() >= to
+        } else {
+            gone.len() >= from
+        };
+        if pods_done && rc_done.is_some() {
+            break;
+        }
+        let seen = match tokio::time::timeout_at((began + HANG).into(), rx.recv()).await {
+            Ok(Some(seen)) => seen,
+            Ok(None) => bail!("a watch ended"),
+            Err(_) => bail!(
+                "scale to {to}: after {HANG:?}, {} pods added, {} Ready, {} terminating, {} gone; the RC {}",
+                added.len(),
+                ready.len(),
+                doomed.len(),
+                gone.len(),
+                if rc_done.is_some() {
+                    "done"
+                } else {
+                    "not done"
+                }
+            ),
+        };
+        match seen {
+            Seen::Pod(ev, at) => {
+                let t = ms(at - began);
+                let p = &ev["object"];
+                let pod = p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if ev["type"] == "ADDED" {
+                    added.entry(pod.clone()).or_insert(t);
+                }
+                if ev["type"] == "DELETED" {
+                    doomed.entry(pod.clone()).or_insert(t);
+                    gone.entry(pod).or_insert(t);
+                } else if terminating_pod(p) {
+                    doomed.entry(pod).or_insert(t);
+                } else if ready_condition(p).is_some() {
+                    ready.entry(pod).or_insert(t);
+                }
+            }
+            Seen::Rc(ev, at) => {
+                let st = &ev["object"]["status"];
+                let n = |k: &str| st[k].as_u64().unwrap_or(0) as usize;
+                let done = if up {
+                    n("readyReplicas") == to && n("replicas") == to
+                } else {
+                    n("replicas") == 0
+                };
+                if done && rc_done.is_none() {
+                    rc_done = Some(ms(at - began));
+                }
+            }
+        }
+    }
+    Ok((added, ready, doomed, gone, rc_done.unwrap_or(f64::NAN)))
+}
+
+async fn scale_bench(args: &[String]) -> Result<Value> {
+    let [kubeconfig, manifest, runs, counts @ ..] = args else {
+        bail!("usage: cluster_bench scale KUBECONFIG RC_MANIFEST RUNS COUNT...");
+    };
+    let runs: usize = runs.parse()?;
+    let counts: Vec<usize> = counts.iter().map(|c| c.parse()).collect::<Result<_, _>>()?;
+    ensure!(!counts.is_empty(), "no COUNT given");
+    let api = Api::from_kubeconfig(Path::new(kubeconfig))?;
+    let text = std::fs::read_to_string(manifest).with_context(|| manifest.to_string())?;
+    let mut rc: Value = serde_yaml_ng::from_str(&text).with_context(|| manifest.to_string())?;
+    ensure!(
+        rc["kind"] == "ReplicationController",
+        "{manifest}: not a ReplicationController"
+    );
+    rc["spec"]["replicas"] = json!(0);
+    let name = rc["metadata"]["name"]
+        .as_str()
+        .context("no name")?
+        .to_string();
+    let selector = rc["spec"]["selector"]
+        .as_object()
+        .context("no spec.selector")?
+        .iter()
+        .map(|(k, v)| format!("{k}%3D{}", v.as_str().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("%2C");
+    let mut conn = api.connect().await?;
+    let path = format!("{NS}/replicationcontrollers");
+    let resp = conn
+        .send(
+            Method::POST,
+            &path,
+            "application/json",
+            Some(("application/json", serde_json::to_vec(&rc)?)),
+        )
+        .await?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await?.to_bytes();
+    match status.as_u16() {
+        200..=299 => {}
+        // There already: set to 0, and wait for its pods to go.
+        409 => {
+            conn.merge_patch(
+                &format!("{path}/{name}/scale"),
+                &json!({"spec": {"replicas": 0}}),
+            )
+            .await?;
+        }
+        _ => bail!("POST {path}: {status}: {}", String::from_utf8_lossy(&body)),
+    }
+    let wait_empty = |mut conn: Conn| {
+        let selector = selector.clone();
+        async move {
+            let began = Instant::now();
+            loop {
+                let list = conn
+                    .json(
+                        Method::GET,
+                        &format!("{NS}/pods?labelSelector={selector}"),
+                        None,
+                    )
+                    .await?;
+                if list["items"].as_array().is_none_or(Vec::is_empty) {
+                    return anyhow::Ok(conn);
+                }
+                ensure!(began.elapsed() < HANG, "the RC's pods did not go");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let mut conn = wait_empty(conn).await?;
+    // Untimed: kubia compiled and cached, the watches warm.
+    eprintln!("cluster_bench: warm-up, {name} 0 -> 1 -> 0");
+    scale_once(&api, &mut conn, &name, &selector, (0, 1)).await?;
+    scale_once(&api, &mut conn, &name, &selector, (1, 0)).await?;
+    let mut out = Vec::new();
+    for &count in &counts {
+        let (mut ups, mut downs) = (Vec::new(), Vec::new());
+        for run in 0..runs {
+            eprintln!(
+                "cluster_bench: {name} 0 -> {count} -> 0 ({} of {runs})",
+                run + 1
+            );
+            ups.push(scale_once(&api, &mut conn, &name, &selector, (0, count)).await?);
+            downs.push(scale_once(&api, &mut conn, &name, &selector, (count, 0)).await?);
+            conn = wait_empty(conn).await?;
+        }
+        let figure =
+            |v: &[Value], key: &str| summary(v.iter().filter_map(|r| r[key].as_f64()).collect());
+        out.push(json!({
+            "count": count,
+            "up": {
+                "all_ready_ms": figure(&ups, "all_ready_ms"),
+                "rc_ready_ms": figure(&ups, "rc_ready_ms"),
+                "patch_answered_ms": figure(&ups, "patch_answered_ms"),
+                "runs": ups,
+            },
+            "down": {
+                "all_gone_ms": figure(&downs, "all_gone_ms"),
+                "rc_zero_ms": figure(&downs, "rc_zero_ms"),
+                "patch_answered_ms": figure(&downs, "patch_answered_ms"),
+                "runs": downs,
+            },
+        }));
+    }
+    Ok(json!({"rc": name, "runs": runs, "scales": out}))
+}
+
 // --- main -------------------------------------------------------------------------------
 
 async fn api_bench(args: &[String]) -> Result<Value> {
@@ -791,7 +1138,8 @@ async fn main() -> Result<()> {
             starts(bin.into(), scratch.into(), runs.parse()?).await?
         }
         Some("api") => api_bench(&args[1..]).await?,
-        _ => return Err(anyhow!("usage: cluster_bench start|api ...")),
+        Some("scale") => scale_bench(&args[1..]).await?,
+        _ => return Err(anyhow!("usage: cluster_bench start|api|scale ...")),
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

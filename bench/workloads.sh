@@ -321,6 +321,9 @@ commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
   commit="$commit (with uncommitted changes)"
 fi
+if [ -n "$(find runtime/src runtime/Cargo.toml Cargo.lock -newer "$WRUN" -print -quit 2>/dev/null)" ]; then
+  commit="$commit; STALE: target/release/wrun is older than runtime/src"
+fi
 cpu="$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //' || true)"
 meta="date:          $(date -u '+%Y-%m-%d %H:%M:%S UTC')
 host:          $(uname -srm), $(nproc) CPUs${cpu:+, $cpu}

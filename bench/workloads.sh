@@ -448,7 +448,7 @@ def ratio(a, b, g):
     if a not in rps or b not in rps:
         return "n/a (a case was skipped)"
     r = rps[a] / rps[b]
-    return f"{r:.2f}x  (goal >= {g:.1f}x: {goal(r >= g)})"
+    return f"{r:.3f}x  (goal >= {g:.1f}x: {goal(r >= g)})"
 lines += [
     "   errors: non-2xx responses plus socket errors, summed over the runs.",
     f"   {'LB (1 pod) / direct:':<26}{ratio('lb-1', 'direct', 0.9)}",

@@ -44,21 +44,7 @@ enum Work {
     Owner(&'static str, String, String),
 }
 
-type ObjKey = (&'static str, String, String);
-
-fn obj_key(res: &'static Resource, o: &Value) -> ObjKey {
-    (
-        res.plural,
-        o["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        o["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
-}
+type ObjKey = super::ObjectKey;
 
 /// Owner uid → the objects that name it, kept from the store's events.
 #[derive(Default)]
@@ -107,7 +93,7 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
                 for o in &items {
                     let owners = owner_uids(o);
                     if !owners.is_empty() {
-                        let key = obj_key(res, o);
+                        let key = super::object_key(res, o);
                         pending.insert(Work::Dependent(key.0, key.1.clone(), key.2.clone()));
                         index.set(key, owners);
                     }
@@ -144,7 +130,7 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
             match event {
                 Ok(e) => {
                     let o = &e.object;
-                    let key = obj_key(e.resource, o);
+                    let key = super::object_key(e.resource, o);
                     if e.kind == EventType::Deleted {
                         index.remove(&key);
                         // Its dependents may be orphans now, and an owner
@@ -178,17 +164,8 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
 }
 
 fn owner_work(res: &'static Resource, o: &Value) -> Work {
-    Work::Owner(
-        res.plural,
-        o["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        o["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
+    let (plural, ns, name) = super::object_key(res, o);
+    Work::Owner(plural, ns, name)
 }
 
 /// The owner with this uid, when it is being deleted in the foreground.

@@ -16,6 +16,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::store::Store;
 
+/// An object as controllers queue it: its resource's plural, namespace
+/// ("" when cluster-scoped) and name.
+pub type ObjectKey = (&'static str, String, String);
+
+pub fn object_key(res: &'static crate::kube::Resource, o: &serde_json::Value) -> ObjectKey {
+    let field = |f: &str| o["metadata"][f].as_str().unwrap_or_default().to_string();
+    (res.plural, field("namespace"), field("name"))
+}
+
 /// Starts every controller; they run until `cancel`.
 pub fn start(store: &Arc<Store>, cancel: &CancellationToken) {
     tokio::spawn(namespace::run(store.clone(), cancel.clone()));

@@ -30,7 +30,7 @@ fn pods() -> Option<&'static Resource> {
     by_plural("", "v1", "pods")
 }
 
-type Key = (&'static str, String, String);
+type Key = super::ObjectKey;
 
 fn source(res: &Resource) -> Source {
     Source {
@@ -102,7 +102,7 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
         for res in &kinds {
             if let Ok((items, _)) = store.list(res, None) {
                 for o in items {
-                    pending.insert(key(res, &o));
+                    pending.insert(super::object_key(res, &o));
                 }
             }
         }
@@ -129,7 +129,7 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
                             o["spec"]["minReadySeconds"].as_i64().unwrap_or(0) > 0
                                 && o["status"]["availableReplicas"] != o["status"]["readyReplicas"]
                         }) {
-                            pending.insert(key(res, o));
+                            pending.insert(super::object_key(res, o));
                         }
                     }
                 }
@@ -146,7 +146,7 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
             match event {
                 Ok(e) if kinds.iter().any(|r| *r == e.resource) => {
                     if e.kind != EventType::Deleted {
-                        pending.insert(key(e.resource, &e.object));
+                        pending.insert(super::object_key(e.resource, &e.object));
                     }
                 }
                 Ok(e) if e.resource == pods_res => {
@@ -158,20 +158,6 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
             }
         }
     }
-}
-
-fn key(res: &'static Resource, o: &Value) -> Key {
-    (
-        res.plural,
-        o["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        o["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
 }
 
 /// The workloads a pod's change concerns: its controller, or (for an
@@ -197,7 +183,7 @@ fn owners_of(store: &Store, kinds: &[&'static Resource], pod: &Value, pending: &
         };
         for o in items {
             if admission::selector_of(res, &o).is_ok_and(|s| !s.is_empty() && s.matches(&labels)) {
-                pending.insert(key(res, &o));
+                pending.insert(super::object_key(res, &o));
             }
         }
     }

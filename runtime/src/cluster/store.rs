@@ -8,11 +8,17 @@
 //! still covers; older ones get 410 Gone, and the client lists again (as
 //! with an etcd compaction).
 //!
+//! SQLite is the durable copy; every object also lives in memory, parsed,
+//! in an ordered map that mirrors the table under the same lock (as the
+//! API server's watch cache fronts etcd). Reads and lists come from that
+//! mirror, so controllers that look at every pod of a namespace on each
+//! change pay no query and no JSON parsing.
+//!
 //! The store knows nothing of HTTP; it speaks `KubeError` because those
 //! are the errors its callers (the API, controllers, the node agent) pass
 //! on.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{SecondsFormat, Utc};
@@ -65,7 +71,7 @@ pub struct Event {
 
 /// The store. Cheap to share (`Arc`).
 pub struct Store {
-    db: Mutex<Db>,
+    db: Mutex<Objects>,
     hub: Mutex<Hub>,
     tx: broadcast::Sender<Arc<Event>>,
 }
@@ -74,6 +80,20 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").finish_non_exhaustive()
     }
+}
+
+/// Above every namespace and name, as a bound for ranges of the mirror.
+const MAX: &str = "\u{10ffff}";
+
+/// Where an object sits in the mirror: its resource's qualified plural,
+/// its namespace ("" when cluster-scoped) and its name.
+type Key = (String, String, String);
+
+/// The database and its in-memory mirror, locked together so they never
+/// disagree.
+struct Objects {
+    db: Db,
+    mirror: BTreeMap<Key, Arc<Value>>,
 }
 
 struct Hub {
@@ -217,9 +237,32 @@ impl Store {
             .map_err(db_err)?
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
+        let mut mirror = BTreeMap::new();
+        {
+            let mut stmt = db
+                .conn()
+                .prepare("SELECT resource, namespace, name, body FROM kube_objects")
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
+                .map_err(db_err)?;
+            for row in rows {
+                let (res, ns, name, body) = row.map_err(db_err)?;
+                let obj: Value = serde_json::from_str(&body)
+                    .map_err(|e| db_err(format!("{res} {ns}/{name}: {e}")))?;
+                mirror.insert((res, ns, name), Arc::new(obj));
+            }
+        }
         let (tx, _) = broadcast::channel(CHANNEL);
         Ok(Arc::new(Self {
-            db: Mutex::new(db),
+            db: Mutex::new(Objects { db, mirror }),
             hub: Mutex::new(Hub {
                 rv,
                 oldest: rv,
@@ -238,6 +281,7 @@ impl Store {
     /// port, ...).
     pub fn setting(&self, key: &str) -> Result<Option<String>, KubeError> {
         lock(&self.db)
+            .db
             .conn()
             .query_row(
                 "SELECT value FROM kube_meta WHERE key = ?1",
@@ -249,7 +293,7 @@ impl Store {
     }
 
     pub fn set_setting(&self, key: &str, value: Option<&str>) -> Result<(), KubeError> {
-        let db = lock(&self.db);
+        let db = &lock(&self.db).db;
         let key = format!("setting.{key}");
         match value {
             Some(v) => db.conn().execute(
@@ -281,17 +325,7 @@ impl Store {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Option<Value>, KubeError> {
-        let body: Option<String> = lock(&self.db)
-            .conn()
-            .query_row(
-                "SELECT body FROM kube_objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
-                params![res.qualified_plural(), ns_key(res, namespace), name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(db_err)?;
-        body.map(|b| serde_json::from_str(&b).map_err(db_err))
-            .transpose()
+        Ok(Self::read(&lock(&self.db), res, namespace, name))
     }
 
     /// Every object of a resource (in one namespace, or all), ordered by
@@ -303,6 +337,35 @@ impl Store {
     ) -> Result<(Vec<Value>, u64), KubeError> {
         let page = self.page(res, namespace, None, 0, &|_| true)?;
         Ok((page.items, page.rv))
+    }
+
+    /// The objects of a resource (in one namespace, or all) that pass
+    /// `filter`, shared with the mirror rather than copied (what
+    /// controllers read on every change).
+    pub fn list_where(
+        &self,
+        res: &'static Resource,
+        namespace: Option<&str>,
+        filter: impl Fn(&Value) -> bool,
+    ) -> Result<Vec<Arc<Value>>, KubeError> {
+        let objects = lock(&self.db);
+        let q = res.qualified_plural();
+        let range = match namespace.filter(|_| res.namespaced) {
+            Some(ns) => (
+                (q.clone(), ns.to_string(), String::new()),
+                (q.clone(), ns.to_string(), MAX.to_string()),
+            ),
+            None => (
+                (q.clone(), String::new(), String::new()),
+                (q.clone(), MAX.to_string(), String::new()),
+            ),
+        };
+        Ok(objects
+            .mirror
+            .range(range.0..=range.1)
+            .filter(|(_, o)| filter(o))
+            .map(|(_, o)| o.clone())
+            .collect())
     }
 
     /// One page of a list: at most `limit` objects (0: all) that pass
@@ -322,49 +385,36 @@ impl Store {
             }
             None => (None, None),
         };
-        let db = lock(&self.db);
+        let objects = lock(&self.db);
         let rv = start_rv.unwrap_or_else(|| lock(&self.hub).rv);
-        let (ns_lo, ns_hi) = match namespace.filter(|_| res.namespaced) {
-            Some(ns) => (ns.to_string(), ns.to_string()),
-            None => (String::new(), "\u{10ffff}".to_string()),
+        let q = res.qualified_plural();
+        let (from, to) = match namespace.filter(|_| res.namespaced) {
+            Some(ns) => (
+                (q.clone(), ns.to_string(), String::new()),
+                (q.clone(), ns.to_string(), MAX.to_string()),
+            ),
+            None => (
+                (q.clone(), String::new(), String::new()),
+                (q.clone(), MAX.to_string(), String::new()),
+            ),
         };
-        let (after_ns, after_name) = after_key.unwrap_or_default();
-        let mut stmt = db
-            .conn()
-            .prepare_cached(
-                "SELECT namespace, name, body FROM kube_objects
-                 WHERE resource = ?1 AND namespace >= ?2 AND namespace <= ?3
-                   AND (namespace > ?4 OR (namespace = ?4 AND name > ?5))
-                 ORDER BY namespace, name",
-            )
-            .map_err(db_err)?;
-        let rows = stmt
-            .query_map(
-                params![res.qualified_plural(), ns_lo, ns_hi, after_ns, after_name],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                },
-            )
-            .map_err(db_err)?;
+        let from = match after_key {
+            Some((ns, name)) => std::ops::Bound::Excluded((q.clone(), ns, name)),
+            None => std::ops::Bound::Included(from),
+        };
         let mut items = Vec::new();
         let mut last = None;
         let mut remaining = 0u64;
-        for row in rows {
-            let (ns, name, body) = row.map_err(db_err)?;
-            let obj: Value = serde_json::from_str(&body).map_err(db_err)?;
-            if !filter(&obj) {
+        for ((_, ns, name), obj) in objects.mirror.range((from, std::ops::Bound::Included(to))) {
+            if !filter(obj) {
                 continue;
             }
             if limit > 0 && items.len() >= limit {
                 remaining += 1;
                 continue;
             }
-            items.push(obj);
-            last = Some((ns, name));
+            items.push(Value::clone(obj));
+            last = Some((ns.clone(), name.clone()));
         }
         let next = if remaining > 0 {
             last.map(|(ns, name)| encode_continue(rv, &ns, &name))
@@ -441,7 +491,7 @@ impl Store {
         let name = meta_str(&obj, "name").unwrap_or_default().to_string();
         let namespace = meta_str(&obj, "namespace").map(str::to_string);
         let mut db = lock(&self.db);
-        let old = Self::read(&db, res, namespace.as_deref(), &name)?
+        let old = Self::read(&db, res, namespace.as_deref(), &name)
             .ok_or_else(|| not_found(res, &name))?;
         let stored_rv = meta_str(&old, "resourceVersion").unwrap_or_default();
         if let Some(rv) = meta_str(&obj, "resourceVersion")
@@ -565,7 +615,7 @@ impl Store {
         uid: Option<&str>,
     ) -> Result<Value, KubeError> {
         let mut db = lock(&self.db);
-        let mut obj = Self::read(&db, res, namespace, name)?.ok_or_else(|| not_found(res, name))?;
+        let mut obj = Self::read(&db, res, namespace, name).ok_or_else(|| not_found(res, name))?;
         if let Some(uid) = uid
             && meta_str(&obj, "uid") != Some(uid)
         {
@@ -619,22 +669,17 @@ impl Store {
     }
 
     fn read(
-        db: &Db,
+        objects: &Objects,
         res: &'static Resource,
         namespace: Option<&str>,
         name: &str,
-    ) -> Result<Option<Value>, KubeError> {
-        let body: Option<String> = db
-            .conn()
-            .query_row(
-                "SELECT body FROM kube_objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
-                params![res.qualified_plural(), ns_key(res, namespace), name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(db_err)?;
-        body.map(|b| serde_json::from_str(&b).map_err(db_err))
-            .transpose()
+    ) -> Option<Value> {
+        let key = (
+            res.qualified_plural(),
+            ns_key(res, namespace),
+            name.to_string(),
+        );
+        objects.mirror.get(&key).map(|o| Value::clone(o))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -642,7 +687,7 @@ impl Store {
     /// object and publishes the change, all under the store's lock.
     fn write(
         &self,
-        db: &mut Db,
+        objects: &mut Objects,
         res: &'static Resource,
         namespace: Option<&str>,
         name: &str,
@@ -654,7 +699,7 @@ impl Store {
         let rv = hub.rv + 1;
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let ns = ns_key(res, namespace);
-        let tx = db.write().map_err(db_err)?;
+        let tx = objects.db.write().map_err(db_err)?;
         let changed = match how {
             Write::Insert => {
                 let body = serde_json::to_string(&*obj).map_err(db_err)?;
@@ -704,6 +749,12 @@ impl Store {
         .map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         hub.rv = rv;
+        let key = (res.qualified_plural(), ns.clone(), name.to_string());
+        let object = Arc::new(obj.clone());
+        match how {
+            Write::Delete => objects.mirror.remove(&key),
+            Write::Insert | Write::Update => objects.mirror.insert(key, object.clone()),
+        };
         let event = Arc::new(Event {
             rv,
             kind: match how {
@@ -714,7 +765,7 @@ impl Store {
             resource: res,
             namespace: ns,
             name: name.to_string(),
-            object: Arc::new(obj.clone()),
+            object,
             prev: prev.map(Arc::new),
         });
         if hub.history.len() >= HISTORY
@@ -735,10 +786,13 @@ impl Store {
 
     /// Removes every object (`wrun cluster delete`).
     pub fn clear(&self) -> Result<(), KubeError> {
-        let db = lock(&self.db);
-        db.conn()
+        let mut objects = lock(&self.db);
+        objects
+            .db
+            .conn()
             .execute("DELETE FROM kube_objects", [])
             .map_err(db_err)?;
+        objects.mirror.clear();
         Ok(())
     }
 }

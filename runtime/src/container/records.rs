@@ -227,6 +227,12 @@ impl Containers {
         self.query("WHERE ?1 = ?1", "")
     }
 
+    /// The containers whose name contains `part` (as a substring; `_` and
+    /// `%` in it match any character, so callers check what they get).
+    pub fn named_like(&self, part: &str) -> Result<Vec<ContainerRecord>, ContainerError> {
+        self.query("WHERE name LIKE ?1", &format!("%{part}%"))
+    }
+
     /// Names of the containers (any state) created from `image_id`.
     pub fn users_of_image(&self, image_id: &str) -> Result<Vec<String>, ContainerError> {
         Ok(self

@@ -13,13 +13,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::replication::controller_uid;
 use crate::cluster::admission;
 use crate::cluster::events::{self, Source};
-use crate::cluster::store::{EventType, Store, now};
+use crate::cluster::store::{Event, EventType, Store, now};
 use crate::kube::resources::by_plural;
 use crate::kube::{KubeError, Resource};
 
@@ -49,61 +48,51 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
     let (Some(deploys), Some(rs_res)) = (deployments(), replica_sets()) else {
         return;
     };
-    let mut rx = store.subscribe();
-    let mut pending: BTreeSet<Key> = BTreeSet::new();
-    let all = |pending: &mut BTreeSet<Key>| {
-        if let Ok((items, _)) = store.list(deploys, None) {
-            for d in items {
-                pending.insert(key(&d));
-            }
+    super::driver::run(store, cancel, Deployments { deploys, rs_res }).await;
+}
+
+struct Deployments {
+    deploys: &'static Resource,
+    rs_res: &'static Resource,
+}
+
+impl super::driver::Controller for Deployments {
+    type Key = Key;
+    const NAME: &'static str = "deployment";
+
+    fn all(&mut self, store: &Store, keys: &mut BTreeSet<Key>) {
+        if let Ok((items, _)) = store.list(self.deploys, None) {
+            keys.extend(items.iter().map(key));
         }
-    };
-    all(&mut pending);
-    loop {
-        for (ns, name) in std::mem::take(&mut pending) {
-            if let Err(e) = reconcile(&store, &ns, &name) {
-                tracing::warn!(%ns, %name, error = %e, "deployment controller");
+    }
+
+    fn changed(&mut self, _: &Store, e: &Event, keys: &mut BTreeSet<Key>) {
+        if e.resource == self.deploys {
+            if e.kind != EventType::Deleted {
+                keys.insert(key(&e.object));
             }
+        } else if e.resource == self.rs_res
+            && let Some(owner) = e.object["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["controller"] == true && r["kind"] == "Deployment")
+        {
+            keys.insert((
+                e.namespace.clone(),
+                owner["name"].as_str().unwrap_or_default().to_string(),
+            ));
         }
-        // A progress deadline passes without any change: look again now
-        // and then while a rollout is under way.
-        let first = tokio::select! {
-            e = rx.recv() => e,
-            () = tokio::time::sleep(Duration::from_secs(5)) => {
-                all(&mut pending);
-                continue;
-            }
-            () = cancel.cancelled() => return,
-        };
-        let mut batch = vec![first];
-        while let Ok(e) = rx.try_recv() {
-            batch.push(Ok(e));
-        }
-        for event in batch {
-            match event {
-                Ok(e) if e.resource == deploys => {
-                    if e.kind != EventType::Deleted {
-                        pending.insert(key(&e.object));
-                    }
-                }
-                Ok(e) if e.resource == rs_res => {
-                    if let Some(owner) = e.object["metadata"]["ownerReferences"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .find(|r| r["controller"] == true && r["kind"] == "Deployment")
-                    {
-                        pending.insert((
-                            e.namespace.clone(),
-                            owner["name"].as_str().unwrap_or_default().to_string(),
-                        ));
-                    }
-                }
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => all(&mut pending),
-                Err(RecvError::Closed) => return,
-            }
-        }
+    }
+
+    fn reconcile(&mut self, store: &Store, (ns, name): &Key) -> Result<(), KubeError> {
+        reconcile(store, ns, name)
+    }
+
+    // A progress deadline passes without any change: look again now and
+    // then while a rollout is under way.
+    fn period(&self) -> Option<Duration> {
+        Some(Duration::from_secs(5))
     }
 }
 

@@ -11,11 +11,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sha2::Digest as _;
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::replication::is_ready;
-use crate::cluster::store::{EventType, Store};
+use crate::cluster::store::{Event, EventType, Store};
 use crate::kube::resources::by_plural;
 use crate::kube::selector::{LabelSelector, labels_of};
 use crate::kube::{KubeError, Resource};
@@ -43,50 +42,48 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
     else {
         return;
     };
-    let mut rx = store.subscribe();
-    // Namespaces whose services need a look.
-    let mut pending: BTreeSet<String> = BTreeSet::new();
-    let all = |pending: &mut BTreeSet<String>| {
-        if let Ok((items, _)) = store.list(services, None) {
-            for s in items {
-                pending.insert(
-                    s["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-            }
-        }
+    let c = Endpoints {
+        services,
+        pods,
+        endpoints,
     };
-    all(&mut pending);
-    loop {
-        for ns in std::mem::take(&mut pending) {
-            if let Err(e) = reconcile(&store, &ns) {
-                tracing::warn!(namespace = %ns, error = %e, "endpoints controller");
-            }
+    super::driver::run(store, cancel, c).await;
+}
+
+/// Keyed by namespace: every service of a namespace is looked at once
+/// over one read of its pods.
+struct Endpoints {
+    services: &'static Resource,
+    pods: &'static Resource,
+    endpoints: &'static Resource,
+}
+
+impl super::driver::Controller for Endpoints {
+    type Key = String;
+    const NAME: &'static str = "endpoints";
+
+    fn all(&mut self, store: &Store, keys: &mut BTreeSet<String>) {
+        if let Ok((items, _)) = store.list(self.services, None) {
+            keys.extend(items.iter().map(|s| {
+                s["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            }));
         }
-        let first = tokio::select! {
-            e = rx.recv() => e,
-            () = cancel.cancelled() => return,
-        };
-        let mut batch = vec![first];
-        while let Ok(e) = rx.try_recv() {
-            batch.push(Ok(e));
+    }
+
+    fn changed(&mut self, _: &Store, e: &Event, keys: &mut BTreeSet<String>) {
+        let watched = e.resource == self.services
+            || e.resource == self.pods
+            || (e.resource == self.endpoints && e.kind == EventType::Deleted);
+        if watched {
+            keys.insert(e.namespace.clone());
         }
-        for event in batch {
-            match event {
-                Ok(e) => {
-                    let watched = e.resource == services
-                        || e.resource == pods
-                        || (e.resource == endpoints && e.kind == EventType::Deleted);
-                    if watched {
-                        pending.insert(e.namespace.clone());
-                    }
-                }
-                Err(RecvError::Lagged(_)) => all(&mut pending),
-                Err(RecvError::Closed) => return,
-            }
-        }
+    }
+
+    fn reconcile(&mut self, store: &Store, ns: &String) -> Result<(), KubeError> {
+        reconcile(store, ns)
     }
 }
 

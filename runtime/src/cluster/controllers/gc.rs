@@ -9,11 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::admission;
-use crate::cluster::store::{EventType, Store};
+use crate::cluster::store::{Event, EventType, Store};
 use crate::kube::resources::RESOURCES;
 use crate::kube::{KubeError, Resource};
 
@@ -83,82 +82,75 @@ impl Index {
 }
 
 pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
-    let mut rx = store.subscribe();
-    let mut pending: BTreeSet<Work> = BTreeSet::new();
-    let mut index = Index::default();
-    let scan = |pending: &mut BTreeSet<Work>, index: &mut Index| {
-        *index = Index::default();
+    let c = Collector {
+        index: Index::default(),
+    };
+    super::driver::run(store, cancel, c).await;
+}
+
+/// The collector keeps its owner index from the store's events.
+struct Collector {
+    index: Index,
+}
+
+impl super::driver::Controller for Collector {
+    type Key = Work;
+    const NAME: &'static str = "garbage collector";
+
+    fn all(&mut self, store: &Store, keys: &mut BTreeSet<Work>) {
+        self.index = Index::default();
         for res in RESOURCES {
             if let Ok((items, _)) = store.list(res, None) {
                 for o in &items {
                     let owners = owner_uids(o);
                     if !owners.is_empty() {
                         let key = super::object_key(res, o);
-                        pending.insert(Work::Dependent(key.0, key.1.clone(), key.2.clone()));
-                        index.set(key, owners);
+                        keys.insert(Work::Dependent(key.0, key.1.clone(), key.2.clone()));
+                        self.index.set(key, owners);
                     }
                     if o["metadata"].get("deletionTimestamp").is_some()
                         && (has_finalizer(o, ORPHAN) || has_finalizer(o, FOREGROUND))
                     {
-                        pending.insert(owner_work(res, o));
+                        keys.insert(owner_work(res, o));
                     }
                 }
             }
         }
-    };
-    scan(&mut pending, &mut index);
-    loop {
-        for work in std::mem::take(&mut pending) {
-            let done = match &work {
-                Work::Dependent(plural, ns, name) => check_dependent(&store, plural, ns, name),
-                Work::Owner(plural, ns, name) => finish_owner(&store, &index, plural, ns, name),
-            };
-            if let Err(e) = done {
-                tracing::warn!(?work, error = %e, "garbage collector");
+    }
+
+    fn changed(&mut self, store: &Store, e: &Event, keys: &mut BTreeSet<Work>) {
+        let o = &e.object;
+        let key = super::object_key(e.resource, o);
+        if e.kind == EventType::Deleted {
+            self.index.remove(&key);
+            // Its dependents may be orphans now, and an owner waiting on it
+            // (in the foreground) may go.
+            let uid = o["metadata"]["uid"].as_str().unwrap_or_default();
+            for d in self.index.by_owner.get(uid).into_iter().flatten() {
+                keys.insert(Work::Dependent(d.0, d.1.clone(), d.2.clone()));
             }
-        }
-        let first = tokio::select! {
-            e = rx.recv() => e,
-            () = cancel.cancelled() => return,
-        };
-        // Take what else has arrived, so a burst is looked at once.
-        let mut batch = vec![first];
-        while let Ok(e) = rx.try_recv() {
-            batch.push(Ok(e));
-        }
-        for event in batch {
-            match event {
-                Ok(e) => {
-                    let o = &e.object;
-                    let key = super::object_key(e.resource, o);
-                    if e.kind == EventType::Deleted {
-                        index.remove(&key);
-                        // Its dependents may be orphans now, and an owner
-                        // waiting on it (in the foreground) may go.
-                        let uid = o["metadata"]["uid"].as_str().unwrap_or_default();
-                        for d in index.by_owner.get(uid).into_iter().flatten() {
-                            pending.insert(Work::Dependent(d.0, d.1.clone(), d.2.clone()));
-                        }
-                        for owner in owner_uids(o) {
-                            pending.extend(foreground_owners(&store, &index, &owner, &e.namespace));
-                        }
-                        continue;
-                    }
-                    let owners = owner_uids(o);
-                    if e.kind == EventType::Added && !owners.is_empty() {
-                        // A dependent created after its owner went.
-                        pending.insert(Work::Dependent(key.0, key.1.clone(), key.2.clone()));
-                    }
-                    index.set(key, owners);
-                    if o["metadata"].get("deletionTimestamp").is_some()
-                        && (has_finalizer(o, ORPHAN) || has_finalizer(o, FOREGROUND))
-                    {
-                        pending.insert(owner_work(e.resource, o));
-                    }
-                }
-                Err(RecvError::Lagged(_)) => scan(&mut pending, &mut index),
-                Err(RecvError::Closed) => return,
+            for owner in owner_uids(o) {
+                keys.extend(foreground_owners(store, &owner, &e.namespace));
             }
+            return;
+        }
+        let owners = owner_uids(o);
+        if e.kind == EventType::Added && !owners.is_empty() {
+            // A dependent created after its owner went.
+            keys.insert(Work::Dependent(key.0, key.1.clone(), key.2.clone()));
+        }
+        self.index.set(key, owners);
+        if o["metadata"].get("deletionTimestamp").is_some()
+            && (has_finalizer(o, ORPHAN) || has_finalizer(o, FOREGROUND))
+        {
+            keys.insert(owner_work(e.resource, o));
+        }
+    }
+
+    fn reconcile(&mut self, store: &Store, work: &Work) -> Result<(), KubeError> {
+        match work {
+            Work::Dependent(plural, ns, name) => check_dependent(store, plural, ns, name),
+            Work::Owner(plural, ns, name) => finish_owner(store, &self.index, plural, ns, name),
         }
     }
 }
@@ -169,21 +161,17 @@ fn owner_work(res: &'static Resource, o: &Value) -> Work {
 }
 
 /// The owner with this uid, when it is being deleted in the foreground.
-fn foreground_owners(store: &Store, index: &Index, uid: &str, ns: &str) -> Vec<Work> {
-    let _ = index;
+fn foreground_owners(store: &Store, uid: &str, ns: &str) -> Vec<Work> {
     let mut out = Vec::new();
     for res in RESOURCES
         .iter()
         .filter(|r| !matches!(r.kind, "Pod" | "Event"))
     {
         let scope = if res.namespaced { Some(ns) } else { None };
-        if let Ok((items, _)) = store.list(res, scope) {
-            for o in items.iter().filter(|o| o["metadata"]["uid"] == uid) {
-                if has_finalizer(o, FOREGROUND) {
-                    out.push(owner_work(res, o));
-                }
-            }
-        }
+        let found = store.list_where(res, scope, |o| {
+            o["metadata"]["uid"] == uid && has_finalizer(o, FOREGROUND)
+        });
+        out.extend(found.iter().flatten().map(|o| owner_work(res, o)));
     }
     out
 }

@@ -11,13 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::replication::{controller_uid, is_ready};
 use crate::cluster::admission;
 use crate::cluster::events::{self, Source};
-use crate::cluster::store::{EventType, Store, now};
+use crate::cluster::store::{Event, EventType, Store, now};
 use crate::kube::resources::by_plural;
 use crate::kube::{KubeError, Resource};
 
@@ -42,60 +41,50 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
     let (Some(jobs_res), Some(pods_res)) = (jobs(), pods()) else {
         return;
     };
-    let mut rx = store.subscribe();
-    let mut pending: BTreeSet<Key> = BTreeSet::new();
-    let all = |pending: &mut BTreeSet<Key>| {
-        if let Ok((items, _)) = store.list(jobs_res, None) {
-            for j in items.iter().filter(|j| !finished(j)) {
-                pending.insert(key(j));
-            }
+    super::driver::run(store, cancel, Jobs { jobs_res, pods_res }).await;
+}
+
+struct Jobs {
+    jobs_res: &'static Resource,
+    pods_res: &'static Resource,
+}
+
+impl super::driver::Controller for Jobs {
+    type Key = Key;
+    const NAME: &'static str = "job";
+
+    fn all(&mut self, store: &Store, keys: &mut BTreeSet<Key>) {
+        if let Ok(items) = store.list_where(self.jobs_res, None, |j| !finished(j)) {
+            keys.extend(items.iter().map(|j| key(j)));
         }
-    };
-    all(&mut pending);
-    loop {
-        for (ns, name) in std::mem::take(&mut pending) {
-            if let Err(e) = reconcile(&store, &ns, &name) {
-                tracing::warn!(%ns, %name, error = %e, "job controller");
+    }
+
+    fn changed(&mut self, _: &Store, e: &Event, keys: &mut BTreeSet<Key>) {
+        if e.resource == self.jobs_res {
+            if e.kind != EventType::Deleted {
+                keys.insert(key(&e.object));
             }
+        } else if e.resource == self.pods_res
+            && let Some(owner) = e.object["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["controller"] == true && r["kind"] == "Job")
+        {
+            keys.insert((
+                e.namespace.clone(),
+                owner["name"].as_str().unwrap_or_default().to_string(),
+            ));
         }
-        // Pod backoffs end without any change: look again each second.
-        let first = tokio::select! {
-            e = rx.recv() => e,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {
-                all(&mut pending);
-                continue;
-            }
-            () = cancel.cancelled() => return,
-        };
-        let mut batch = vec![first];
-        while let Ok(e) = rx.try_recv() {
-            batch.push(Ok(e));
-        }
-        for event in batch {
-            match event {
-                Ok(e) if e.resource == jobs_res => {
-                    if e.kind != EventType::Deleted {
-                        pending.insert(key(&e.object));
-                    }
-                }
-                Ok(e) if e.resource == pods_res => {
-                    if let Some(owner) = e.object["metadata"]["ownerReferences"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .find(|r| r["controller"] == true && r["kind"] == "Job")
-                    {
-                        pending.insert((
-                            e.namespace.clone(),
-                            owner["name"].as_str().unwrap_or_default().to_string(),
-                        ));
-                    }
-                }
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => all(&mut pending),
-                Err(RecvError::Closed) => return,
-            }
-        }
+    }
+
+    fn reconcile(&mut self, store: &Store, (ns, name): &Key) -> Result<(), KubeError> {
+        reconcile(store, ns, name)
+    }
+
+    // Pod backoffs end without any change: look again each second.
+    fn period(&self) -> Option<Duration> {
+        Some(Duration::from_secs(1))
     }
 }
 

@@ -4,6 +4,7 @@
 //! change touches, so it converges from whatever is stored.
 
 pub mod deployment;
+mod driver;
 pub mod endpoints;
 pub mod gc;
 pub mod job;

@@ -6,11 +6,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::admission;
-use crate::cluster::store::{EventType, Store};
+use crate::cluster::store::{Event, EventType, Store};
 use crate::kube::resources::{RESOURCES, by_plural};
 use crate::kube::{KubeError, Resource};
 
@@ -24,49 +23,46 @@ fn terminating(ns: &Value) -> bool {
 
 pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
     let Some(ns_res) = namespaces() else { return };
-    let mut rx = store.subscribe();
-    let mut pending: BTreeSet<String> = BTreeSet::new();
-    let all = |pending: &mut BTreeSet<String>| {
-        if let Ok((list, _)) = store.list(ns_res, None) {
-            for ns in list.iter().filter(|n| terminating(n)) {
-                if let Some(name) = ns["metadata"]["name"].as_str() {
-                    pending.insert(name.to_string());
-                }
-            }
+    super::driver::run(store, cancel, Namespaces { ns_res }).await;
+}
+
+struct Namespaces {
+    ns_res: &'static Resource,
+}
+
+impl super::driver::Controller for Namespaces {
+    type Key = String;
+    const NAME: &'static str = "namespace";
+
+    fn all(&mut self, store: &Store, keys: &mut BTreeSet<String>) {
+        if let Ok(list) = store.list_where(self.ns_res, None, terminating) {
+            keys.extend(
+                list.iter()
+                    .filter_map(|ns| ns["metadata"]["name"].as_str().map(str::to_string)),
+            );
         }
-    };
-    all(&mut pending);
-    loop {
-        for name in std::mem::take(&mut pending) {
-            if let Err(e) = reconcile(&store, &name) {
-                tracing::warn!(namespace = %name, error = %e, "namespace controller");
+    }
+
+    fn changed(&mut self, store: &Store, e: &Event, keys: &mut BTreeSet<String>) {
+        if e.resource == self.ns_res {
+            if e.kind != EventType::Deleted && terminating(&e.object) {
+                keys.insert(e.name.clone());
             }
-        }
-        let event = tokio::select! {
-            e = rx.recv() => e,
-            () = cancel.cancelled() => return,
-        };
-        match event {
-            Ok(e) if e.resource == ns_res => {
-                if e.kind != EventType::Deleted && terminating(&e.object) {
-                    pending.insert(e.name.clone());
-                }
-            }
+        } else if e.kind == EventType::Deleted && e.resource.namespaced {
             // Something left a namespace: it may be empty now.
-            Ok(e) if e.kind == EventType::Deleted && e.resource.namespaced => {
-                let terminating_ns = store
-                    .try_get(ns_res, None, &e.namespace)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|n| terminating(&n));
-                if terminating_ns {
-                    pending.insert(e.namespace.clone());
-                }
+            let terminating_ns = store
+                .try_get(self.ns_res, None, &e.namespace)
+                .ok()
+                .flatten()
+                .is_some_and(|n| terminating(&n));
+            if terminating_ns {
+                keys.insert(e.namespace.clone());
             }
-            Ok(_) => {}
-            Err(RecvError::Lagged(_)) => all(&mut pending),
-            Err(RecvError::Closed) => return,
         }
+    }
+
+    fn reconcile(&mut self, store: &Store, name: &String) -> Result<(), KubeError> {
+        reconcile(store, name)
     }
 }
 

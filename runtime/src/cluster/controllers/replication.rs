@@ -9,12 +9,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::admission;
 use crate::cluster::events::{self, Source};
-use crate::cluster::store::{EventType, Store};
+use crate::cluster::store::{Event, EventType, Store};
 use crate::kube::resources::by_plural;
 use crate::kube::selector::labels_of;
 use crate::kube::{KubeError, Resource};
@@ -94,67 +93,65 @@ pub fn is_ready(pod: &Value) -> bool {
 }
 
 pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
-    let kinds = kinds();
-    let Some(pods_res) = pods() else { return };
-    let mut rx = store.subscribe();
-    let mut pending: BTreeSet<Key> = BTreeSet::new();
-    let all = |pending: &mut BTreeSet<Key>| {
-        for res in &kinds {
+    let Some(pods) = pods() else { return };
+    let c = Replication {
+        kinds: kinds(),
+        pods,
+    };
+    super::driver::run(store, cancel, c).await;
+}
+
+struct Replication {
+    kinds: Vec<&'static Resource>,
+    pods: &'static Resource,
+}
+
+impl super::driver::Controller for Replication {
+    type Key = Key;
+    const NAME: &'static str = "replication";
+
+    fn all(&mut self, store: &Store, keys: &mut BTreeSet<Key>) {
+        for res in &self.kinds {
             if let Ok((items, _)) = store.list(res, None) {
                 for o in items {
-                    pending.insert(super::object_key(res, &o));
+                    keys.insert(super::object_key(res, &o));
                 }
             }
         }
-    };
-    all(&mut pending);
-    loop {
-        for (plural, ns, name) in std::mem::take(&mut pending) {
-            let Some(res) = kinds.iter().find(|r| r.plural == plural) else {
-                continue;
-            };
-            if let Err(e) = reconcile(&store, res, &ns, &name) {
-                tracing::warn!(kind = res.kind, %ns, %name, error = %e, "replication controller");
+    }
+
+    fn changed(&mut self, store: &Store, e: &Event, keys: &mut BTreeSet<Key>) {
+        if self.kinds.contains(&e.resource) {
+            if e.kind != EventType::Deleted {
+                keys.insert(super::object_key(e.resource, &e.object));
             }
+        } else if e.resource == self.pods {
+            owners_of(store, &self.kinds, &e.object, keys);
         }
-        let first = tokio::select! {
-            e = rx.recv() => e,
-            // Pods become available minReadySeconds after they are ready,
-            // with no change to mark it: look again each second at the
-            // owners that wait for that.
-            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
-                for res in &kinds {
-                    if let Ok((items, _)) = store.list(res, None) {
-                        for o in items.iter().filter(|o| {
-                            o["spec"]["minReadySeconds"].as_i64().unwrap_or(0) > 0
-                                && o["status"]["availableReplicas"] != o["status"]["readyReplicas"]
-                        }) {
-                            pending.insert(super::object_key(res, o));
-                        }
-                    }
-                }
-                continue;
-            }
-            () = cancel.cancelled() => return,
-        };
-        // Take what else has arrived, so a burst is reconciled once.
-        let mut batch = vec![first];
-        while let Ok(e) = rx.try_recv() {
-            batch.push(Ok(e));
+    }
+
+    fn reconcile(&mut self, store: &Store, (plural, ns, name): &Key) -> Result<(), KubeError> {
+        match self.kinds.iter().find(|r| r.plural == *plural) {
+            Some(res) => reconcile(store, res, ns, name),
+            None => Ok(()),
         }
-        for event in batch {
-            match event {
-                Ok(e) if kinds.iter().any(|r| *r == e.resource) => {
-                    if e.kind != EventType::Deleted {
-                        pending.insert(super::object_key(e.resource, &e.object));
-                    }
-                }
-                Ok(e) if e.resource == pods_res => {
-                    owners_of(&store, &kinds, &e.object, &mut pending);
-                }
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => all(&mut pending),
-                Err(RecvError::Closed) => return,
+    }
+
+    // Pods become available minReadySeconds after they are ready, with no
+    // change to mark it: look again each second at the owners that wait
+    // for that.
+    fn period(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_secs(1))
+    }
+
+    fn tick(&mut self, store: &Store, keys: &mut BTreeSet<Key>) {
+        for res in &self.kinds {
+            let waiting = store.list_where(res, None, |o| {
+                o["spec"]["minReadySeconds"].as_i64().unwrap_or(0) > 0
+                    && o["status"]["availableReplicas"] != o["status"]["readyReplicas"]
+            });
+            for o in waiting.into_iter().flatten() {
+                keys.insert(super::object_key(res, &o));
             }
         }
     }
@@ -178,13 +175,11 @@ fn owners_of(store: &Store, kinds: &[&'static Resource], pod: &Value, pending: &
     }
     let labels = labels_of(pod);
     for res in kinds {
-        let Ok((items, _)) = store.list(res, Some(ns)) else {
-            continue;
-        };
-        for o in items {
-            if admission::selector_of(res, &o).is_ok_and(|s| !s.is_empty() && s.matches(&labels)) {
-                pending.insert(super::object_key(res, &o));
-            }
+        let selecting = store.list_where(res, Some(ns), |o| {
+            admission::selector_of(res, o).is_ok_and(|s| !s.is_empty() && s.matches(&labels))
+        });
+        for o in selecting.into_iter().flatten() {
+            pending.insert(super::object_key(res, &o));
         }
     }
 }
@@ -246,9 +241,12 @@ fn reconcile(store: &Store, res: &'static Resource, ns: &str, name: &str) -> Res
     if selector.is_empty() {
         return Ok(());
     }
-    let (all, _) = store.list(pods_res, Some(ns))?;
-    let mut owned: Vec<Value> = Vec::new();
-    for pod in all {
+    let candidates = store.list_where(pods_res, Some(ns), |p| match controller_uid(p) {
+        Some(owner) => owner == uid,
+        None => !terminating(p) && selector.matches(&labels_of(p)),
+    })?;
+    let mut owned: Vec<Arc<Value>> = Vec::new();
+    for pod in candidates {
         let mine = controller_uid(&pod) == Some(uid.as_str());
         let matches = selector.matches(&labels_of(&pod));
         if mine {
@@ -272,7 +270,7 @@ fn reconcile(store: &Store, res: &'static Resource, ns: &str, name: &str) -> Res
                 p["metadata"]["ownerReferences"] = json!(refs);
                 Ok(true)
             })? {
-                owned.push(adopted);
+                owned.push(Arc::new(adopted));
             }
         }
     }
@@ -285,6 +283,7 @@ fn reconcile(store: &Store, res: &'static Resource, ns: &str, name: &str) -> Res
     }
     let mut active: Vec<&Value> = owned
         .iter()
+        .map(|p| &**p)
         .filter(|p| !terminating(p) && !finished(p))
         .collect();
     let wanted = owner["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
@@ -393,11 +392,10 @@ fn write_status(
     };
     let uid = owner["metadata"]["uid"].as_str().unwrap_or_default();
     let selector = admission::selector_of(res, &owner)?;
-    let (all, _) = store.list(pods_res, Some(ns))?;
-    let active: Vec<&Value> = all
-        .iter()
-        .filter(|p| controller_uid(p) == Some(uid) && !terminating(p) && !finished(p))
-        .collect();
+    let all = store.list_where(pods_res, Some(ns), |p| {
+        controller_uid(p) == Some(uid) && !terminating(p) && !finished(p)
+    })?;
+    let active: Vec<&Value> = all.iter().map(|p| &**p).collect();
     let ready = active.iter().filter(|p| is_ready(p)).count();
     // Available: ready for at least minReadySeconds.
     let min_ready = owner["spec"]["minReadySeconds"].as_i64().unwrap_or(0);

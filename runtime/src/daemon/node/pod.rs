@@ -844,7 +844,11 @@ impl Pod {
 
     /// Removes the pod's containers and files.
     async fn cleanup(&mut self) {
-        let records = sup(&self.agent).db().list().unwrap_or_default();
+        // Their names end in `_<uid>_<attempt>`: ask for those alone.
+        let records = sup(&self.agent)
+            .db()
+            .named_like(&format!("_{}_", self.uid))
+            .unwrap_or_default();
         for rec in records {
             if rec.spec.labels.get(LABEL_POD_UID) == Some(&self.uid) {
                 let _ = sup(&self.agent).remove(&rec.id, true).await;

@@ -31,8 +31,9 @@ use crate::state::{Db, StateRoot};
 
 /// How many changes the hub remembers for watches that resume.
 const HISTORY: usize = 20_000;
-/// How many changes a slow watcher may fall behind before it is cut off
-/// (it then resumes from its last resourceVersion).
+/// How many changes a watcher may fall behind the live stream before it
+/// must catch up from the history (and, past the history, end with 410
+/// Gone).
 const CHANNEL: usize = 8_192;
 
 /// What happened to an object.
@@ -72,7 +73,7 @@ pub struct Event {
 /// The store. Cheap to share (`Arc`).
 pub struct Store {
     db: Mutex<Objects>,
-    hub: Mutex<Hub>,
+    hub: Arc<Mutex<Hub>>,
     tx: broadcast::Sender<Arc<Event>>,
 }
 
@@ -97,6 +98,8 @@ struct Objects {
 }
 
 struct Hub {
+    /// How many changes `history` keeps.
+    capacity: usize,
     /// The last resourceVersion written.
     rv: u64,
     /// Watches may resume from any resourceVersion ≥ this one.
@@ -123,22 +126,71 @@ pub struct Watch {
     rx: broadcast::Receiver<Arc<Event>>,
     resource: &'static Resource,
     namespace: Option<String>,
+    /// The last change the live stream brought (of any resource): where
+    /// to catch up from after a lag.
+    seen: u64,
+    hub: std::sync::Weak<Mutex<Hub>>,
+    tx: broadcast::WeakSender<Arc<Event>>,
+}
+
+/// Why a watch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchEnd {
+    /// The watcher fell behind further than the history reaches: it must
+    /// list again (the API sends 410 Gone, as after an etcd compaction).
+    Gone(String),
+    /// The store went away.
+    Closed,
 }
 
 impl Watch {
-    /// The next change, or `None` when the watcher fell too far behind (or
-    /// the store went away) and must resume from its last resourceVersion.
-    pub async fn next(&mut self) -> Option<Arc<Event>> {
-        if let Some(e) = self.backlog.pop_front() {
-            return Some(e);
-        }
+    /// The next change. A watcher that falls behind the live stream
+    /// catches up from the history, so it misses nothing; past what the
+    /// history holds, it ends with `Gone`.
+    pub async fn next(&mut self) -> Result<Arc<Event>, WatchEnd> {
         loop {
+            if let Some(e) = self.backlog.pop_front() {
+                return Ok(e);
+            }
             match self.rx.recv().await {
-                Ok(e) if self.wants(&e) => return Some(e),
-                Ok(_) => continue,
-                Err(_) => return None,
+                // Already delivered from the history while catching up.
+                Ok(e) if e.rv <= self.seen => continue,
+                Ok(e) => {
+                    self.seen = e.rv;
+                    if self.wants(&e) {
+                        return Ok(e);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up()?,
+                Err(broadcast::error::RecvError::Closed) => return Err(WatchEnd::Closed),
             }
         }
+    }
+
+    /// After a lag: what the history holds since the last change seen, and
+    /// a fresh subscription from the end of it.
+    fn catch_up(&mut self) -> Result<(), WatchEnd> {
+        let (Some(hub), Some(tx)) = (self.hub.upgrade(), self.tx.upgrade()) else {
+            return Err(WatchEnd::Closed);
+        };
+        let hub = lock(&hub);
+        if self.seen < hub.oldest {
+            return Err(WatchEnd::Gone(format!(
+                "the watch fell behind: resource version {} is older than the oldest kept ({})",
+                self.seen, hub.oldest
+            )));
+        }
+        // Changes are published under the hub's lock: subscribing under it
+        // starts exactly after the last one in the history.
+        self.rx = tx.subscribe();
+        self.backlog = hub
+            .history
+            .iter()
+            .filter(|e| e.rv > self.seen && self.wants(e))
+            .cloned()
+            .collect();
+        self.seen = hub.rv;
+        Ok(())
     }
 
     fn wants(&self, e: &Event) -> bool {
@@ -227,6 +279,16 @@ fn has_generation(res: &Resource) -> bool {
 
 impl Store {
     pub fn open(root: &StateRoot) -> Result<Arc<Self>, KubeError> {
+        Self::open_sized(root, HISTORY, CHANNEL)
+    }
+
+    /// `open` with a history of `history` changes and a live stream that a
+    /// watcher may fall `channel` changes behind (small ones in tests).
+    fn open_sized(
+        root: &StateRoot,
+        history: usize,
+        channel: usize,
+    ) -> Result<Arc<Self>, KubeError> {
         let db = root.db().map_err(db_err)?;
         let rv: u64 = db
             .conn()
@@ -260,14 +322,15 @@ impl Store {
                 mirror.insert((res, ns, name), Arc::new(obj));
             }
         }
-        let (tx, _) = broadcast::channel(CHANNEL);
+        let (tx, _) = broadcast::channel(channel);
         Ok(Arc::new(Self {
             db: Mutex::new(Objects { db, mirror }),
-            hub: Mutex::new(Hub {
+            hub: Arc::new(Mutex::new(Hub {
+                capacity: history,
                 rv,
                 oldest: rv,
                 history: VecDeque::new(),
-            }),
+            })),
             tx,
         }))
     }
@@ -650,6 +713,9 @@ impl Store {
             rx,
             resource: res,
             namespace,
+            seen: hub.rv,
+            hub: Arc::downgrade(&self.hub),
+            tx: self.tx.downgrade(),
         };
         if let Some(from) = from {
             if from < hub.oldest {
@@ -768,7 +834,7 @@ impl Store {
             object,
             prev: prev.map(Arc::new),
         });
-        if hub.history.len() >= HISTORY
+        if hub.history.len() >= hub.capacity
             && let Some(old) = hub.history.pop_front()
         {
             hub.oldest = old.rv;
@@ -919,6 +985,33 @@ mod tests {
                 .is_err()
         );
         assert!(s.list(pods(), Some("other")).expect("list").0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_lagging_watch_catches_up_from_the_history_then_ends_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = StateRoot::open(dir.path()).expect("root");
+        let s = Store::open_sized(&root, 40, 4).expect("store");
+        let mut w = s.watch(pods(), Some("default"), None).expect("watch");
+        // Ten changes against a live stream of four: the watch falls
+        // behind, and still sees every one, in order.
+        for i in 0..10 {
+            s.create(pods(), pod(&format!("p{i}"))).expect("create");
+        }
+        let mut names = Vec::new();
+        for _ in 0..10 {
+            names.push(w.next().await.expect("event").name.clone());
+        }
+        let wanted: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+        assert_eq!(names, wanted);
+        // Fifty more against a history of forty: it cannot catch up.
+        for i in 10..60 {
+            s.create(pods(), pod(&format!("p{i}"))).expect("create");
+        }
+        match w.next().await {
+            Err(WatchEnd::Gone(why)) => assert!(why.contains("fell behind"), "{why}"),
+            other => panic!("expected Gone, got {other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::Api;
 use super::objects::{Filter, Target, table_version};
-use crate::cluster::store::EventType;
+use crate::cluster::store::{EventType, WatchEnd};
 use crate::daemon::http::{self, Query, Resp};
 use crate::kube::{KubeError, Resource, table};
 
@@ -49,6 +49,13 @@ impl Encoder {
         };
         let mut line =
             serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        line.push(b'\n');
+        Bytes::from(line)
+    }
+
+    fn error(&self, status: &Value) -> Bytes {
+        let mut line =
+            serde_json::to_vec(&json!({"type": "ERROR", "object": status})).unwrap_or_default();
         line.push(b'\n');
         Bytes::from(line)
     }
@@ -135,7 +142,18 @@ pub fn serve(api: &Arc<Api>, t: &Target, q: &Query, accept: &str) -> Result<Resp
                 }
                 () = tx.closed() => return,
             };
-            let Some(event) = event else { return };
+            let event = match event {
+                Ok(e) => e,
+                // As the API server ends a watch whose version was
+                // compacted away: an ERROR event with a 410 Status, after
+                // which clients list again.
+                Err(WatchEnd::Gone(why)) => {
+                    let status = KubeError::Gone(why).to_status();
+                    let _ = tx.send(enc.error(&status)).await;
+                    return;
+                }
+                Err(WatchEnd::Closed) => return,
+            };
             last_rv = event.rv;
             let now = matches(&event.object);
             let before = event.prev.as_deref().map(&matches);

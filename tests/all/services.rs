@@ -181,8 +181,9 @@ fn services_spread_connections_over_ready_pods() {
         assert!(PODS.contains(&pod.as_str()), "{pod}");
     }
 
-    // A pod reaches the ClusterIP by the service's names; a service
-    // without endpoints refuses the connection.
+    // A pod reaches the ClusterIP by the service's names, and through an
+    // ExternalName service that aliases them; a service without
+    // endpoints refuses the connection.
     let nobody = r#"
 apiVersion: v1
 kind: Service
@@ -193,11 +194,32 @@ spec:
     app: nobody
   ports:
   - port: 80
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: kubia-alias
+spec:
+  type: ExternalName
+  externalName: kubia-svc.default.svc.cluster.local
 "#;
     c.stdin_kubectl(&["apply", "-f", "-"], nobody).ok();
+    let alias = c.kubectl(&["get", "svc", "kubia-alias", "--no-headers"]);
+    let row: Vec<&str> = alias.ok().split_whitespace().collect();
+    assert_eq!(
+        row[1..4],
+        [
+            "ExternalName",
+            "<none>",
+            "kubia-svc.default.svc.cluster.local"
+        ],
+        "{}",
+        alias.stdout
+    );
     let script = "wget -q -O- http://kubia-svc:8080/ \
         && wget -q -O- http://kubia-svc.default.svc.cluster.local:8080/ \
         && wget -q -O- http://kubia-svc.default:8080/ \
+        && wget -q -O- http://kubia-alias:8080/ \
         ; wget -q -O- http://nobody/ || echo nobody refused";
     c.kubectl(&[
         "run",
@@ -218,7 +240,7 @@ spec:
     let logs = c.kubectl(&["logs", "client"]);
     let logs = logs.ok();
     assert_eq!(phase, "Succeeded", "{logs}");
-    assert_eq!(logs.matches("you've hit kubia-").count(), 3, "{logs}");
+    assert_eq!(logs.matches("you've hit kubia-").count(), 4, "{logs}");
     assert!(logs.contains("Connection refused"), "{logs}");
     assert!(logs.contains("nobody refused"), "{logs}");
     // kubia saw the client pod's address through the ClusterIP, and the
@@ -237,7 +259,7 @@ spec:
             .lines()
             .filter(|l| *l == from(&client_ip))
             .count(),
-        3,
+        4,
         "{kubia_logs}"
     );
     assert!(

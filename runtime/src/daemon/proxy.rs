@@ -350,14 +350,20 @@ fn protocol(v: &Value) -> Option<Proto> {
     }
 }
 
-/// What the proxy needs of a Service and its Endpoints; `None` for an
-/// ExternalName service, which it does not serve.
+/// What the proxy needs of a Service and its Endpoints. An ExternalName
+/// service is a name only: an alias of its `externalName`.
 fn service_spec(svc: &Value, eps: Option<&Value>) -> Option<ServiceSpec> {
     let (namespace, name) = key(svc)?;
     let spec = &svc["spec"];
     let kind = spec["type"].as_str().unwrap_or("ClusterIP");
     if kind == "ExternalName" {
-        return None;
+        let target = spec["externalName"].as_str()?.trim_end_matches('.');
+        return Some(ServiceSpec {
+            namespace,
+            name,
+            external_name: Some(target.to_ascii_lowercase()),
+            ..ServiceSpec::default()
+        });
     }
     let node_ports = matches!(kind, "NodePort" | "LoadBalancer");
     let load_balancer = kind == "LoadBalancer";
@@ -415,6 +421,7 @@ fn service_spec(svc: &Value, eps: Option<&Value>) -> Option<ServiceSpec> {
         ports,
         affinity,
         addresses,
+        external_name: None,
     })
 }
 
@@ -515,8 +522,16 @@ mod tests {
                 &json!({"metadata": {"name": "x"}, "spec": {"type": "ExternalName"}}),
                 None
             )
-            .is_none()
+            .is_none(),
+            "an ExternalName service without its name"
         );
+        let alias = service_spec(
+            &json!({"metadata": {"name": "x"}, "spec": {"type": "ExternalName", "externalName": "DB.Example.com."}}),
+            None,
+        )
+        .expect("a spec");
+        assert_eq!(alias.external_name.as_deref(), Some("db.example.com"));
+        assert!(alias.ports.is_empty() && alias.cluster_ip.is_none());
         // Nothing in odd shapes panics.
         for odd in [
             json!(null),

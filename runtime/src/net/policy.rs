@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::NetError;
 use super::namespace::{Namespace, Proto};
+use super::proxy::Answer;
 
 /// How a guest's sockets are granted.
 #[derive(Debug, Clone, Default)]
@@ -189,9 +190,31 @@ impl NetGrant {
         }
     }
 
+    /// The name a lookup of `name` is really for: a pod's ExternalName
+    /// services are aliases (CNAMEs) of their `externalName`, followed
+    /// here, at most eight deep as resolvers limit CNAME chains. Any other
+    /// name is itself.
+    pub fn canonical(&self, name: &str) -> String {
+        let mut name = name.trim_end_matches('.').to_string();
+        let NetMode::Virtual(ns) = &self.mode else {
+            return name;
+        };
+        let Some(kube_ns) = ns.kube_namespace() else {
+            return name;
+        };
+        for _ in 0..8 {
+            match ns.fabric().proxy().resolve(&name, kube_ns) {
+                Some(Answer::Alias(target)) => name = target,
+                _ => break,
+            }
+        }
+        name
+    }
+
     /// Whether an egress rule names this host, so a lookup of it goes to
     /// the real resolver.
     pub fn may_resolve(&self, name: &str) -> bool {
+        let name = &self.canonical(name);
         match &self.mode {
             NetMode::Host => true,
             NetMode::None => false,
@@ -210,7 +233,8 @@ impl NetGrant {
         let NetMode::Virtual(ns) = &self.mode else {
             return None;
         };
-        let bare = name.trim_end_matches('.');
+        let name = self.canonical(name);
+        let bare = name.as_str();
         if let Ok(ip) = bare.parse::<IpAddr>() {
             return Some(vec![ip]);
         }
@@ -222,9 +246,13 @@ impl NetGrant {
             return Some(vec![IpAddr::V4(ns.ip())]);
         }
         if let Some(kube_ns) = ns.kube_namespace()
-            && let Some(ips) = ns.fabric().proxy().resolve(&lower, kube_ns)
+            && let Some(answer) = ns.fabric().proxy().resolve(&lower, kube_ns)
         {
-            return Some(ips);
+            // An alias still, past the chain's limit: no answer.
+            return match answer {
+                Answer::Addresses(ips) => Some(ips),
+                Answer::Alias(_) => None,
+            };
         }
         ns.fabric()
             .resolve(ns.network(), &lower)

@@ -13,7 +13,9 @@
 //!   tries again.
 //! - **Names.** From a pod in namespace `N`, `svc`, `svc.ns`,
 //!   `svc.ns.svc` and `svc.ns.svc.cluster.local` resolve to the
-//!   ClusterIP, or for a headless service to its ready pods' IPs.
+//!   ClusterIP, or for a headless service to its ready pods' IPs. An
+//!   ExternalName service's name is an alias (a CNAME) of its
+//!   `externalName`, which the caller resolves in turn.
 //!
 //! Each new connection goes to the next ready endpoint in turn (a counter
 //! per service port), or with `ClientIP` affinity to the one its client
@@ -93,6 +95,18 @@ pub struct ServiceSpec {
     pub affinity: Affinity,
     /// The ready endpoints' addresses, for a headless service's name.
     pub addresses: Vec<IpAddr>,
+    /// An ExternalName service's target: its name is an alias of this
+    /// one, and nothing is forwarded.
+    pub external_name: Option<String>,
+}
+
+/// What a service name resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The ClusterIP, or a headless service's ready pods.
+    Addresses(Vec<IpAddr>),
+    /// An ExternalName service: another name (a CNAME).
+    Alias(String),
 }
 
 /// Why a host listener exists.
@@ -410,16 +424,24 @@ impl ServiceProxy {
     }
 
     /// A service name as a pod in `namespace` looks it up (lower case):
-    /// the ClusterIP, or a headless service's ready addresses.
-    pub fn resolve(&self, name: &str, namespace: &str) -> Option<Vec<IpAddr>> {
+    /// the ClusterIP, a headless service's ready addresses, or an
+    /// ExternalName service's target.
+    pub fn resolve(&self, name: &str, namespace: &str) -> Option<Answer> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         let (svc, ns) = service_name(&name, namespace)?;
         let table = self.table();
         let found = table.services.get(&(ns.to_string(), svc.to_string()))?;
-        if found.spec.headless {
-            return (!found.spec.addresses.is_empty()).then(|| found.spec.addresses.clone());
+        if let Some(target) = &found.spec.external_name {
+            return Some(Answer::Alias(target.clone()));
         }
-        found.spec.cluster_ip.map(|ip| vec![IpAddr::V4(ip)])
+        if found.spec.headless {
+            return (!found.spec.addresses.is_empty())
+                .then(|| Answer::Addresses(found.spec.addresses.clone()));
+        }
+        found
+            .spec
+            .cluster_ip
+            .map(|ip| Answer::Addresses(vec![IpAddr::V4(ip)]))
     }
 
     /// Connections open (or being dialled) to the endpoint address `ip`,

@@ -693,6 +693,8 @@ impl ip_name_lookup::Host for NetCtxView<'_> {
             return Ok(Resource::new_own(r.rep()));
         }
         if self.net.grant.may_resolve(&name) {
+            // An ExternalName service's alias is resolved as its target.
+            let name = self.net.grant.canonical(&name);
             return self.sockets.resolve_addresses(network, name);
         }
         Err(ErrorCode::NameUnresolvable.into())

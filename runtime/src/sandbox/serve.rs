@@ -141,7 +141,14 @@ impl EgressHooks {
             };
         }
         if self.grant.may_resolve(host) {
-            None
+            // An ExternalName service: the request goes to its target.
+            let target = self.grant.canonical(host);
+            if target.eq_ignore_ascii_case(host.trim_end_matches('.')) {
+                return None;
+            }
+            let mut parts = uri.clone().into_parts();
+            parts.authority = format!("{target}:{port}").parse().ok();
+            Some(hyper::Uri::from_parts(parts).ok())
         } else {
             Some(None)
         }

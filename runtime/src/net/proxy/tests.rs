@@ -162,13 +162,23 @@ fn names_resolve_from_the_pods_namespace() {
         headless: true,
         ..ServiceSpec::default()
     });
-    let v = Some(vec![IpAddr::V4(vip)]);
+    proxy.upsert(ServiceSpec {
+        namespace: "prod".into(),
+        name: "search".into(),
+        external_name: Some("kubia.default".into()),
+        ..ServiceSpec::default()
+    });
+    assert_eq!(
+        proxy.resolve("search.prod.svc", "default"),
+        Some(Answer::Alias("kubia.default".into()))
+    );
+    let v = Some(Answer::Addresses(vec![IpAddr::V4(vip)]));
     assert_eq!(proxy.resolve("kubia", "default"), v);
     assert_eq!(proxy.resolve("KUBIA.default.svc.cluster.local.", "prod"), v);
     assert_eq!(proxy.resolve("kubia", "prod"), None);
     assert_eq!(
         proxy.resolve("db.prod", "default"),
-        Some(vec![ep(5, 0).ip, ep(6, 0).ip])
+        Some(Answer::Addresses(vec![ep(5, 0).ip, ep(6, 0).ip]))
     );
     assert_eq!(proxy.resolve("empty", "prod"), None);
     proxy.remove("default", "kubia");

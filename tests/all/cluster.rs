@@ -54,6 +54,18 @@ impl Out {
         &self.stdout
     }
 
+    /// The words of line `n` of a successful run's output (0 is a
+    /// table's header).
+    #[track_caller]
+    pub(crate) fn row(&self, n: usize) -> Vec<&str> {
+        self.ok()
+            .lines()
+            .nth(n)
+            .unwrap_or("")
+            .split_whitespace()
+            .collect()
+    }
+
     #[track_caller]
     pub(crate) fn fails(&self, needle: &str) {
         assert_ne!(
@@ -219,25 +231,15 @@ fn kubectl_runs_kubia_as_a_pod() {
     c.kubectl(&["run", "kubia", "--image=kubia", "--port=8080"])
         .ok();
     c.wait_ready("kubia");
-    let pods = c.kubectl(&["get", "pods"]);
-    let pods = pods.ok();
-    let header: Vec<&str> = pods
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let pods_out = c.kubectl(&["get", "pods"]);
+    let pods = pods_out.ok();
+    let header = pods_out.row(0);
     assert_eq!(
         header,
         ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
         "{pods}"
     );
-    let row: Vec<&str> = pods
-        .lines()
-        .nth(1)
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let row = pods_out.row(1);
     assert_eq!(&row[..4], ["kubia", "1/1", "Running", "0"], "{pods}");
     let wide = c.kubectl(&["get", "pods", "-o", "wide"]);
     let wide = wide.ok();

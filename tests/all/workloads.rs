@@ -60,25 +60,15 @@ fn replication_controllers_scale_heal_and_collect_their_pods() {
     let c = Cluster::start(&["kubia"]);
     c.kubectl(&["create", "-f", &rc_manifest()]).ok();
     wait_ready(&c, "rc", "kubia", 3);
-    let table = c.kubectl(&["get", "rc"]);
-    let table = table.ok();
-    let header: Vec<&str> = table
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let table_out = c.kubectl(&["get", "rc"]);
+    let table = table_out.ok();
+    let header = table_out.row(0);
     assert_eq!(
         header,
         ["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
         "{table}"
     );
-    let row: Vec<&str> = table
-        .lines()
-        .nth(1)
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let row = table_out.row(1);
     assert_eq!(&row[..4], ["kubia", "3", "3", "3"], "{table}");
     let pods = live_pods(&c, "kubia");
     assert_eq!(pods.len(), 3);

@@ -72,16 +72,9 @@ impl super::driver::Controller for Deployments {
                 keys.insert(key(&e.object));
             }
         } else if e.resource == self.rs_res
-            && let Some(owner) = e.object["metadata"]["ownerReferences"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|r| r["controller"] == true && r["kind"] == "Deployment")
+            && let Some(owner) = super::controller_of(e, "Deployment")
         {
-            keys.insert((
-                e.namespace.clone(),
-                owner["name"].as_str().unwrap_or_default().to_string(),
-            ));
+            keys.insert(owner);
         }
     }
 
@@ -591,12 +584,5 @@ fn write_status(
     });
     let ns = d["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = d["metadata"]["name"].as_str().unwrap_or_default();
-    store.modify(deploys, Some(ns), name, |o| {
-        if o["status"] == status {
-            return Ok(false);
-        }
-        o["status"] = status.clone();
-        Ok(true)
-    })?;
-    Ok(())
+    super::write_status(store, deploys, ns, name, &status)
 }

@@ -65,16 +65,9 @@ impl super::driver::Controller for Jobs {
                 keys.insert(key(&e.object));
             }
         } else if e.resource == self.pods_res
-            && let Some(owner) = e.object["metadata"]["ownerReferences"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|r| r["controller"] == true && r["kind"] == "Job")
+            && let Some(owner) = super::controller_of(e, "Job")
         {
-            keys.insert((
-                e.namespace.clone(),
-                owner["name"].as_str().unwrap_or_default().to_string(),
-            ));
+            keys.insert(owner);
         }
     }
 
@@ -172,19 +165,9 @@ fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), KubeError> {
         })?;
         return Ok(());
     }
-    let (all, _) = store.list(pods_res, Some(ns))?;
-    let owned: Vec<&Value> = all
-        .iter()
-        .filter(|p| controller_uid(p) == Some(uid.as_str()))
-        .collect();
-    let active: Vec<&Value> = owned
-        .iter()
-        .copied()
-        .filter(|p| {
-            !matches!(phase(p), "Succeeded" | "Failed")
-                && p["metadata"].get("deletionTimestamp").is_none()
-        })
-        .collect();
+    let all = owned_pods(store, pods_res, ns, &uid)?;
+    let owned: Vec<&Value> = all.iter().map(|p| &**p).collect();
+    let active: Vec<&Value> = owned.iter().copied().filter(|p| running(p)).collect();
     let succeeded = owned.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
     let failed_pods = owned.iter().filter(|p| phase(p) == "Failed").count() as i64;
     let on_failure = job["spec"]["template"]["spec"]["restartPolicy"] == "OnFailure";
@@ -301,19 +284,9 @@ fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), KubeError> {
             }
         }
     }
-    let (all, _) = store.list(pods_res, Some(ns))?;
-    let owned: Vec<&Value> = all
-        .iter()
-        .filter(|p| controller_uid(p) == Some(uid.as_str()))
-        .collect();
-    let active_now: Vec<&Value> = owned
-        .iter()
-        .copied()
-        .filter(|p| {
-            !matches!(phase(p), "Succeeded" | "Failed")
-                && p["metadata"].get("deletionTimestamp").is_none()
-        })
-        .collect();
+    let all = owned_pods(store, pods_res, ns, &uid)?;
+    let owned: Vec<&Value> = all.iter().map(|p| &**p).collect();
+    let active_now: Vec<&Value> = owned.iter().copied().filter(|p| running(p)).collect();
     let mut status = json!({
         "active": active_now.len(),
         "ready": active_now.iter().filter(|p| is_ready(p)).count(),
@@ -329,14 +302,23 @@ fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), KubeError> {
     if completion_time.is_string() {
         status["completionTime"] = completion_time;
     }
-    store.modify(jobs_res, Some(ns), name, |j| {
-        if j["status"] == status {
-            return Ok(false);
-        }
-        j["status"] = status.clone();
-        Ok(true)
-    })?;
-    Ok(())
+    super::write_status(store, jobs_res, ns, name, &status)
+}
+
+/// The pods the job controls.
+fn owned_pods(
+    store: &Store,
+    pods_res: &'static Resource,
+    ns: &str,
+    uid: &str,
+) -> Result<Vec<Arc<Value>>, KubeError> {
+    store.list_where(pods_res, Some(ns), |p| controller_uid(p) == Some(uid))
+}
+
+/// Neither finished nor being deleted.
+fn running(pod: &Value) -> bool {
+    !matches!(phase(pod), "Succeeded" | "Failed")
+        && pod["metadata"].get("deletionTimestamp").is_none()
 }
 
 fn create_pod(store: &Store, job: &Value) -> Result<Value, KubeError> {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::store::Store;
+use super::store::{Event, Store};
 
 /// An object as controllers queue it: its resource's plural, namespace
 /// ("" when cluster-scoped) and name.
@@ -24,6 +24,38 @@ pub type ObjectKey = (&'static str, String, String);
 pub fn object_key(res: &'static crate::kube::Resource, o: &serde_json::Value) -> ObjectKey {
     let field = |f: &str| o["metadata"][f].as_str().unwrap_or_default().to_string();
     (res.plural, field("namespace"), field("name"))
+}
+
+/// The (namespace, name) of the `kind` that controls the changed object,
+/// from its controller ownerReference.
+pub fn controller_of(e: &Event, kind: &str) -> Option<(String, String)> {
+    let owner = e.object["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|r| r["controller"] == true && r["kind"] == kind)?;
+    Some((
+        e.namespace.clone(),
+        owner["name"].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
+/// Writes what a controller observed as the object's status, unless it
+/// is already that.
+pub fn write_status(
+    store: &Store,
+    res: &'static crate::kube::Resource,
+    ns: &str,
+    name: &str,
+    status: &serde_json::Value,
+) -> Result<(), crate::kube::KubeError> {
+    store.modify(res, Some(ns), name, |o| {
+        if o["status"] == *status {
+            return Ok(false);
+        }
+        o["status"] = status.clone();
+        Ok(true)
+    })?;
+    Ok(())
 }
 
 /// Starts every controller; they run until `cancel`.

@@ -420,12 +420,5 @@ fn write_status(
             "lastTransitionTime": crate::cluster::store::now(),
         }]);
     }
-    store.modify(res, Some(ns), name, |o| {
-        if o["status"] == status {
-            return Ok(false);
-        }
-        o["status"] = status.clone();
-        Ok(true)
-    })?;
-    Ok(())
+    super::write_status(store, res, ns, name, &status)
 }

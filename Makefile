@@ -33,9 +33,15 @@ unit:
 	$(CARGO) test -p wrun
 	$(CARGO) test --manifest-path samples/Cargo.toml
 
-e2e: build
+e2e: build tests/browser/node_modules
 	bash samples/build.sh
 	$(CARGO) test -p wrun-tests
+
+# playwright-core, pinned by tests/browser/package-lock.json, for the
+# dashboard's browser test.
+tests/browser/node_modules: tests/browser/package.json tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund
+	touch $@
 
 lint:
 	$(CARGO) fmt --all --check

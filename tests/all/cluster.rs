@@ -115,6 +115,17 @@ impl Cluster {
         }
     }
 
+    /// `wrun` in this cluster's root, with its kubeconfig.
+    pub(crate) fn wrun(&self, args: &[&str]) -> Out {
+        let out = self
+            .root
+            .cmd(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .expect("run wrun");
+        Out::from(out)
+    }
+
     pub(crate) fn kubectl_with(&self, version: Option<&str>, args: &[&str]) -> Out {
         let out = Command::new(kubectl_bin(version))
             .arg("--cache-dir")
@@ -653,6 +664,16 @@ fn pods_come_back_after_the_daemon_is_killed() {
     assert_eq!(pod["metadata"]["uid"], uid.as_str());
     let cms = c.kubectl(&["get", "ns", "-o", "name"]);
     assert!(cms.ok().contains("namespace/kube-system"));
+    // Starting a running cluster again changes nothing; asking it for
+    // another port is refused.
+    let again = c.wrun(&["cluster", "start"]);
+    assert!(again.ok().contains("is running"), "{}", again.stdout);
+    let moved = c.wrun(&["cluster", "start", "--api-port", "1"]);
+    assert!(
+        moved.code != 0 && moved.stderr.contains("already running on port"),
+        "{}",
+        moved.stderr
+    );
     // Stopping the cluster stops the pod and keeps it.
     c.root.wrun(&["cluster", "stop"]).ok();
     let ps = c.root.wrun(&["ps", "-a"]);

@@ -9,6 +9,7 @@ mod build;
 mod cluster;
 mod cluster_streams;
 mod daemon;
+mod dashboard;
 mod docker_cli;
 mod images;
 mod interop;

@@ -42,6 +42,42 @@ enum ClusterAction {
 /// The name of the kubeconfig's cluster, user and context.
 const NAME: &str = "wrun";
 
+/// Starts the cluster (a no-op when it runs) and writes the `wrun`
+/// context into the kubeconfig: the status, the API's address and the
+/// kubeconfig's path.
+pub(super) async fn start(
+    ctx: &Ctx,
+    api_port: Option<u16>,
+) -> Result<(ClusterStatus, String, std::path::PathBuf)> {
+    let client = ctx.client().await?;
+    let path = match api_port {
+        Some(p) => format!("/_wrun/cluster/start?port={p}"),
+        None => "/_wrun/cluster/start".to_string(),
+    };
+    let status: ClusterStatus = client.json(Method::POST, &path, None::<&()>).await?;
+    let server = status
+        .server
+        .clone()
+        .context("the daemon started the cluster but reported no address")?;
+    let pki_dir = ctx.root.dir().join("cluster").join("pki");
+    let pki = Pki::load_or_create(&pki_dir)
+        .with_context(|| format!("reading the cluster's credentials in {}", pki_dir.display()))?;
+    let file = kubeconfig::default_path()?;
+    kubeconfig::merge(
+        &file,
+        &kubeconfig::Entry {
+            name: NAME.into(),
+            server: server.clone(),
+            ca_pem: pki.ca_pem.clone(),
+            token: pki.token.clone(),
+            client_cert_pem: pki.client_cert_pem.clone(),
+            client_key_pem: pki.client_key_pem.clone(),
+            namespace: Some("default".into()),
+        },
+    )?;
+    Ok((status, server, file))
+}
+
 impl ClusterCommand {
     pub fn execute(self, ctx: &Ctx) -> Result<u8> {
         super::block_on(self.run(ctx))?
@@ -51,32 +87,7 @@ impl ClusterCommand {
         match self.action {
             ClusterAction::Start { api_port } => {
                 let began = Instant::now();
-                let client = ctx.client().await?;
-                let path = match api_port {
-                    Some(p) => format!("/_wrun/cluster/start?port={p}"),
-                    None => "/_wrun/cluster/start".to_string(),
-                };
-                let status: ClusterStatus = client.json(Method::POST, &path, None::<&()>).await?;
-                let server = status
-                    .server
-                    .context("the daemon started the cluster but reported no address")?;
-                let pki_dir = ctx.root.dir().join("cluster").join("pki");
-                let pki = Pki::load_or_create(&pki_dir).with_context(|| {
-                    format!("reading the cluster's credentials in {}", pki_dir.display())
-                })?;
-                let file = kubeconfig::default_path()?;
-                kubeconfig::merge(
-                    &file,
-                    &kubeconfig::Entry {
-                        name: NAME.into(),
-                        server: server.clone(),
-                        ca_pem: pki.ca_pem.clone(),
-                        token: pki.token.clone(),
-                        client_cert_pem: pki.client_cert_pem.clone(),
-                        client_key_pem: pki.client_key_pem.clone(),
-                        namespace: Some("default".into()),
-                    },
-                )?;
+                let (status, server, file) = start(ctx, api_port).await?;
                 println!(
                     "✓ wrun cluster \"{NAME}\" is running: Kubernetes API at {server}, node \"{}\" Ready",
                     status.node

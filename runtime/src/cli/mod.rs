@@ -6,6 +6,7 @@ mod build;
 mod cluster;
 mod containers;
 mod daemon;
+mod dashboard;
 mod exec;
 pub(crate) mod format;
 mod image;
@@ -112,6 +113,7 @@ enum Command {
     Info(info::InfoCommand),
     Daemon(daemon::DaemonCommand),
     Cluster(cluster::ClusterCommand),
+    Dashboard(dashboard::DashboardCommand),
 }
 
 /// What every command gets.
@@ -199,6 +201,7 @@ impl Cli {
             Command::Info(c) => c.execute(&ctx),
             Command::Daemon(c) => c.execute(&ctx),
             Command::Cluster(c) => c.execute(&ctx),
+            Command::Dashboard(c) => c.execute(&ctx),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! `sandbox/`; neither knows it exists. Docker's JSON is converted in
 //! `api/` and `routes/` only.
 
+pub mod dashboard;
 pub mod error;
 pub mod exec;
 mod fdlimit;
@@ -77,6 +78,7 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         host: opts.address.to_string(),
         shutdown: tokio::sync::Notify::new(),
         cluster: cluster.clone(),
+        dashboard: Arc::new(dashboard::Dashboard::default()),
     });
     tracing::info!(address = %opts.address, "wrun daemon listening");
     eprintln!("wrun daemon listening on {}", opts.address);

@@ -58,6 +58,7 @@ pub struct Api {
 
 struct Running {
     port: u16,
+    api: Arc<Api>,
     cancel: CancellationToken,
     agent: Arc<NodeAgent>,
 }
@@ -101,6 +102,12 @@ impl Cluster {
         &self.store
     }
 
+    /// What the API's routes need, while the cluster runs (the dashboard
+    /// serves the same routes to its logged-in page).
+    pub fn api(&self) -> Option<Arc<Api>> {
+        self.running().as_ref().map(|r| r.api.clone())
+    }
+
     /// Starts the cluster again if it was on when the daemon stopped.
     pub async fn restore(&self, sup: &Arc<Supervisor>) -> Result<(), DaemonError> {
         if self.store.setting(ENABLED).map_err(kube_err)?.as_deref() == Some("true") {
@@ -116,11 +123,12 @@ impl Cluster {
         sup: &Arc<Supervisor>,
         port: Option<u16>,
     ) -> Result<ClusterStatus, DaemonError> {
-        if let Some(r) = self.running().as_ref() {
-            if port.is_some_and(|p| p != r.port) {
+        // The lock is let go before `status` takes it again.
+        let current = self.running().as_ref().map(|r| r.port);
+        if let Some(running_port) = current {
+            if port.is_some_and(|p| p != running_port) {
                 return Err(DaemonError::Conflict(format!(
-                    "the cluster is already running on port {}: stop it first to change the port",
-                    r.port
+                    "the cluster is already running on port {running_port}: stop it first to change the port"
                 )));
             }
             return self.status();
@@ -178,7 +186,7 @@ impl Cluster {
             listener,
             tokio_rustls::TlsAcceptor::from(tls),
             Arc::new(pki),
-            api,
+            api.clone(),
             cancel.clone(),
         ));
         tracing::info!(%server, "cluster API listening");
@@ -186,6 +194,7 @@ impl Cluster {
         crate::cluster::controllers::start(&self.store, &cancel);
         *self.running() = Some(Running {
             port: local.port(),
+            api: api.clone(),
             cancel,
             agent,
         });
@@ -234,6 +243,14 @@ impl Cluster {
             running_pods,
         })
     }
+}
+
+/// Answers one Kubernetes API request that its caller authenticated.
+pub async fn handle(
+    api: Arc<Api>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> super::http::Resp {
+    routes::handle(api, req).await
 }
 
 /// Accepts TLS connections until cancelled.

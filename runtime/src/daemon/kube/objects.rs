@@ -114,7 +114,7 @@ pub async fn serve(
     let watching = t.watch_prefix || q.flag("watch") || q.get("watch") == Some("1");
     match (&method, t.name.as_deref()) {
         (&Method::GET, Some(name)) if !watching => get(api, &t, name, &accept),
-        (&Method::GET, _) if watching => super::watch::serve(api, &t, &q, &accept),
+        (&Method::GET, _) if watching => super::watch::serve(api, &t, &q, &accept, req),
         (&Method::GET, None) => list(api, &t, &q, &accept),
         (&Method::POST, None) => create(api, &t, &q, req).await,
         (&Method::PUT, Some(name)) => {

@@ -26,6 +26,8 @@ pub struct ServerCtx {
     pub shutdown: tokio::sync::Notify,
     /// The Kubernetes half (`wrun cluster`).
     pub cluster: Arc<crate::daemon::kube::Cluster>,
+    /// The web UI (`wrun dashboard`).
+    pub dashboard: Arc<crate::daemon::dashboard::Dashboard>,
 }
 
 pub async fn handle(sup: Arc<Supervisor>, ctx: Arc<ServerCtx>, req: Request<Incoming>) -> Resp {
@@ -88,6 +90,14 @@ async fn route(
         (&M::POST, ["_wrun", "cluster", "delete"]) => {
             ctx.cluster.delete().await?;
             Ok(http::empty(hyper::StatusCode::NO_CONTENT))
+        }
+        (&M::POST, ["_wrun", "dashboard"]) => {
+            ctx.cluster.start(sup, None).await?;
+            let url = ctx.dashboard.login_url(sup, ctx)?;
+            Ok(http::json(
+                hyper::StatusCode::OK,
+                &serde_json::json!({ "url": url }),
+            ))
         }
         (&M::GET, ["_wrun", "net"]) => networks::tables(sup),
         (&M::GET, ["networks"]) => networks::list(sup),

@@ -1,0 +1,551 @@
+// The dashboard's page: views of the cluster kept live by the Kubernetes
+// API's own list-then-watch, and actions through the same API kubectl
+// uses. No framework and no build step: views build a fresh tree from the
+// informers' caches whenever a watched object changes, and morphdom
+// patches <main> to match it, so focus, a field being typed in and a click
+// in progress survive. Buttons name their action in data attributes and
+// one listener acts on them, so no handler is tied to a replaced node.
+
+import { dump, loadAll } from './vendor/js-yaml.mjs';
+import morphdom from './vendor/morphdom.mjs';
+
+// --- the API ---------------------------------------------------------------
+
+/** An API error, with the Status message the server gave. */
+class ApiError extends Error {}
+
+async function api(path, { method = 'GET', body, type = 'application/json' } = {}) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.headers['content-type'] = type;
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+  }
+  const r = await fetch(path, init);
+  const text = await r.text();
+  let doc = null;
+  try { doc = text ? JSON.parse(text) : null; } catch { doc = null; }
+  if (!r.ok) {
+    const why = (doc && (doc.message || doc.reason)) || text || r.statusText;
+    throw new ApiError(`${method} ${path}: ${why}`);
+  }
+  return doc;
+}
+
+/** The kinds the views show, with where they live in the API. */
+const KINDS = {
+  pods: { kind: 'Pod', base: '/api/v1', ns: true },
+  replicationcontrollers: { kind: 'ReplicationController', base: '/api/v1', ns: true, scale: true },
+  replicasets: { kind: 'ReplicaSet', base: '/apis/apps/v1', ns: true, scale: true },
+  deployments: { kind: 'Deployment', base: '/apis/apps/v1', ns: true, scale: true },
+  jobs: { kind: 'Job', base: '/apis/batch/v1', ns: true },
+  services: { kind: 'Service', base: '/api/v1', ns: true },
+  endpoints: { kind: 'Endpoints', base: '/api/v1', ns: true },
+  events: { kind: 'Event', base: '/api/v1', ns: true },
+  namespaces: { kind: 'Namespace', base: '/api/v1', ns: false },
+  nodes: { kind: 'Node', base: '/api/v1', ns: false },
+  configmaps: { kind: 'ConfigMap', base: '/api/v1', ns: true },
+  secrets: { kind: 'Secret', base: '/api/v1', ns: true },
+  serviceaccounts: { kind: 'ServiceAccount', base: '/api/v1', ns: true },
+};
+
+function objectPath(plural, ns, name) {
+  const k = KINDS[plural];
+  const scope = k.ns && ns ? `/namespaces/${encodeURIComponent(ns)}` : '';
+  return `${k.base}${scope}/${plural}${name ? '/' + encodeURIComponent(name) : ''}`;
+}
+
+function pluralOfKind(apiVersion, kind) {
+  const base = apiVersion && apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion || 'v1'}`;
+  for (const [plural, k] of Object.entries(KINDS)) {
+    if (k.kind === kind && k.base === base) return plural;
+  }
+  return null;
+}
+
+// --- informers: a list, then a watch from its resourceVersion ------------------
+
+/**
+ * Every object of one kind (in every namespace), kept current from the
+ * API's watch. After a 410 (the watch fell too far behind) it lists again.
+ */
+class Informer {
+  constructor(plural) {
+    this.plural = plural;
+    this.items = new Map();
+    this.synced = false;
+    this.listeners = new Set();
+    this.run();
+  }
+
+  key(o) { return `${o.metadata.namespace || ''}/${o.metadata.name}`; }
+
+  notify() { for (const f of this.listeners) f(); }
+
+  async run() {
+    for (;;) {
+      try {
+        const list = await api(objectPath(this.plural));
+        this.items = new Map(list.items.map((o) => [this.key(o), o]));
+        this.synced = true;
+        this.notify();
+        await this.watch(list.metadata.resourceVersion);
+      } catch (e) {
+        showError(e);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  /**
+   * Follows the watch from `rv` over a WebSocket (one event a message: a
+   * browser keeps only six HTTP connections per host, which streamed
+   * watches would use up). Returns when the objects must be listed again.
+   */
+  async watch(rv) {
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    for (;;) {
+      const resume = await new Promise((resolve) => {
+        const ws = new WebSocket(`${scheme}://${location.host}${objectPath(this.plural)}?watch=1&allowWatchBookmarks=true&resourceVersion=${rv}`);
+        let opened = false;
+        let expired = false;
+        ws.onopen = () => { opened = true; };
+        ws.onmessage = (m) => {
+          const ev = JSON.parse(m.data);
+          if (ev.type === 'ERROR') { expired = true; ws.close(); return; }
+          rv = ev.object.metadata.resourceVersion || rv;
+          if (ev.type === 'BOOKMARK') return;
+          if (ev.type === 'DELETED') this.items.delete(this.key(ev.object));
+          else this.items.set(this.key(ev.object), ev.object);
+          this.notify();
+        };
+        ws.onclose = () => resolve(opened && !expired);
+      });
+      if (!resume) return;
+    }
+  }
+
+  /** The objects in namespace `ns` ("" for all), by name. */
+  list(ns) {
+    const out = [];
+    for (const o of this.items.values()) {
+      if (!ns || o.metadata.namespace === ns) out.push(o);
+    }
+    return out.sort((a, b) => (a.metadata.namespace || '').localeCompare(b.metadata.namespace || '')
+      || a.metadata.name.localeCompare(b.metadata.name));
+  }
+
+  get(ns, name) { return this.items.get(`${ns || ''}/${name}`); }
+}
+
+const informers = {};
+function informer(plural) {
+  if (!informers[plural]) {
+    informers[plural] = new Informer(plural);
+    informers[plural].listeners.add(scheduleRender);
+  }
+  return informers[plural];
+}
+
+// --- rendering helpers -------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+function link(href, text) { return h('a', { href }, text); }
+
+function age(ts) {
+  if (!ts) return '';
+  const s = Math.max(0, Math.floor((Date.now() - Date.parse(ts)) / 1000));
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.floor(s / 60)}m`;
+  if (s < 172800) return `${Math.floor(s / 3600)}h`;
+  return `${Math.floor(s / 86400)}d`;
+}
+
+function table(headers, rows, label) {
+  return h('table', { 'aria-label': label },
+    h('thead', {}, h('tr', {}, headers.map((x) => h('th', { scope: 'col' }, x)))),
+    h('tbody', {}, rows.map((r) => h('tr', { 'data-name': r.name || '' }, r.cells.map((c) => (c instanceof Node && c.tagName === 'TD') ? c : h('td', {}, c))))));
+}
+
+function statusCell(text) { return h('td', { class: `status-${text}` }, text); }
+
+function detailHref(plural, o) {
+  return `/ui/${plural}/${o.metadata.namespace || '-'}/${o.metadata.name}`;
+}
+
+/** What `kubectl get pods` shows as STATUS. */
+function podStatus(p) {
+  if (p.metadata.deletionTimestamp) return 'Terminating';
+  for (const c of p.status?.containerStatuses || []) {
+    if (c.state?.waiting?.reason) return c.state.waiting.reason;
+    if (c.state?.terminated?.reason && p.status.phase !== 'Succeeded') return c.state.terminated.reason;
+  }
+  return p.status?.phase || 'Pending';
+}
+
+function podReady(p) {
+  const cs = p.status?.containerStatuses || [];
+  const total = p.spec?.containers?.length || cs.length;
+  return `${cs.filter((c) => c.ready).length}/${total}`;
+}
+
+function restarts(p) {
+  return (p.status?.containerStatuses || []).reduce((n, c) => n + (c.restartCount || 0), 0);
+}
+
+let errorTimer = null;
+function showError(e) {
+  const box = document.getElementById('error');
+  box.textContent = e instanceof Error ? e.message : String(e);
+  box.hidden = false;
+  clearTimeout(errorTimer);
+  errorTimer = setTimeout(() => { box.hidden = true; }, 8000);
+}
+
+async function act(f) {
+  try { await f(); } catch (e) { showError(e); }
+}
+
+// --- views --------------------------------------------------------------------------
+
+function namespace() { return document.getElementById('namespace').value; }
+
+function overview() {
+  const nodes = informer('nodes').list();
+  const counts = ['pods', 'replicationcontrollers', 'replicasets', 'deployments', 'jobs', 'services']
+    .map((p) => [p, informer(p).list(namespace())]);
+  const node = nodes[0];
+  const pods = informer('pods').list();
+  return [
+    h('h1', {}, 'Overview'),
+    h('div', { class: 'cards' }, counts.map(([p, items]) => h('a', { class: 'card', href: p === 'services' ? '/ui/services' : '/ui/workloads', 'data-kind': p },
+      h('div', { class: 'n' }, items.length), h('div', { class: 'k' }, KINDS[p].kind + (items.length === 1 ? '' : 's'))))),
+    h('h2', {}, 'Node'),
+    node ? table(['NAME', 'STATUS', 'PODS', 'CPU', 'MEMORY', 'VERSION'], [{
+      name: node.metadata.name,
+      cells: [
+        link(detailHref('nodes', node), node.metadata.name),
+        statusCell((node.status?.conditions || []).find((c) => c.type === 'Ready')?.status === 'True' ? 'Ready' : 'NotReady'),
+        `${pods.length} / ${node.status?.capacity?.pods ?? '?'}`,
+        node.status?.capacity?.cpu ?? '',
+        node.status?.capacity?.memory ?? '',
+        node.status?.nodeInfo?.kubeletVersion ?? '',
+      ],
+    }], 'Node') : h('p', { class: 'muted' }, 'No node yet.'),
+    h('h2', {}, 'Namespaces'),
+    table(['NAME', 'STATUS', 'PODS', 'AGE'], informer('namespaces').list().map((n) => ({
+      name: n.metadata.name,
+      cells: [n.metadata.name, statusCell(n.status?.phase || 'Active'),
+        pods.filter((p) => p.metadata.namespace === n.metadata.name).length, age(n.metadata.creationTimestamp)],
+    })), 'Namespaces'),
+  ];
+}
+
+/** Where an action's object is, as data attributes. */
+function target(plural, o) {
+  return { 'data-plural': plural, 'data-ns': o.metadata.namespace || '', 'data-name': o.metadata.name };
+}
+
+function scaleControl(plural, o) {
+  const id = `scale-${plural}-${o.metadata.namespace || ''}-${o.metadata.name}`;
+  return h('td', {},
+    h('input', {
+      id, type: 'number', min: '0', class: 'replicas', value: o.spec?.replicas ?? 1,
+      'aria-label': `Replicas of ${o.metadata.name}`, 'data-action': 'scale', ...target(plural, o),
+    }), ' ',
+    h('button', { 'data-action': 'scale', 'data-input': id, 'aria-label': `Scale ${o.metadata.name}`, ...target(plural, o) }, 'Scale'));
+}
+
+/** What the buttons (and Enter in a replicas field) do. */
+const ACTIONS = {
+  scale: (el, { plural, ns, name }) => {
+    const input = el.tagName === 'INPUT' ? el : document.getElementById(el.dataset.input);
+    return api(`${objectPath(plural, ns, name)}/scale`, {
+      method: 'PATCH',
+      type: 'application/merge-patch+json',
+      body: { spec: { replicas: Number(input.value) } },
+    });
+  },
+  delete: async (el, { plural, ns, name }) => {
+    if (!confirm(`Delete ${KINDS[plural].kind.toLowerCase()} ${name}?`)) return;
+    await api(objectPath(plural, ns, name), { method: 'DELETE' });
+    if (plural !== 'pods') navigate(plural === 'services' ? '/ui/services' : '/ui/workloads');
+  },
+  restart: (el, { plural, ns, name }) => api(objectPath(plural, ns, name), {
+    method: 'PATCH',
+    type: 'application/strategic-merge-patch+json',
+    body: { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': new Date().toISOString() } } } } },
+  }),
+};
+
+function runAction(el) {
+  const f = ACTIONS[el.dataset.action];
+  if (f) act(() => f(el, el.dataset));
+}
+
+document.addEventListener('click', (e) => {
+  const el = e.target.closest('button[data-action]');
+  if (el) runAction(el);
+});
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && e.target.matches('input[data-action]')) runAction(e.target);
+});
+
+function workloads() {
+  const ns = namespace();
+  const pods = informer('pods').list(ns);
+  const section = (title, plural, headers, row) => {
+    const items = informer(plural).list(ns);
+    return [h('h2', {}, title), items.length
+      ? table(headers, items.map((o) => ({ name: o.metadata.name, cells: row(o) })), title)
+      : h('p', { class: 'muted' }, `No ${title.toLowerCase()}.`)];
+  };
+  const nameCell = (plural, o) => link(detailHref(plural, o), o.metadata.name);
+  const replicaRow = (plural) => (o) => [
+    nameCell(plural, o), o.metadata.namespace, o.spec?.replicas ?? 1, o.status?.replicas ?? 0,
+    o.status?.readyReplicas ?? 0, age(o.metadata.creationTimestamp), scaleControl(plural, o),
+  ];
+  return [
+    h('h1', {}, 'Workloads'),
+    h('h2', {}, 'Pods'),
+    pods.length ? table(['NAME', 'NAMESPACE', 'READY', 'STATUS', 'RESTARTS', 'IP', 'AGE'], pods.map((p) => ({
+      name: p.metadata.name,
+      cells: [nameCell('pods', p), p.metadata.namespace, podReady(p), statusCell(podStatus(p)), restarts(p),
+        p.status?.podIP || '', age(p.metadata.creationTimestamp)],
+    })), 'Pods') : h('p', { class: 'muted' }, 'No pods.'),
+    section('ReplicationControllers', 'replicationcontrollers',
+      ['NAME', 'NAMESPACE', 'DESIRED', 'CURRENT', 'READY', 'AGE', 'SCALE'], replicaRow('replicationcontrollers')),
+    section('Deployments', 'deployments', ['NAME', 'NAMESPACE', 'DESIRED', 'CURRENT', 'READY', 'AGE', 'SCALE'], replicaRow('deployments')),
+    section('ReplicaSets', 'replicasets', ['NAME', 'NAMESPACE', 'DESIRED', 'CURRENT', 'READY', 'AGE', 'SCALE'], replicaRow('replicasets')),
+    section('Jobs', 'jobs', ['NAME', 'NAMESPACE', 'COMPLETIONS', 'AGE'], (o) => [
+      nameCell('jobs', o), o.metadata.namespace, `${o.status?.succeeded ?? 0}/${o.spec?.completions ?? 1}`,
+      age(o.metadata.creationTimestamp)]),
+  ];
+}
+
+function ports(svc) {
+  return (svc.spec?.ports || []).map((p) => `${p.port}${p.nodePort ? ':' + p.nodePort : ''}/${p.protocol || 'TCP'}`).join(',');
+}
+
+function services() {
+  const ns = namespace();
+  const eps = informer('endpoints');
+  const items = informer('services').list(ns);
+  return [
+    h('h1', {}, 'Services'),
+    items.length ? table(['NAME', 'NAMESPACE', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', 'ENDPOINTS', 'AGE'], items.map((s) => {
+      const e = eps.get(s.metadata.namespace, s.metadata.name);
+      const addrs = (e?.subsets || []).flatMap((sub) => (sub.addresses || []).flatMap((a) => (sub.ports || []).map((p) => `${a.ip}:${p.port}`)));
+      const external = s.spec?.type === 'ExternalName' ? s.spec.externalName
+        : (s.status?.loadBalancer?.ingress || []).map((i) => i.ip || i.hostname).join(',') || (s.spec?.type === 'LoadBalancer' ? '<pending>' : '<none>');
+      return {
+        name: s.metadata.name,
+        cells: [link(detailHref('services', s), s.metadata.name), s.metadata.namespace, s.spec?.type || 'ClusterIP',
+          s.spec?.clusterIP || '<none>', external, ports(s), addrs.join(', ') || '<none>', age(s.metadata.creationTimestamp)],
+      };
+    }), 'Services') : h('p', { class: 'muted' }, 'No services.'),
+  ];
+}
+
+function eventRows(events) {
+  return events
+    .sort((a, b) => Date.parse(b.lastTimestamp || b.eventTime || b.metadata.creationTimestamp)
+      - Date.parse(a.lastTimestamp || a.eventTime || a.metadata.creationTimestamp))
+    .slice(0, 200)
+    .map((e) => ({
+      name: e.metadata.name,
+      cells: [age(e.lastTimestamp || e.eventTime || e.metadata.creationTimestamp), statusCell(e.type || 'Normal'), e.reason || '',
+        `${(e.involvedObject?.kind || '').toLowerCase()}/${e.involvedObject?.name || ''}`, e.count ?? 1,
+        h('td', { class: 'msg' }, e.message || '')],
+    }));
+}
+
+function eventsView() {
+  const items = informer('events').list(namespace());
+  return [h('h1', {}, 'Events'), items.length
+    ? table(['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'COUNT', 'MESSAGE'], eventRows(items), 'Events')
+    : h('p', { class: 'muted' }, 'No events.')];
+}
+
+/** An object's page: its state, its events, its YAML, and what can be done to it. */
+function detail(plural, ns, name) {
+  const k = KINDS[plural];
+  if (!k) return [h('h1', {}, 'Not found'), h('p', {}, `wrun's dashboard does not show ${plural}.`)];
+  const o = informer(plural).get(k.ns ? ns : '', name);
+  if (!informer(plural).synced) return [h('p', {}, 'Loading…')];
+  if (!o) return [h('h1', {}, `${k.kind} ${name}`), h('p', { class: 'muted' }, 'It is gone (or not created yet).')];
+  const actions = h('div', { class: 'actions' },
+    h('button', { class: 'danger', 'data-action': 'delete', ...target(plural, o) }, 'Delete'),
+    plural === 'deployments' ? h('button', { 'data-action': 'restart', ...target(plural, o) }, 'Restart rollout') : null,
+    h('a', { href: `/ui/edit/${plural}/${o.metadata.namespace || '-'}/${name}` }, 'Edit YAML'));
+  const events = informer('events').list(o.metadata.namespace || '')
+    .filter((e) => e.involvedObject?.uid === o.metadata.uid || (e.involvedObject?.name === name && e.involvedObject?.kind === k.kind));
+  const extra = [];
+  if (k.scale) {
+    extra.push(h('p', {}, `Replicas: ${o.status?.readyReplicas ?? 0} ready of ${o.spec?.replicas ?? 1} `),
+      table(['SCALE'], [{ name, cells: [scaleControl(plural, o)] }], 'Scale'));
+  }
+  if (plural === 'pods') {
+    extra.push(h('p', {}, 'Status: ', h('span', { class: `status-${podStatus(o)}`, 'data-status': podStatus(o) }, podStatus(o)),
+      ` · IP ${o.status?.podIP || 'none yet'} · node ${o.spec?.nodeName || 'none yet'}`));
+  }
+  return [
+    h('h1', {}, `${k.kind} ${o.metadata.namespace ? o.metadata.namespace + '/' : ''}${name}`),
+    actions,
+    ...extra,
+    h('h2', {}, 'Events'),
+    events.length ? table(['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'COUNT', 'MESSAGE'], eventRows(events), 'Events')
+      : h('p', { class: 'muted' }, 'No events.'),
+    h('h2', {}, 'YAML'),
+    h('pre', { 'aria-label': 'YAML' }, dump(o, { noRefs: true, lineWidth: 120 })),
+  ];
+}
+
+/** A form that sends YAML: new objects, or a changed one. */
+function yamlForm({ title, initial, submit, label }) {
+  const area = h('textarea', { 'aria-label': 'YAML', spellcheck: 'false' });
+  area.value = initial;
+  const file = h('input', { type: 'file', accept: '.yaml,.yml,.json', 'aria-label': 'Upload a file' });
+  file.addEventListener('change', async () => { if (file.files[0]) area.value = await file.files[0].text(); });
+  const result = h('p', { role: 'status' });
+  const form = h('form', {
+    onsubmit: (e) => {
+      e.preventDefault();
+      act(async () => {
+        const docs = loadAll(area.value).filter((d) => d && typeof d === 'object');
+        if (!docs.length) throw new Error('the YAML holds no object');
+        const done = [];
+        for (const d of docs) done.push(await submit(d));
+        result.textContent = done.join('; ');
+      });
+    },
+  }, area, h('div', { class: 'actions' }, h('button', { type: 'submit' }, label), file), result);
+  return [h('h1', {}, title), form];
+}
+
+async function createObject(doc) {
+  const plural = pluralOfKind(doc.apiVersion, doc.kind);
+  if (!plural) throw new Error(`wrun's dashboard cannot create ${doc.apiVersion}/${doc.kind}`);
+  const ns = KINDS[plural].ns ? (doc.metadata?.namespace || namespace() || 'default') : '';
+  const made = await api(objectPath(plural, ns), { method: 'POST', body: doc });
+  return `${doc.kind.toLowerCase()}/${made.metadata.name} created`;
+}
+
+function createView() {
+  return yamlForm({ title: 'Create', initial: '', label: 'Create', submit: createObject });
+}
+
+function editView(plural, ns, name) {
+  const o = KINDS[plural] && informer(plural).get(KINDS[plural].ns ? ns : '', name);
+  if (!o) return [h('p', {}, 'Loading…')];
+  const copy = structuredClone(o);
+  delete copy.metadata.managedFields;
+  return yamlForm({
+    title: `Edit ${KINDS[plural].kind} ${name}`,
+    initial: dump(copy, { noRefs: true, lineWidth: 120 }),
+    label: 'Save',
+    submit: async (doc) => {
+      await api(objectPath(plural, o.metadata.namespace, name), { method: 'PUT', body: doc });
+      navigate(detailHref(plural, o));
+      return 'saved';
+    },
+  });
+}
+
+// --- routing ------------------------------------------------------------------------
+
+/** The view for the current URL; views that edit are not re-rendered on changes. */
+function route() {
+  const parts = location.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  if (parts[0] !== 'ui' || parts.length < 2) return { view: overview, live: true, nav: '/ui/overview' };
+  const [, what, a, b, c] = parts;
+  switch (what) {
+    case 'overview': return { view: overview, live: true, nav: '/ui/overview' };
+    case 'workloads': return { view: workloads, live: true, nav: '/ui/workloads' };
+    case 'services': return { view: services, live: true, nav: '/ui/services' };
+    case 'events': return { view: eventsView, live: true, nav: '/ui/events' };
+    case 'create': return { view: createView, live: false, nav: '/ui/create' };
+    case 'edit': return { view: () => editView(a, b === '-' ? '' : b, c), live: false };
+    default: return { view: () => detail(what, a === '-' ? '' : a, b), live: true };
+  }
+}
+
+let renderQueued = false;
+/** The path of the form on the page, which changes elsewhere must not wipe. */
+let formShown = null;
+function render() {
+  renderQueued = false;
+  const r = route();
+  if (!r.live && formShown === location.pathname) return;
+  const main = document.getElementById('main');
+  const nodes = r.view().flat(Infinity).filter(Boolean);
+  if (r.live) {
+    const next = main.cloneNode(false);
+    next.append(...nodes);
+    morphdom(main, next, {
+      // A field being typed in keeps what the user typed.
+      onBeforeElUpdated: (from, to) => !(from === document.activeElement && from.tagName === 'INPUT'),
+    });
+  } else {
+    main.replaceChildren(...nodes);
+  }
+  formShown = !r.live && nodes.some((n) => n.tagName === 'FORM') ? location.pathname : null;
+  for (const a of document.querySelectorAll('nav a')) {
+    if (a.getAttribute('href') === r.nav) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+}
+
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  requestAnimationFrame(render);
+}
+
+function navigate(href) {
+  history.pushState(null, '', href);
+  formShown = null;
+  render();
+  document.getElementById('main').focus();
+}
+
+document.addEventListener('click', (e) => {
+  const a = e.target.closest('a');
+  if (!a || !a.getAttribute('href')?.startsWith('/ui/') || e.ctrlKey || e.metaKey || e.shiftKey) return;
+  e.preventDefault();
+  navigate(a.getAttribute('href'));
+});
+window.addEventListener('popstate', () => { formShown = null; render(); });
+
+async function start() {
+  for (const p of ['nodes', 'namespaces', 'pods', 'replicationcontrollers', 'replicasets', 'deployments', 'jobs', 'services', 'endpoints', 'events']) {
+    informer(p);
+  }
+  const select = document.getElementById('namespace');
+  informer('namespaces').listeners.add(() => {
+    const have = new Set([...select.options].map((o) => o.value));
+    for (const n of informer('namespaces').list()) {
+      if (!have.has(n.metadata.name)) select.append(h('option', { value: n.metadata.name }, n.metadata.name));
+    }
+  });
+  select.addEventListener('change', scheduleRender);
+  // Ages move on with no change to watch.
+  setInterval(() => { if (route().live) scheduleRender(); }, 5000);
+  if (location.pathname === '/') history.replaceState(null, '', '/ui/overview');
+  render();
+}
+
+start();

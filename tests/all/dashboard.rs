@@ -1,0 +1,104 @@
+//! The dashboard in a real browser: `wrun dashboard --url` prints a login
+//! link, and `tests/browser/dashboard.mjs` (playwright-core driving
+//! Debian's headless Chromium) uses the page as a user would. The
+//! cluster's state is then checked here with kubectl, so both sides agree.
+
+use std::process::Command;
+
+use crate::cluster::Cluster;
+use crate::support::{poll, repo};
+
+const RC: &str = r#"
+apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: kubia
+spec:
+  replicas: 1
+  selector:
+    app: kubia
+  template:
+    metadata:
+      labels:
+        app: kubia
+    spec:
+      containers:
+      - name: kubia
+        image: kubia
+        ports:
+        - containerPort: 8080
+"#;
+
+/// The kubia pods that are not being deleted.
+fn live_kubia(c: &Cluster) -> Vec<String> {
+    let out = c.kubectl(&["get", "pods", "-l", "app=kubia", "-o", "json"]);
+    let list: serde_json::Value = serde_json::from_str(out.ok()).expect("JSON");
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn the_dashboard_in_a_browser() {
+    let c = Cluster::start(&["kubia"]);
+    c.stdin_kubectl(&["apply", "-f", "-"], RC).ok();
+    poll("the RC's pod to be ready", || {
+        let out = c.kubectl(&[
+            "get",
+            "rc",
+            "kubia",
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ]);
+        (out.ok() == "1").then_some(())
+    });
+    let before = live_kubia(&c);
+
+    let out = c.wrun(&["dashboard", "--url"]);
+    let url = out.ok().trim().to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.contains("/login?token="),
+        "{url}"
+    );
+
+    let shots = repo().join("target").join("dashboard-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let browser_dir = repo().join("tests").join("browser");
+    let run = Command::new("node")
+        .arg(browser_dir.join("dashboard.mjs"))
+        .arg(&url)
+        .arg(&shots)
+        .current_dir(&browser_dir)
+        .output()
+        .expect("run node tests/browser/dashboard.mjs (npm ci --prefix tests/browser first)");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success() && stdout.lines().last() == Some("ok"),
+        "the browser test failed (screenshots in {}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        shots.display()
+    );
+
+    // What the page did is what the cluster holds.
+    let after = live_kubia(&c);
+    assert_eq!(after.len(), 3, "{after:?}");
+    let deleted: Vec<&String> = before.iter().filter(|p| !after.contains(p)).collect();
+    assert!(
+        deleted.len() <= 1,
+        "at most the deleted pod left: {before:?} {after:?}"
+    );
+    let web = c.kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(web.ok(), "2");
+    c.kubectl(&["get", "deployment", "broken"])
+        .fails("NotFound");
+}

@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use crate::cluster::Cluster;
-use crate::support::{poll, repo};
+use crate::support::{free_port, poll, repo};
 
 const RC: &str = r#"
 apiVersion: v1
@@ -27,6 +27,16 @@ spec:
         image: kubia
         ports:
         - containerPort: 8080
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: toolbox
+spec:
+  containers:
+  - name: toolbox
+    image: busybox
+    command: ["sleep", "3600"]
 "#;
 
 /// The kubia pods that are not being deleted.
@@ -44,8 +54,20 @@ fn live_kubia(c: &Cluster) -> Vec<String> {
 
 #[test]
 fn the_dashboard_in_a_browser() {
-    let c = Cluster::start(&["kubia"]);
+    let c = Cluster::start(&["kubia", "busybox"]);
     c.stdin_kubectl(&["apply", "-f", "-"], RC).ok();
+    let lb_port = free_port().to_string();
+    c.kubectl(&[
+        "expose",
+        "rc",
+        "kubia",
+        "--type=LoadBalancer",
+        "--name=kubia-http",
+        &format!("--port={lb_port}"),
+        "--target-port=8080",
+    ])
+    .ok();
+    c.wait_ready("toolbox");
     poll("the RC's pod to be ready", || {
         let out = c.kubectl(&[
             "get",
@@ -72,6 +94,7 @@ fn the_dashboard_in_a_browser() {
         .arg(browser_dir.join("dashboard.mjs"))
         .arg(&url)
         .arg(&shots)
+        .arg(&lb_port)
         .current_dir(&browser_dir)
         .output()
         .expect("run node tests/browser/dashboard.mjs (npm ci --prefix tests/browser first)");

@@ -1,10 +1,14 @@
 // The dashboard driven as a user drives it, in a real (headless) Chromium:
 // log in through the URL `wrun dashboard --url` printed, see the seed's
 // pod Running, scale the RC to 3 from the page, delete a pod and see it
-// replaced, create a Deployment from pasted YAML; and the refusals (no
-// session, another origin, a login link used twice).
+// replaced, watch the LoadBalancer's traffic reach each pod, follow a
+// pod's logs, run `ps aux` in a terminal in the browser, create a
+// Deployment from pasted YAML; and the refusals (no session, another
+// origin, a login link used twice).
 //
-// node dashboard.mjs LOGIN_URL SCREENSHOT_DIR
+// node dashboard.mjs LOGIN_URL SCREENSHOT_DIR LB_PORT
+// (LB_PORT: where the `kubia-http` LoadBalancer in front of the RC
+// listens; a busybox pod `toolbox` runs `sleep`.)
 // Environment: CHROMIUM (the browser's path, default /usr/bin/chromium).
 // Prints one line per step; exits non-zero at the first failure.
 
@@ -12,9 +16,9 @@ import http from 'node:http';
 
 import { chromium } from 'playwright-core';
 
-const [loginUrl, shots] = process.argv.slice(2);
-if (!loginUrl || !shots) {
-  console.error('usage: node dashboard.mjs LOGIN_URL SCREENSHOT_DIR');
+const [loginUrl, shots, lbPort] = process.argv.slice(2);
+if (!loginUrl || !shots || !lbPort) {
+  console.error('usage: node dashboard.mjs LOGIN_URL SCREENSHOT_DIR LB_PORT');
   process.exit(2);
 }
 const origin = new URL(loginUrl).origin;
@@ -22,6 +26,24 @@ const origin = new URL(loginUrl).origin;
 const WAIT = 60_000;
 
 function step(what) { console.log(`step: ${what}`); }
+
+/** One request to the LoadBalancer on a connection of its own: the pod that answered. */
+function curl() {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: lbPort, path: '/', agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c) => { body += c; });
+      res.on('end', () => resolve(body.trim()));
+    }).on('error', reject);
+  });
+}
+
+/** The Traffic table's connection counts, by pod. */
+function connections(page) {
+  return page.evaluate(() => Object.fromEntries([...document.querySelectorAll('table[aria-label="Traffic"] tbody tr')]
+    .filter((r) => r.cells[0].textContent === 'default/kubia-http')
+    .map((r) => [r.dataset.name, Number(r.querySelector('[data-connections]').dataset.connections)])));
+}
 
 function check(cond, what) {
   if (!cond) throw new Error(`check failed: ${what}`);
@@ -93,6 +115,47 @@ try {
     return !rows.some((r) => r.dataset.name === gone)
       && rows.filter((r) => r.textContent.includes('kubia-') && r.textContent.includes('Running')).length === 3;
   }, victim, { timeout: WAIT });
+
+  step("curl the LoadBalancer three times: each pod's count goes up by one");
+  await page.getByRole('navigation').getByRole('link', { name: 'Services' }).click();
+  await page.waitForFunction(() => [...document.querySelectorAll('table[aria-label="Traffic"] tbody tr')]
+    .filter((r) => r.cells[0].textContent === 'default/kubia-http' && r.cells[2].textContent.startsWith('kubia-')).length === 3,
+  null, { timeout: WAIT });
+  const before = await connections(page);
+  const answered = [await curl(), await curl(), await curl()];
+  check(new Set(answered).size === 3, `three pods answered: ${answered}`);
+  await page.waitForFunction((b) => {
+    const now = Object.fromEntries([...document.querySelectorAll('table[aria-label="Traffic"] tbody tr')]
+      .filter((r) => r.cells[0].textContent === 'default/kubia-http')
+      .map((r) => [r.dataset.name, Number(r.querySelector('[data-connections]').dataset.connections)]));
+    return Object.keys(b).length === 3 && Object.entries(b).every(([pod, n]) => now[pod] === n + 1);
+  }, before, { timeout: WAIT });
+  await page.screenshot({ path: `${shots}/traffic.png`, fullPage: true });
+
+  step("follow a pod's logs: a request to it shows up");
+  const pods = Object.keys(before);
+  await page.getByRole('link', { name: pods[0], exact: true }).first().click();
+  await page.getByRole('button', { name: 'Show logs' }).click();
+  const logs = page.getByLabel('Logs');
+  await logs.getByText('Kubia server starting').waitFor();
+  const seen = (await logs.textContent()).split('Received request').length;
+  for (let i = 0; i < 3; i++) await curl();
+  await page.waitForFunction((n) => document.querySelector('pre[aria-label="Logs"]').textContent.split('Received request').length === n + 1,
+    seen, { timeout: WAIT });
+  check(/^\d{4}-\d\d-\d\dT/m.test(await logs.textContent()), 'lines carry timestamps');
+
+  step('run ps aux in a terminal in the browser');
+  await page.goto(`${origin}/ui/pods/default/toolbox`);
+  await page.getByRole('button', { name: 'Open terminal' }).click();
+  // busybox's sh prints no prompt: wait for the connection, then type.
+  await page.locator('.terminal[data-connected="true"]').waitFor();
+  await page.keyboard.type('ps aux');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => {
+    const t = document.querySelector('.xterm-rows').textContent;
+    return t.includes('PID') && t.includes('sleep 3600');
+  }, null, { timeout: WAIT });
+  await page.screenshot({ path: `${shots}/terminal.png`, fullPage: true });
 
   step('create a Deployment from pasted YAML');
   await page.getByRole('navigation').getByRole('link', { name: 'Create' }).click();

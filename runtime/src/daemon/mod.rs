@@ -21,6 +21,7 @@ pub mod node;
 pub mod proxy;
 mod routes;
 pub mod supervisor;
+pub mod websocket;
 
 use std::sync::Arc;
 

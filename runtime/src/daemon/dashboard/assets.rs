@@ -22,6 +22,16 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/style.css"),
     ),
     (
+        "vendor/xterm.mjs",
+        "text/javascript; charset=utf-8",
+        include_bytes!("assets/vendor/xterm.mjs"),
+    ),
+    (
+        "vendor/xterm.css",
+        "text/css; charset=utf-8",
+        include_bytes!("assets/vendor/xterm.css"),
+    ),
+    (
         "vendor/morphdom.mjs",
         "text/javascript; charset=utf-8",
         include_bytes!("assets/vendor/morphdom.mjs"),
@@ -35,9 +45,10 @@ const FILES: &[(&str, &str, &[u8])] = &[
 
 const PAGE: &[u8] = include_bytes!("assets/index.html");
 
-/// Scripts and styles from this origin only; connections (fetch and
-/// WebSockets) to it only; never framed.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+/// Scripts from this origin only; styles too, plus the inline ones the
+/// terminal emulator sets on its own elements; connections (fetch and
+/// WebSockets) to this origin only; never framed.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 fn with_headers(mut r: Resp, content_type: &'static str) -> Resp {
     let h = r.headers_mut();

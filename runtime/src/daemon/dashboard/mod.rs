@@ -19,6 +19,7 @@
 //! ```
 
 mod assets;
+mod traffic;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -313,6 +314,11 @@ async fn handle(
                     "the cluster is not running: `wrun cluster start`\n".into(),
                 ),
             }
+        }
+        "/wrun/traffic" => {
+            let proxy = sup.networks().fabric().proxy().clone();
+            traffic::serve(proxy, req)
+                .unwrap_or_else(|why| text(StatusCode::BAD_REQUEST, format!("{why}\n")))
         }
         // The Docker API under a prefix of its own (wrun's own `_wrun`
         // endpoints, such as shutdown, stay with the CLI).

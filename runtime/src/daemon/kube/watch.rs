@@ -10,27 +10,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt as _, StreamExt as _};
+use hyper::Request;
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, HeaderValue, UPGRADE};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::Api;
 use super::objects::{Filter, Target, table_version};
 use crate::cluster::store::{EventType, WatchEnd};
 use crate::daemon::http::{self, Query, Resp};
+use crate::daemon::websocket;
 use crate::kube::{KubeError, Resource, table};
 
 /// How long a watch lasts when the client names no timeout (the API
 /// server's default minimum request timeout).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// What a watch over a WebSocket may ask for, as the API server serves
+/// it: binary messages, base64 text, or (none) text.
+const WATCH_PROTOCOLS: &[&str] = &["base64.binary.k8s.io", "binary.k8s.io"];
+
 /// How often an idle watch that allows bookmarks gets one.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
 
@@ -93,7 +91,7 @@ pub fn serve(
     accept: &str,
     mut req: Request<Incoming>,
 ) -> Result<Resp, KubeError> {
-    let websocket = websocket_handshake(&req)?;
+    let websocket = websocket::handshake(&req, WATCH_PROTOCOLS).map_err(KubeError::bad_request)?;
     let filter = Filter::parse(t.res, q)?;
     let name = t.name.clone();
     let matches = move |o: &Value| {
@@ -191,120 +189,7 @@ pub fn serve(
         }
     });
     match websocket {
-        Some(hs) => Ok(over_websocket(&mut req, hs, rx)),
+        Some(hs) => Ok(websocket::send_lines(&mut req, hs, rx)),
         None => Ok(http::streamed("application/json", rx)),
     }
-}
-
-/// What a WebSocket watch asked for.
-struct Handshake {
-    accept: String,
-    /// `binary.k8s.io` (binary messages), `base64.binary.k8s.io` (base64
-    /// text), or none (text messages, what a browser's plain WebSocket
-    /// reads most simply).
-    protocol: Option<&'static str>,
-}
-
-/// The request's WebSocket handshake, when it asks to upgrade.
-fn websocket_handshake(req: &Request<Incoming>) -> Result<Option<Handshake>, KubeError> {
-    let h = req.headers();
-    let wants = h
-        .get(UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if !wants {
-        return Ok(None);
-    }
-    let key = h
-        .get("sec-websocket-key")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| KubeError::bad_request("missing Sec-WebSocket-Key"))?;
-    if h.get("sec-websocket-version").and_then(|v| v.to_str().ok()) != Some("13") {
-        return Err(KubeError::bad_request(
-            "unsupported WebSocket version: use 13",
-        ));
-    }
-    let offered: Vec<&str> = h
-        .get_all("sec-websocket-protocol")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    let protocol = ["base64.binary.k8s.io", "binary.k8s.io"]
-        .into_iter()
-        .find(|p| offered.contains(p));
-    if protocol.is_none() && !offered.is_empty() {
-        return Err(KubeError::bad_request(format!(
-            "unable to upgrade: the client offers {offered:?}; a watch speaks binary.k8s.io, base64.binary.k8s.io or no subprotocol"
-        )));
-    }
-    Ok(Some(Handshake {
-        accept: derive_accept_key(key.as_bytes()),
-        protocol,
-    }))
-}
-
-/// Answers 101 and sends each line of `rx` as one message, until either
-/// side ends.
-fn over_websocket(
-    req: &mut Request<Incoming>,
-    hs: Handshake,
-    mut rx: mpsc::Receiver<Bytes>,
-) -> Resp {
-    let on_upgrade = hyper::upgrade::on(&mut *req);
-    let mut resp = http::empty(StatusCode::SWITCHING_PROTOCOLS);
-    let headers = resp.headers_mut();
-    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    if let Ok(v) = HeaderValue::from_str(&hs.accept) {
-        headers.insert("sec-websocket-accept", v);
-    }
-    if let Some(p) = hs.protocol {
-        headers.insert("sec-websocket-protocol", HeaderValue::from_static(p));
-    }
-    let protocol = hs.protocol;
-    tokio::spawn(async move {
-        let upgraded = match on_upgrade.await {
-            Ok(u) => TokioIo::new(u),
-            Err(e) => {
-                tracing::debug!(error = %e, "watch: the WebSocket upgrade failed");
-                return;
-            }
-        };
-        let ws = WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
-        let (mut sink, mut incoming) = ws.split();
-        loop {
-            tokio::select! {
-                line = rx.recv() => {
-                    let Some(mut line) = line else { break };
-                    if line.last() == Some(&b'\n') {
-                        line.truncate(line.len() - 1);
-                    }
-                    let msg = match protocol {
-                        Some("binary.k8s.io") => Message::Binary(line),
-                        Some(_) => {
-                            use base64::Engine as _;
-                            Message::text(base64::engine::general_purpose::STANDARD.encode(&line))
-                        }
-                        None => match String::from_utf8(line.to_vec()) {
-                            Ok(text) => Message::text(text),
-                            Err(_) => Message::Binary(line),
-                        },
-                    };
-                    if sink.send(msg).await.is_err() {
-                        return;
-                    }
-                }
-                // The client's messages are not read for content; a close
-                // (or a broken connection) ends the watch.
-                msg = incoming.next() => match msg {
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                    Some(Ok(_)) => {}
-                },
-            }
-        }
-        let _ = sink.close().await;
-    });
-    resp
 }

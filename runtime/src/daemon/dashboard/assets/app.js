@@ -8,6 +8,7 @@
 
 import { dump, loadAll } from './vendor/js-yaml.mjs';
 import morphdom from './vendor/morphdom.mjs';
+import { Terminal } from './vendor/xterm.mjs';
 
 // --- the API ---------------------------------------------------------------
 
@@ -144,6 +145,17 @@ function informer(plural) {
     informers[plural].listeners.add(scheduleRender);
   }
   return informers[plural];
+}
+
+// --- traffic: the service proxy's counters per endpoint ---------------------------
+
+/** The latest counters, kept current over a WebSocket that sends each change. */
+let traffic = [];
+function followTraffic() {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const ws = new WebSocket(`${scheme}://${location.host}/wrun/traffic`);
+  ws.onmessage = (m) => { traffic = JSON.parse(m.data); scheduleRender(); };
+  ws.onclose = () => setTimeout(followTraffic, 1000);
 }
 
 // --- rendering helpers -------------------------------------------------------------
@@ -284,6 +296,8 @@ const ACTIONS = {
     await api(objectPath(plural, ns, name), { method: 'DELETE' });
     if (plural !== 'pods') navigate(plural === 'services' ? '/ui/services' : '/ui/workloads');
   },
+  logs: (el, where) => showLogs(where),
+  terminal: (el, where) => openTerminal(where),
   restart: (el, { plural, ns, name }) => api(objectPath(plural, ns, name), {
     method: 'PATCH',
     type: 'application/strategic-merge-patch+json',
@@ -357,7 +371,41 @@ function services() {
           s.spec?.clusterIP || '<none>', external, ports(s), addrs.join(', ') || '<none>', age(s.metadata.creationTimestamp)],
       };
     }), 'Services') : h('p', { class: 'muted' }, 'No services.'),
+    h('h2', {}, 'Traffic'),
+    h('p', { class: 'muted' }, 'Connections the service proxy gave each endpoint, live.'),
+    trafficTable(ns),
   ];
+}
+
+/** Which pod has this IP (in the namespace). */
+function podAt(ns, ip) {
+  return informer('pods').list(ns).find((p) => p.status?.podIP === ip);
+}
+
+function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1048576) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1048576).toFixed(1)} MiB`;
+}
+
+function trafficTable(ns) {
+  const rows = [];
+  for (const svc of traffic.filter((t) => !ns || t.namespace === ns)) {
+    for (const port of svc.ports) {
+      for (const e of port.endpoints) {
+        const pod = podAt(svc.namespace, e.ip);
+        rows.push({
+          name: pod ? pod.metadata.name : e.ip,
+          cells: [`${svc.namespace}/${svc.name}`, `${port.port}/${port.protocol}`,
+            pod ? link(detailHref('pods', pod), pod.metadata.name) : '(gone)', `${e.ip}:${e.port}`,
+            h('td', { 'data-connections': e.connections }, e.connections), e.active, bytes(e.bytesIn), bytes(e.bytesOut)],
+        });
+      }
+    }
+  }
+  return rows.length
+    ? table(['SERVICE', 'PORT', 'POD', 'ENDPOINT', 'CONNECTIONS', 'OPEN', 'BYTES IN', 'BYTES OUT'], rows, 'Traffic')
+    : h('p', { class: 'muted' }, 'No endpoints yet.');
 }
 
 function eventRows(events) {
@@ -401,6 +449,7 @@ function detail(plural, ns, name) {
   if (plural === 'pods') {
     extra.push(h('p', {}, 'Status: ', h('span', { class: `status-${podStatus(o)}`, 'data-status': podStatus(o) }, podStatus(o)),
       ` · IP ${o.status?.podIP || 'none yet'} · node ${o.spec?.nodeName || 'none yet'}`));
+    extra.push(...podTools(o));
   }
   return [
     h('h1', {}, `${k.kind} ${o.metadata.namespace ? o.metadata.namespace + '/' : ''}${name}`),
@@ -410,8 +459,120 @@ function detail(plural, ns, name) {
     events.length ? table(['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'COUNT', 'MESSAGE'], eventRows(events), 'Events')
       : h('p', { class: 'muted' }, 'No events.'),
     h('h2', {}, 'YAML'),
-    h('pre', { 'aria-label': 'YAML' }, dump(o, { noRefs: true, lineWidth: 120 })),
+    h('pre', { 'aria-label': 'YAML' }, dump(withoutManagedFields(o), { noRefs: true, lineWidth: 120 })),
   ];
+}
+
+/** The object as `kubectl get -o yaml` shows it: without managedFields. */
+function withoutManagedFields(o) {
+  const copy = structuredClone(o);
+  delete copy.metadata.managedFields;
+  return copy;
+}
+
+/** A pod's logs (followed, with timestamps) and a terminal into it. */
+function podTools(o) {
+  const containers = (o.spec?.containers || []).map((c) => c.name);
+  // Ids carry the pod's uid, so another pod's page gets fresh fields.
+  const u = o.metadata.uid;
+  const pick = (id) => h('select', { id, 'aria-label': 'Container', 'data-user': true },
+    containers.map((c) => h('option', { value: c }, c)));
+  return [
+    h('h2', {}, 'Logs'),
+    h('div', { class: 'actions' },
+      pick(`logs-container-${u}`),
+      h('label', {}, h('input', { type: 'checkbox', id: `logs-follow-${u}`, checked: true, 'data-user': true }), ' follow'),
+      h('label', {}, h('input', { type: 'checkbox', id: `logs-timestamps-${u}`, checked: true, 'data-user': true }), ' timestamps'),
+      h('button', { 'data-action': 'logs', 'data-uid': u, ...target('pods', o) }, 'Show logs')),
+    h('pre', { id: `logs-${u}`, class: 'logs', 'aria-label': 'Logs', 'aria-live': 'polite', 'data-keep': true }),
+    h('h2', {}, 'Terminal'),
+    h('div', { class: 'actions' },
+      pick(`term-container-${u}`),
+      h('input', { id: `term-command-${u}`, value: 'sh', 'aria-label': 'Command', 'data-user': true }),
+      h('button', { 'data-action': 'terminal', 'data-uid': u, ...target('pods', o) }, 'Open terminal')),
+    h('div', { id: `terminal-${u}`, class: 'terminal', 'aria-label': 'Terminal', 'data-keep': true }),
+  ];
+}
+
+/** What streams into the page now (logs, a terminal), closed when the page changes. */
+const streams = { logs: null, terminal: null };
+function closeStreams() {
+  streams.logs?.abort();
+  streams.terminal?.close();
+  streams.logs = null;
+  streams.terminal = null;
+}
+
+async function showLogs({ ns, name, uid }) {
+  streams.logs?.abort();
+  const ctl = new AbortController();
+  streams.logs = ctl;
+  const out = document.getElementById(`logs-${uid}`);
+  out.textContent = '';
+  const q = new URLSearchParams({
+    container: document.getElementById(`logs-container-${uid}`).value,
+    follow: document.getElementById(`logs-follow-${uid}`).checked,
+    timestamps: document.getElementById(`logs-timestamps-${uid}`).checked,
+    tailLines: 500,
+  });
+  const r = await fetch(`${objectPath('pods', ns, name)}/log?${q}`, { signal: ctl.signal });
+  if (!r.ok) throw new ApiError(`logs of ${name}: ${(await r.text()) || r.status}`);
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out.append(value);
+      out.scrollTop = out.scrollHeight;
+    }
+  } catch (e) {
+    if (e.name !== 'AbortError') throw e;
+  }
+}
+
+/**
+ * A terminal into the pod: `kubectl exec -it` from the browser, over the
+ * API's WebSocket exec (v5.channel.k8s.io: a channel byte, then data).
+ */
+function openTerminal({ ns, name, uid }) {
+  streams.terminal?.close();
+  const box = document.getElementById(`terminal-${uid}`);
+  box.replaceChildren();
+  const term = new Terminal({ fontSize: 13, convertEol: false, cursorBlink: true });
+  term.open(box);
+  const q = new URLSearchParams({ container: document.getElementById(`term-container-${uid}`).value, stdin: 1, stdout: 1, stderr: 1, tty: 1 });
+  for (const word of document.getElementById(`term-command-${uid}`).value.trim().split(/\s+/).filter(Boolean)) q.append('command', word);
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const ws = new WebSocket(`${scheme}://${location.host}${objectPath('pods', ns, name)}/exec?${q}`, ['v5.channel.k8s.io', 'v4.channel.k8s.io']);
+  ws.binaryType = 'arraybuffer';
+  const enc = new TextEncoder();
+  const send = (channel, bytes) => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const msg = new Uint8Array(bytes.length + 1);
+    msg[0] = channel;
+    msg.set(bytes, 1);
+    ws.send(msg);
+  };
+  ws.onopen = () => {
+    box.dataset.connected = 'true';
+    send(4, enc.encode(JSON.stringify({ Width: term.cols, Height: term.rows })));
+    term.focus();
+  };
+  ws.onmessage = (m) => {
+    const data = new Uint8Array(m.data);
+    if (data[0] === 1 || data[0] === 2) term.write(data.subarray(1));
+    else if (data[0] === 3) {
+      const status = JSON.parse(new TextDecoder().decode(data.subarray(1)));
+      term.write(`\r\n[${status.status === 'Success' ? 'exited' : status.message || 'failed'}]\r\n`);
+    }
+  };
+  ws.onclose = () => {
+    box.dataset.connected = 'false';
+    term.write('\r\n[connection closed]\r\n');
+  };
+  term.onData((d) => send(0, enc.encode(d)));
+  term.onResize(({ cols, rows }) => send(4, enc.encode(JSON.stringify({ Width: cols, Height: rows }))));
+  streams.terminal = { close: () => { ws.close(); term.dispose(); } };
 }
 
 /** A form that sends YAML: new objects, or a changed one. */
@@ -451,8 +612,7 @@ function createView() {
 function editView(plural, ns, name) {
   const o = KINDS[plural] && informer(plural).get(KINDS[plural].ns ? ns : '', name);
   if (!o) return [h('p', {}, 'Loading…')];
-  const copy = structuredClone(o);
-  delete copy.metadata.managedFields;
+  const copy = withoutManagedFields(o);
   return yamlForm({
     title: `Edit ${KINDS[plural].kind} ${name}`,
     initial: dump(copy, { noRefs: true, lineWidth: 120 }),
@@ -496,8 +656,10 @@ function render() {
     const next = main.cloneNode(false);
     next.append(...nodes);
     morphdom(main, next, {
-      // A field being typed in keeps what the user typed.
-      onBeforeElUpdated: (from, to) => !(from === document.activeElement && from.tagName === 'INPUT'),
+      // A field being typed in keeps what the user typed; the user's
+      // choices and what streams in (logs, a terminal) are left alone.
+      onBeforeElUpdated: (from) => !(from === document.activeElement && from.tagName === 'INPUT')
+        && !from.hasAttribute('data-keep') && !from.hasAttribute('data-user'),
     });
   } else {
     main.replaceChildren(...nodes);
@@ -517,6 +679,7 @@ function scheduleRender() {
 
 function navigate(href) {
   history.pushState(null, '', href);
+  closeStreams();
   formShown = null;
   render();
   document.getElementById('main').focus();
@@ -528,7 +691,7 @@ document.addEventListener('click', (e) => {
   e.preventDefault();
   navigate(a.getAttribute('href'));
 });
-window.addEventListener('popstate', () => { formShown = null; render(); });
+window.addEventListener('popstate', () => { closeStreams(); formShown = null; render(); });
 
 async function start() {
   for (const p of ['nodes', 'namespaces', 'pods', 'replicationcontrollers', 'replicasets', 'deployments', 'jobs', 'services', 'endpoints', 'events']) {
@@ -542,6 +705,7 @@ async function start() {
     }
   });
   select.addEventListener('change', scheduleRender);
+  followTraffic();
   // Ages move on with no change to watch.
   setInterval(() => { if (route().live) scheduleRender(); }, 5000);
   if (location.pathname === '/') history.replaceState(null, '', '/ui/overview');

@@ -185,6 +185,69 @@ fn kubeconfig_text(path: &Path) -> String {
     std::fs::read_to_string(path).expect("read kubeconfig")
 }
 
+/// `2m` → 2, `1Mi` → 1: a `kubectl top` figure's number.
+fn top_figure(s: &str) -> u64 {
+    s.trim_end_matches(|c: char| c.is_ascii_alphabetic())
+        .parse()
+        .unwrap_or_else(|_| panic!("a figure: {s:?}"))
+}
+
+#[test]
+fn kubectl_top_reads_the_guests_memory_and_cpu() {
+    let c = Cluster::start(&["kubia"]);
+    c.kubectl(&[
+        "run",
+        "kubia",
+        "--image=kubia",
+        "--port=8080",
+        "-l",
+        "app=kubia",
+    ])
+    .ok();
+    c.wait_ready("kubia");
+    let pods = poll("kubectl top pods", || {
+        let out = c.kubectl(&["top", "pods", "-l", "app=kubia"]);
+        (out.code == 0).then_some(out)
+    });
+    assert_eq!(
+        pods.row(0),
+        ["NAME", "CPU(cores)", "MEMORY(bytes)"],
+        "{}",
+        pods.stdout
+    );
+    let row = pods.row(1);
+    assert_eq!(row[0], "kubia", "{}", pods.stdout);
+    // kubia's linear memory: at least a wasm page, reported in Mi.
+    assert!(
+        row[2].ends_with("Mi") && top_figure(row[2]) >= 1,
+        "{}",
+        pods.stdout
+    );
+    top_figure(row[1]);
+    let containers = c.kubectl(&["top", "pod", "kubia", "--containers"]);
+    assert_eq!(
+        containers.row(1)[..2],
+        ["kubia", "kubia"],
+        "{}",
+        containers.stdout
+    );
+    let nodes = c.kubectl(&["top", "nodes"]);
+    let node = nodes.row(1);
+    assert_eq!(node[0], "wrun", "{}", nodes.stdout);
+    assert!(
+        top_figure(node[3]) >= top_figure(row[2]),
+        "{}",
+        nodes.stdout
+    );
+    // Metrics are computed, never stored: writes are refused.
+    c.kubectl(&[
+        "delete",
+        "--raw",
+        "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/kubia",
+    ])
+    .fails("MethodNotAllowed");
+}
+
 #[test]
 fn kubectl_runs_kubia_as_a_pod() {
     let c = Cluster::start(&["kubia", "busybox"]);

@@ -82,6 +82,10 @@ try {
   const running = podRows.filter({ hasText: 'Running' }).filter({ hasText: /kubia-/ });
   await running.first().waitFor();
   check(await running.count() === 1, 'one kubia pod before scaling');
+  // Its memory and CPU, live: a figure and a chart, for every running pod.
+  await page.waitForFunction(() => [...document.querySelectorAll('table[aria-label="Pods"] tbody tr')]
+    .some((r) => r.textContent.includes('kubia-') && Number(r.querySelector('[data-memory]')?.dataset.memory) > 0
+      && r.querySelector('svg[aria-label^="Memory of"]')), null, { timeout: WAIT });
   await page.screenshot({ path: `${shots}/workloads-1.png`, fullPage: true });
 
   step('scale the RC to 3 from the page; three pods appear without a reload');

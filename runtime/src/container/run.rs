@@ -25,6 +25,8 @@ pub struct ProcessRequest<'a> {
     pub ppid: u32,
     /// The container's sockets, as the daemon set them up for this run.
     pub network: crate::net::NetGrant,
+    /// Where this run's guests count their memory and CPU time.
+    pub usage: std::sync::Arc<crate::sandbox::Usage>,
 }
 
 /// A guest process ready to hand to the sandbox. Its process-table entry
@@ -122,6 +124,7 @@ pub fn prepare(
             mounts,
             stdio,
             memory_limit: spec.memory,
+            usage: req.usage.clone(),
             network: req.network.clone(),
             http_port: spec
                 .http_port

@@ -144,6 +144,7 @@ impl Supervisor {
                     workdir: exec.config.workdir.as_deref(),
                     ppid: 0,
                     network: live.net.grant.clone(),
+                    usage: live.usage.clone(),
                 },
                 stdio,
             )

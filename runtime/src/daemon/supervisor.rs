@@ -63,6 +63,8 @@ pub struct Live {
     pub procs: ProcTable,
     /// This run's network; the namespace and published ports go with it.
     pub net: Arc<RunNet>,
+    /// The memory and CPU time of this run's guests.
+    pub usage: Arc<crate::sandbox::Usage>,
 }
 
 /// One container known to the daemon.
@@ -320,6 +322,7 @@ impl Supervisor {
                 stop: StopHandle::new(),
                 procs,
                 net,
+                usage: Arc::default(),
             };
             *slot = Some(live.clone());
             // Starting counts as running: a `stop` from now on waits for
@@ -370,6 +373,7 @@ impl Supervisor {
                 rec,
                 ProcessRequest {
                     network: live.net.grant.clone(),
+                    usage: live.usage.clone(),
                     ..ProcessRequest::default()
                 },
                 stdio,
@@ -455,6 +459,7 @@ impl Supervisor {
                 stop: StopHandle::new(),
                 procs: live.procs.clone(),
                 net: Arc::new(RunNet::default()),
+                usage: Arc::default(),
             };
             *lock(&entry.live) = Some(live.clone());
             entry.ended(code, error, true);

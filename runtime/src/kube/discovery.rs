@@ -774,6 +774,7 @@ mod tests {
             short_names: &["rc"],
             categories: &["all"],
             subresources: &["status", "scale"],
+            computed: false,
         };
         let s = subresource(&rc, "scale");
         assert_eq!(s.group_version, Some(("autoscaling", "v1")));
@@ -969,6 +970,7 @@ mod tests {
             short_names: &["deploy"],
             categories: &["all"],
             subresources: &["scale", "status"],
+            computed: false,
         };
         assert_eq!(schema_name(&deployment), "io.k8s.api.apps.v1.Deployment");
     }

@@ -17,7 +17,13 @@ pub struct Resource {
     pub categories: &'static [&'static str],
     /// Subresources served under `<plural>/<name>/<sub>`.
     pub subresources: &'static [&'static str],
+    /// Not stored: computed from what runs when asked (the resource
+    /// metrics API), so it is read only.
+    pub computed: bool,
 }
+
+/// The verbs of a computed resource.
+const READ_VERBS: &[&str] = &["get", "list"];
 
 const VERBS: &[&str] = &[
     "create",
@@ -42,7 +48,7 @@ impl Resource {
 
     /// The verbs served on the resource itself.
     pub fn verbs(&self) -> &'static [&'static str] {
-        VERBS
+        if self.computed { READ_VERBS } else { VERBS }
     }
 
     /// `pods` or `deployments.apps`, as kubectl names a resource.
@@ -96,6 +102,26 @@ macro_rules! res {
             short_names: &[$($short),*],
             categories: &[$($cat),*],
             subresources: &[$($sub),*],
+            computed: false,
+        }
+    };
+}
+
+/// The resource metrics API (`metrics.k8s.io/v1beta1`), which
+/// metrics-server serves on a real cluster: what `kubectl top` reads.
+macro_rules! metrics {
+    ($kind:expr, $plural:expr, $singular:expr, $ns:expr) => {
+        Resource {
+            group: "metrics.k8s.io",
+            version: "v1beta1",
+            kind: $kind,
+            plural: $plural,
+            singular: $singular,
+            namespaced: $ns,
+            short_names: &[],
+            categories: &[],
+            subresources: &[],
+            computed: true,
         }
     };
 }
@@ -237,6 +263,8 @@ pub static RESOURCES: &[Resource] = &[
         ["all"],
         ["status"]
     ),
+    metrics!("NodeMetrics", "nodes", "nodemetrics", false),
+    metrics!("PodMetrics", "pods", "podmetrics", true),
 ];
 
 /// The API groups served besides the core one, in discovery order, each

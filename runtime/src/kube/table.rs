@@ -1518,6 +1518,7 @@ mod tests {
             short_names: &[],
             categories: &[],
             subresources: &[],
+            computed: false,
         }
     }
 

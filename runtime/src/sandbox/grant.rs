@@ -31,6 +31,9 @@ pub struct ProcessSpec {
     pub stdio: Stdio,
     /// Total linear memory, in bytes.
     pub memory_limit: Option<u64>,
+    /// Where the guest's memory and CPU time are counted (shared by every
+    /// guest of a container run).
+    pub usage: std::sync::Arc<super::Usage>,
     /// Sockets: none, the host's, or a virtual namespace's.
     pub network: NetGrant,
     /// Where a wasi:http component is served, in its namespace.

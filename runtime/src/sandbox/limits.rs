@@ -1,24 +1,38 @@
 //! Per-guest resource limits enforced through wasmtime's `ResourceLimiter`.
 
+use std::sync::Arc;
+
+use super::usage::Usage;
+
 /// Tables may hold at most this many elements: enough for any real program,
 /// small enough that a table bomb cannot exhaust host memory.
 const MAX_TABLE_ELEMENTS: usize = 10_000_000;
 
 /// Tracks a store's total linear memory against an optional limit, and
 /// remembers an attempt to exceed it so the exit can say so.
-#[derive(Debug, Default)]
+/// What it holds is also counted in the run's [`Usage`], and given back
+/// there when the guest's store goes.
+#[derive(Debug)]
 pub struct MemoryLimiter {
     limit: Option<u64>,
     used: u64,
     exceeded: Option<u64>,
+    usage: Arc<Usage>,
+}
+
+impl Drop for MemoryLimiter {
+    fn drop(&mut self) {
+        self.usage.released(self.used);
+    }
 }
 
 impl MemoryLimiter {
-    pub fn new(limit: Option<u64>) -> Self {
+    pub fn new(limit: Option<u64>, usage: Arc<Usage>) -> Self {
         Self {
             limit,
             used: 0,
             exceeded: None,
+            usage,
         }
     }
 
@@ -48,6 +62,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
                 "memory limit exceeded: the guest asked for {wanted} bytes of linear memory, the limit is {limit}"
             ));
         }
+        self.usage.grew(wanted - self.used);
         self.used = wanted;
         Ok(true)
     }

@@ -15,6 +15,7 @@ pub mod proctable;
 mod run;
 mod serve;
 mod stop;
+mod usage;
 
 use std::path::PathBuf;
 
@@ -22,6 +23,7 @@ pub use engine::SandboxOptions;
 pub use grant::{Input, Mount, Output, OutputSink, ProcessSpec, Stdio};
 pub use run::{DEFAULT_HTTP_PORT, Exit, OOM_DESCRIPTION};
 pub use stop::{StopHandle, StopReason};
+pub use usage::Usage;
 
 use wasmtime::Engine;
 

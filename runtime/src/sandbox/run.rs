@@ -13,6 +13,7 @@ use super::grant::{ProcessSpec, wasi_builder};
 use super::limits::MemoryLimiter;
 use super::serve::HttpState;
 use super::stop::StopHandle;
+use super::usage::Metered;
 use super::{Program, Sandbox, SandboxError, StopReason};
 use crate::net::wasi::{NetCtxView, NetState, NetView};
 
@@ -240,7 +241,8 @@ pub(super) async fn run(
         };
         return super::serve::serve(sandbox, name, component, spec, port, stop).await;
     }
-    let limiter = MemoryLimiter::new(spec.memory_limit);
+    let limiter = MemoryLimiter::new(spec.memory_limit, spec.usage.clone());
+    let usage = spec.usage.clone();
     let net = NetState::new(spec.network.clone());
     let builder = wasi_builder(spec)?;
     let start_err = |e: wasmtime::Error| SandboxError::Start {
@@ -267,7 +269,7 @@ pub(super) async fn run(
                 let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                 start.call_async(&mut store, ()).await
             };
-            let result = race(guest, stop).await;
+            let result = race(Metered::new(guest, usage), stop).await;
             Ok(outcome(result, stop, store.data_mut().limiter()))
         }
         Program::Command(component) => {
@@ -292,7 +294,7 @@ pub(super) async fn run(
                     Err(()) => Err(wasmtime::format_err!(I32Exit(1))),
                 }
             };
-            let result = race(guest, stop).await;
+            let result = race(Metered::new(guest, usage), stop).await;
             Ok(outcome(result, stop, store.data_mut().limiter()))
         }
         // Served above, before a command's context is built.

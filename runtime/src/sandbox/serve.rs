@@ -269,7 +269,7 @@ impl Server {
             hooks: EgressHooks {
                 grant: self.spec.network.clone(),
             },
-            limiter: MemoryLimiter::new(self.spec.memory_limit),
+            limiter: MemoryLimiter::new(self.spec.memory_limit, self.spec.usage.clone()),
             net: NetState::new(self.spec.network.clone()),
         };
         let mut store = Store::new(&self.engine, state);
@@ -282,12 +282,16 @@ impl Server {
             .new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(tx)?;
         let proxy = self.pre.instantiate_async(&mut store).await?;
-        let task = tokio::spawn(async move {
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await
-        });
+        let usage = self.spec.usage.clone();
+        let task = tokio::spawn(super::usage::Metered::new(
+            async move {
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            },
+            usage,
+        ));
         match rx.await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(code)) => anyhow::bail!("the guest answered with an error: {code:?}"),

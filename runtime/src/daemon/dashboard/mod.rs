@@ -20,6 +20,7 @@
 
 mod assets;
 mod traffic;
+mod usage;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -315,6 +316,8 @@ async fn handle(
                 ),
             }
         }
+        "/wrun/usage" => usage::serve(sup, req)
+            .unwrap_or_else(|why| text(StatusCode::BAD_REQUEST, format!("{why}\n"))),
         "/wrun/traffic" => {
             let proxy = sup.networks().fabric().proxy().clone();
             traffic::serve(proxy, req)

@@ -8,6 +8,7 @@
 //! every request but none is authenticated (a bearer token or a client
 //! certificate from the kubeconfig); anything else gets 401.
 
+mod metrics;
 mod objects;
 mod pods;
 mod routes;
@@ -54,6 +55,8 @@ pub struct Api {
     pub sup: Arc<Supervisor>,
     pub node: String,
     pub server: String,
+    /// CPU readings between `kubectl top` requests.
+    pub metrics: metrics::Sampler,
 }
 
 struct Running {
@@ -179,6 +182,7 @@ impl Cluster {
             sup: sup.clone(),
             node: NODE_NAME.into(),
             server: server.clone(),
+            metrics: metrics::Sampler::default(),
         });
         let cancel = CancellationToken::new();
         super::proxy::start(self.store.clone(), sup.networks(), cancel.clone());

@@ -98,6 +98,9 @@ pub async fn serve(
     if !t.res.namespaced && t.namespace.is_some() {
         return Err(KubeError::NoRoute);
     }
+    if t.res.computed {
+        return super::metrics::serve(api, &t, &q, req.method());
+    }
     if let Some(sub) = t.sub.as_deref() {
         if !t.res.subresources.contains(&sub) {
             return Err(KubeError::NoRoute);

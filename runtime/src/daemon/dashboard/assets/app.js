@@ -158,6 +158,64 @@ function followTraffic() {
   ws.onclose = () => setTimeout(followTraffic, 1000);
 }
 
+// --- usage: each pod's memory and CPU, once a second ------------------------------
+
+/** By pod uid: the last minute of { cores, memory } points. */
+const usage = new Map();
+const HISTORY = 60;
+function followUsage() {
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const ws = new WebSocket(`${scheme}://${location.host}/wrun/usage`);
+  let last = null;
+  ws.onmessage = (m) => {
+    const msg = JSON.parse(m.data);
+    for (const [uid, u] of Object.entries(msg.pods)) {
+      const prev = last?.pods[uid];
+      const cores = prev ? Math.max(0, u.cpuNs - prev.cpuNs) / ((msg.at - last.at) * 1e6) : 0;
+      const points = usage.get(uid) || [];
+      points.push({ cores, memory: u.memory });
+      if (points.length > HISTORY) points.shift();
+      usage.set(uid, points);
+    }
+    for (const uid of [...usage.keys()]) if (!(uid in msg.pods)) usage.delete(uid);
+    last = msg;
+    scheduleRender();
+  };
+  ws.onclose = () => setTimeout(followUsage, 1000);
+}
+
+/** A small line chart of the last values, as SVG. */
+function sparkline(values, label) {
+  const w = 60;
+  const hgt = 16;
+  const max = Math.max(...values, 1e-9);
+  const pts = values.map((v, i) => `${(i * w) / Math.max(values.length - 1, 1)},${hgt - (v / max) * (hgt - 2) - 1}`).join(' ');
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('width', w);
+  svg.setAttribute('height', hgt);
+  svg.setAttribute('class', 'spark');
+  svg.setAttribute('role', 'img');
+  svg.setAttribute('aria-label', label);
+  const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
+  line.setAttribute('points', pts);
+  svg.append(line);
+  return svg;
+}
+
+function cpuText(cores) { return `${Math.round(cores * 1000)}m`; }
+function memText(b) { return b >= 1048576 ? `${(b / 1048576).toFixed(1)}Mi` : `${Math.ceil(b / 1024)}Ki`; }
+
+/** A pod's CPU and memory cells: the latest figure and its chart. */
+function usageCells(p) {
+  const points = usage.get(p.metadata.uid);
+  if (!points?.length) return ['', ''];
+  const now = points[points.length - 1];
+  return [
+    h('td', { 'data-cpu': now.cores }, cpuText(now.cores), ' ', sparkline(points.map((x) => x.cores), `CPU of ${p.metadata.name}`)),
+    h('td', { 'data-memory': now.memory }, memText(now.memory), ' ', sparkline(points.map((x) => x.memory), `Memory of ${p.metadata.name}`)),
+  ];
+}
+
 // --- rendering helpers -------------------------------------------------------------
 
 function h(tag, attrs = {}, ...children) {
@@ -335,10 +393,10 @@ function workloads() {
   return [
     h('h1', {}, 'Workloads'),
     h('h2', {}, 'Pods'),
-    pods.length ? table(['NAME', 'NAMESPACE', 'READY', 'STATUS', 'RESTARTS', 'IP', 'AGE'], pods.map((p) => ({
+    pods.length ? table(['NAME', 'NAMESPACE', 'READY', 'STATUS', 'RESTARTS', 'IP', 'CPU', 'MEMORY', 'AGE'], pods.map((p) => ({
       name: p.metadata.name,
       cells: [nameCell('pods', p), p.metadata.namespace, podReady(p), statusCell(podStatus(p)), restarts(p),
-        p.status?.podIP || '', age(p.metadata.creationTimestamp)],
+        p.status?.podIP || '', ...usageCells(p), age(p.metadata.creationTimestamp)],
     })), 'Pods') : h('p', { class: 'muted' }, 'No pods.'),
     section('ReplicationControllers', 'replicationcontrollers',
       ['NAME', 'NAMESPACE', 'DESIRED', 'CURRENT', 'READY', 'AGE', 'SCALE'], replicaRow('replicationcontrollers')),
@@ -397,7 +455,7 @@ function trafficTable(ns) {
         rows.push({
           name: pod ? pod.metadata.name : e.ip,
           cells: [`${svc.namespace}/${svc.name}`, `${port.port}/${port.protocol}`,
-            pod ? link(detailHref('pods', pod), pod.metadata.name) : '(gone)', `${e.ip}:${e.port}`,
+            pod ? link(detailHref('pods', pod), pod.metadata.name) : '—', `${e.ip}:${e.port}`,
             h('td', { 'data-connections': e.connections }, e.connections), e.active, bytes(e.bytesIn), bytes(e.bytesOut)],
         });
       }
@@ -706,6 +764,7 @@ async function start() {
   });
   select.addEventListener('change', scheduleRender);
   followTraffic();
+  followUsage();
   // Ages move on with no change to watch.
   setInterval(() => { if (route().live) scheduleRender(); }, 5000);
   if (location.pathname === '/') history.replaceState(null, '', '/ui/overview');

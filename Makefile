@@ -62,6 +62,7 @@ bench: release
 	bash bench/http.sh
 	bash bench/cluster.sh
 	bash bench/workloads.sh
+	bash bench/dashboard.sh
 
 install: release
 	install -m 0755 target/release/wrun $(HOME)/.cargo/bin/wrun

@@ -6,9 +6,12 @@
 // in progress survive. Buttons name their action in data attributes and
 // one listener acts on them, so no handler is tied to a replaced node.
 
-import { dump, loadAll } from './vendor/js-yaml.mjs';
 import morphdom from './vendor/morphdom.mjs';
-import { Terminal } from './vendor/xterm.mjs';
+
+// Loaded when first needed, so the first paint does not wait for them.
+let yaml = null;
+const loadYaml = () => import('./vendor/js-yaml.mjs').then((m) => { yaml = m; scheduleRender(); return m; });
+const loadXterm = () => import('./vendor/xterm.mjs');
 
 // --- the API ---------------------------------------------------------------
 
@@ -354,6 +357,7 @@ const ACTIONS = {
     await api(objectPath(plural, ns, name), { method: 'DELETE' });
     if (plural !== 'pods') navigate(plural === 'services' ? '/ui/services' : '/ui/workloads');
   },
+  'all-pods': () => { showAllPods = true; scheduleRender(); },
   logs: (el, where) => showLogs(where),
   terminal: (el, where) => openTerminal(where),
   restart: (el, { plural, ns, name }) => api(objectPath(plural, ns, name), {
@@ -376,9 +380,14 @@ document.addEventListener('keydown', (e) => {
   if (e.key === 'Enter' && e.target.matches('input[data-action]')) runAction(e.target);
 });
 
+/** Rows a long table shows until the user asks for every one. */
+const PAGE = 100;
+let showAllPods = false;
+
 function workloads() {
   const ns = namespace();
-  const pods = informer('pods').list(ns);
+  const allPods = informer('pods').list(ns);
+  const pods = showAllPods ? allPods : allPods.slice(0, PAGE);
   const section = (title, plural, headers, row) => {
     const items = informer(plural).list(ns);
     return [h('h2', {}, title), items.length
@@ -398,6 +407,9 @@ function workloads() {
       cells: [nameCell('pods', p), p.metadata.namespace, podReady(p), statusCell(podStatus(p)), restarts(p),
         p.status?.podIP || '', ...usageCells(p), age(p.metadata.creationTimestamp)],
     })), 'Pods') : h('p', { class: 'muted' }, 'No pods.'),
+    allPods.length > pods.length ? h('p', { class: 'actions' },
+      `Showing ${pods.length} of ${allPods.length} pods. `,
+      h('button', { 'data-action': 'all-pods' }, `Show all ${allPods.length}`)) : null,
     section('ReplicationControllers', 'replicationcontrollers',
       ['NAME', 'NAMESPACE', 'DESIRED', 'CURRENT', 'READY', 'AGE', 'SCALE'], replicaRow('replicationcontrollers')),
     section('Deployments', 'deployments', ['NAME', 'NAMESPACE', 'DESIRED', 'CURRENT', 'READY', 'AGE', 'SCALE'], replicaRow('deployments')),
@@ -517,7 +529,8 @@ function detail(plural, ns, name) {
     events.length ? table(['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'COUNT', 'MESSAGE'], eventRows(events), 'Events')
       : h('p', { class: 'muted' }, 'No events.'),
     h('h2', {}, 'YAML'),
-    h('pre', { 'aria-label': 'YAML' }, dump(withoutManagedFields(o), { noRefs: true, lineWidth: 120 })),
+    yaml ? h('pre', { 'aria-label': 'YAML' }, yaml.dump(withoutManagedFields(o), { noRefs: true, lineWidth: 120 }))
+      : (loadYaml(), h('p', {}, 'Loading…')),
   ];
 }
 
@@ -592,8 +605,9 @@ async function showLogs({ ns, name, uid }) {
  * A terminal into the pod: `kubectl exec -it` from the browser, over the
  * API's WebSocket exec (v5.channel.k8s.io: a channel byte, then data).
  */
-function openTerminal({ ns, name, uid }) {
+async function openTerminal({ ns, name, uid }) {
   streams.terminal?.close();
+  const { Terminal } = await loadXterm();
   const box = document.getElementById(`terminal-${uid}`);
   box.replaceChildren();
   const term = new Terminal({ fontSize: 13, convertEol: false, cursorBlink: true });
@@ -644,6 +658,7 @@ function yamlForm({ title, initial, submit, label }) {
     onsubmit: (e) => {
       e.preventDefault();
       act(async () => {
+        const { loadAll } = yaml || await loadYaml();
         const docs = loadAll(area.value).filter((d) => d && typeof d === 'object');
         if (!docs.length) throw new Error('the YAML holds no object');
         const done = [];
@@ -664,16 +679,21 @@ async function createObject(doc) {
 }
 
 function createView() {
+  loadYaml();
   return yamlForm({ title: 'Create', initial: '', label: 'Create', submit: createObject });
 }
 
 function editView(plural, ns, name) {
   const o = KINDS[plural] && informer(plural).get(KINDS[plural].ns ? ns : '', name);
+  if (!yaml) {
+    loadYaml();
+    return [h('p', {}, 'Loading…')];
+  }
   if (!o) return [h('p', {}, 'Loading…')];
   const copy = withoutManagedFields(o);
   return yamlForm({
     title: `Edit ${KINDS[plural].kind} ${name}`,
-    initial: dump(copy, { noRefs: true, lineWidth: 120 }),
+    initial: yaml.dump(copy, { noRefs: true, lineWidth: 120 }),
     label: 'Save',
     submit: async (doc) => {
       await api(objectPath(plural, o.metadata.namespace, name), { method: 'PUT', body: doc });
@@ -752,9 +772,9 @@ document.addEventListener('click', (e) => {
 window.addEventListener('popstate', () => { closeStreams(); formShown = null; render(); });
 
 async function start() {
-  for (const p of ['nodes', 'namespaces', 'pods', 'replicationcontrollers', 'replicasets', 'deployments', 'jobs', 'services', 'endpoints', 'events']) {
-    informer(p);
-  }
+  // Informers start when a view first reads them, so the first view waits
+  // only for what it shows (a thousand pods' events are not fetched for
+  // the workloads view).
   const select = document.getElementById('namespace');
   informer('namespaces').listeners.add(() => {
     const have = new Set([...select.options].map((o) => o.value));

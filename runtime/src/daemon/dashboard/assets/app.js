@@ -73,8 +73,11 @@ function pluralOfKind(apiVersion, kind) {
  * API's watch. After a 410 (the watch fell too far behind) it lists again.
  */
 class Informer {
-  constructor(plural) {
+  constructor(plural, firstPage = 0) {
     this.plural = plural;
+    this.firstPage = firstPage;
+    /** Every object's count while only a first page is known. */
+    this.total = null;
     this.items = new Map();
     this.synced = false;
     this.listeners = new Set();
@@ -86,9 +89,26 @@ class Informer {
   notify() { for (const f of this.listeners) f(); }
 
   async run() {
+    // The first look at a long list: one page, with the count of the
+    // rest, so a view can show something before the whole list arrives.
+    if (this.firstPage) {
+      try {
+        const page = await api(`${objectPath(this.plural)}?limit=${this.firstPage}`);
+        if (!this.synced) {
+          this.items = new Map(page.items.map((o) => [this.key(o), o]));
+          this.total = page.items.length + (page.metadata.remainingItemCount || 0);
+          this.notify();
+          // Let the page paint that before parsing the whole list.
+          await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+        }
+      } catch (e) {
+        showError(e);
+      }
+    }
     for (;;) {
       try {
         const list = await api(objectPath(this.plural));
+        this.total = null;
         this.items = new Map(list.items.map((o) => [this.key(o), o]));
         this.synced = true;
         this.notify();
@@ -144,7 +164,9 @@ class Informer {
 const informers = {};
 function informer(plural) {
   if (!informers[plural]) {
-    informers[plural] = new Informer(plural);
+    // Pods may number thousands: the workloads view shows the first page
+    // while the rest loads.
+    informers[plural] = new Informer(plural, plural === 'pods' ? PAGE : 0);
     informers[plural].listeners.add(scheduleRender);
   }
   return informers[plural];
@@ -299,13 +321,17 @@ function namespace() { return document.getElementById('namespace').value; }
 function overview() {
   const nodes = informer('nodes').list();
   const counts = ['pods', 'replicationcontrollers', 'replicasets', 'deployments', 'jobs', 'services']
-    .map((p) => [p, informer(p).list(namespace())]);
+    .map((p) => {
+      const inf = informer(p);
+      const n = inf.list(namespace()).length;
+      return [p, !namespace() && inf.total !== null ? inf.total : n];
+    });
   const node = nodes[0];
   const pods = informer('pods').list();
   return [
     h('h1', {}, 'Overview'),
-    h('div', { class: 'cards' }, counts.map(([p, items]) => h('a', { class: 'card', href: p === 'services' ? '/ui/services' : '/ui/workloads', 'data-kind': p },
-      h('div', { class: 'n' }, items.length), h('div', { class: 'k' }, KINDS[p].kind + (items.length === 1 ? '' : 's'))))),
+    h('div', { class: 'cards' }, counts.map(([p, n]) => h('a', { class: 'card', href: p === 'services' ? '/ui/services' : '/ui/workloads', 'data-kind': p },
+      h('div', { class: 'n' }, n), h('div', { class: 'k' }, KINDS[p].kind + (n === 1 ? '' : 's'))))),
     h('h2', {}, 'Node'),
     node ? table(['NAME', 'STATUS', 'PODS', 'CPU', 'MEMORY', 'VERSION'], [{
       name: node.metadata.name,
@@ -386,8 +412,11 @@ let showAllPods = false;
 
 function workloads() {
   const ns = namespace();
-  const allPods = informer('pods').list(ns);
+  const podInformer = informer('pods');
+  const allPods = podInformer.list(ns);
   const pods = showAllPods ? allPods : allPods.slice(0, PAGE);
+  // While only the first page is known, its count is the server's.
+  const podCount = !ns && podInformer.total !== null ? podInformer.total : allPods.length;
   const section = (title, plural, headers, row) => {
     const items = informer(plural).list(ns);
     return [h('h2', {}, title), items.length
@@ -407,9 +436,9 @@ function workloads() {
       cells: [nameCell('pods', p), p.metadata.namespace, podReady(p), statusCell(podStatus(p)), restarts(p),
         p.status?.podIP || '', ...usageCells(p), age(p.metadata.creationTimestamp)],
     })), 'Pods') : h('p', { class: 'muted' }, 'No pods.'),
-    allPods.length > pods.length ? h('p', { class: 'actions' },
-      `Showing ${pods.length} of ${allPods.length} pods. `,
-      h('button', { 'data-action': 'all-pods' }, `Show all ${allPods.length}`)) : null,
+    podCount > pods.length ? h('p', { class: 'actions' },
+      `Showing ${pods.length} of ${podCount} pods. `,
+      h('button', { 'data-action': 'all-pods' }, `Show all ${podCount}`)) : null,
     section('ReplicationControllers', 'replicationcontrollers',
       ['NAME', 'NAMESPACE', 'DESIRED', 'CURRENT', 'READY', 'AGE', 'SCALE'], replicaRow('replicationcontrollers')),
     section('Deployments', 'deployments', ['NAME', 'NAMESPACE', 'DESIRED', 'CURRENT', 'READY', 'AGE', 'SCALE'], replicaRow('deployments')),

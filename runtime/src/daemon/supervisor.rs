@@ -445,6 +445,9 @@ impl Supervisor {
                     .restarts_after_exit(code, rec.restart_count, manual);
             if !restart {
                 *lock(&entry.live) = None;
+                // The run's namespace goes before anyone hears of the end,
+                // as its ports did.
+                live.net = Arc::new(RunNet::default());
                 entry.ended(code, error, false);
                 break;
             }

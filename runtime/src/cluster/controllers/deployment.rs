@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::replication::controller_uid;
 use crate::cluster::admission;
 use crate::cluster::events::{self, Source};
-use crate::cluster::store::{Event, EventType, Store, now};
+use crate::cluster::store::{Event, Store, now};
 use crate::kube::resources::by_plural;
 use crate::kube::{KubeError, Resource};
 
@@ -62,20 +62,12 @@ impl super::driver::Controller for Deployments {
 
     fn all(&mut self, store: &Store, keys: &mut BTreeSet<Key>) {
         if let Ok((items, _)) = store.list(self.deploys, None) {
-            keys.extend(items.iter().map(key));
+            keys.extend(items.iter().map(super::name_key));
         }
     }
 
     fn changed(&mut self, _: &Store, e: &Event, keys: &mut BTreeSet<Key>) {
-        if e.resource == self.deploys {
-            if e.kind != EventType::Deleted {
-                keys.insert(key(&e.object));
-            }
-        } else if e.resource == self.rs_res
-            && let Some(owner) = super::controller_of(e, "Deployment")
-        {
-            keys.insert(owner);
-        }
+        keys.extend(super::owner_key(e, self.deploys, self.rs_res));
     }
 
     fn reconcile(&mut self, store: &Store, (ns, name): &Key) -> Result<(), KubeError> {
@@ -87,19 +79,6 @@ impl super::driver::Controller for Deployments {
     fn period(&self) -> Option<Duration> {
         Some(Duration::from_secs(5))
     }
-}
-
-fn key(o: &Value) -> Key {
-    (
-        o["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        o["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
 }
 
 /// A short, stable hash of a pod template, in Kubernetes' alphabet of

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::replication::{controller_uid, is_ready};
 use crate::cluster::admission;
 use crate::cluster::events::{self, Source};
-use crate::cluster::store::{Event, EventType, Store, now};
+use crate::cluster::store::{Event, Store, now};
 use crate::kube::resources::by_plural;
 use crate::kube::{KubeError, Resource};
 
@@ -55,20 +55,12 @@ impl super::driver::Controller for Jobs {
 
     fn all(&mut self, store: &Store, keys: &mut BTreeSet<Key>) {
         if let Ok(items) = store.list_where(self.jobs_res, None, |j| !finished(j)) {
-            keys.extend(items.iter().map(|j| key(j)));
+            keys.extend(items.iter().map(|j| super::name_key(j)));
         }
     }
 
     fn changed(&mut self, _: &Store, e: &Event, keys: &mut BTreeSet<Key>) {
-        if e.resource == self.jobs_res {
-            if e.kind != EventType::Deleted {
-                keys.insert(key(&e.object));
-            }
-        } else if e.resource == self.pods_res
-            && let Some(owner) = super::controller_of(e, "Job")
-        {
-            keys.insert(owner);
-        }
+        keys.extend(super::owner_key(e, self.jobs_res, self.pods_res));
     }
 
     fn reconcile(&mut self, store: &Store, (ns, name): &Key) -> Result<(), KubeError> {
@@ -79,19 +71,6 @@ impl super::driver::Controller for Jobs {
     fn period(&self) -> Option<Duration> {
         Some(Duration::from_secs(1))
     }
-}
-
-fn key(o: &Value) -> Key {
-    (
-        o["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        o["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
 }
 
 fn has_condition(j: &Value, kind: &str) -> bool {

@@ -22,8 +22,31 @@ use super::store::{Event, Store};
 pub type ObjectKey = (&'static str, String, String);
 
 pub fn object_key(res: &'static crate::kube::Resource, o: &serde_json::Value) -> ObjectKey {
+    let (namespace, name) = name_key(o);
+    (res.plural, namespace, name)
+}
+
+/// An object's namespace and name: how controllers of one kind queue it.
+pub fn name_key(o: &serde_json::Value) -> (String, String) {
     let field = |f: &str| o["metadata"][f].as_str().unwrap_or_default().to_string();
-    (res.plural, field("namespace"), field("name"))
+    (field("namespace"), field("name"))
+}
+
+/// The owner a change concerns, for a controller of `owners` whose
+/// dependents are `dependents`: the owner itself (unless it was deleted),
+/// or a dependent's controller of the owners' kind.
+pub fn owner_key(
+    e: &Event,
+    owners: &'static crate::kube::Resource,
+    dependents: &'static crate::kube::Resource,
+) -> Option<(String, String)> {
+    if e.resource == owners {
+        (e.kind != super::store::EventType::Deleted).then(|| name_key(&e.object))
+    } else if e.resource == dependents {
+        controller_of(e, owners.kind)
+    } else {
+        None
+    }
 }
 
 /// The (namespace, name) of the `kind` that controls the changed object,

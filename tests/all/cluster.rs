@@ -699,20 +699,7 @@ fn pods_come_back_after_the_daemon_is_killed() {
         .as_str()
         .expect("uid")
         .to_string();
-    let pid: i32 = std::fs::read_to_string(c.root.path().join("daemon.lock"))
-        .expect("daemon.lock")
-        .trim()
-        .parse()
-        .expect("pid");
-    // The daemon this test started, by its PID.
-    let killed = Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    poll("the daemon to die", || {
-        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
-    });
+    c.root.kill_daemon_hard();
     // Any container verb starts the daemon again; the cluster comes back
     // on with it, and so does the pod.
     c.root.wrun(&["ps"]).ok();

@@ -109,35 +109,6 @@ fn attach_stdin(root: &Root, name: &str) -> UnixStream {
     s
 }
 
-/// Kills this root's daemon with SIGKILL, by the PID in `daemon.lock` (the
-/// daemon this test started, and no other), and waits until it is gone.
-fn kill_daemon_hard(root: &Root) {
-    let lock = root.path().join("daemon.lock");
-    let pid = std::fs::read_to_string(&lock).expect("daemon.lock");
-    let pid = pid.trim();
-    assert!(pid.parse::<u32>().is_ok(), "daemon.lock holds {pid:?}");
-    if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        assert!(
-            cmdline.contains("daemon") && cmdline.contains(&*root.path().to_string_lossy()),
-            "PID {pid} is not this root's daemon: {cmdline}"
-        );
-    }
-    let killed = std::process::Command::new("kill")
-        .args(["-9", pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    // The OS releases the daemon's lock when the process is gone.
-    poll("the killed daemon to release its lock", || {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&lock)
-            .expect("open lock");
-        f.try_lock().is_ok().then_some(())
-    });
-}
-
 /// The walk-through: run detached, list, inspect, logs, exec, top, stop,
 /// rm — each as Docker shows it.
 #[test]
@@ -446,7 +417,7 @@ fn containers_survive_a_daemon_crash() {
     let ids = three_containers(&root);
     let old_pid = std::fs::read_to_string(root.path().join("daemon.lock")).expect("lock");
 
-    kill_daemon_hard(&root);
+    root.kill_daemon_hard();
 
     // Any command brings a daemon back.
     three_containers_survived(&root, &ids);

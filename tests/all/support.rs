@@ -103,6 +103,35 @@ impl Drop for Root {
 }
 
 impl Root {
+    /// Kills this root's daemon with SIGKILL, by the PID in `daemon.lock` (the
+    /// daemon this test started, and no other), and waits until it is gone.
+    pub fn kill_daemon_hard(&self) {
+        let lock = self.path().join("daemon.lock");
+        let pid = std::fs::read_to_string(&lock).expect("daemon.lock");
+        let pid = pid.trim();
+        assert!(pid.parse::<u32>().is_ok(), "daemon.lock holds {pid:?}");
+        if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            assert!(
+                cmdline.contains("daemon") && cmdline.contains(&*self.path().to_string_lossy()),
+                "PID {pid} is not this root's daemon: {cmdline}"
+            );
+        }
+        let killed = std::process::Command::new("kill")
+            .args(["-9", pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        // The OS releases the daemon's lock when the process is gone.
+        poll("the killed daemon to release its lock", || {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&lock)
+                .expect("open lock");
+            f.try_lock().is_ok().then_some(())
+        });
+    }
+
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),

@@ -15,6 +15,27 @@ fn rc_manifest() -> String {
         .into_owned()
 }
 
+/// The book's RC (3 kubia pods) exposed as the LoadBalancer `lb` on a
+/// free port, once its pods are ready and it answers: the port.
+fn kubia_behind_a_load_balancer(c: &Cluster) -> u16 {
+    c.kubectl(&["create", "-f", &rc_manifest()]).ok();
+    let port = crate::support::free_port();
+    c.kubectl(&[
+        "expose",
+        "rc",
+        "kubia",
+        "--type=LoadBalancer",
+        "--name",
+        "lb",
+        &format!("--port={port}"),
+        "--target-port=8080",
+    ])
+    .ok();
+    wait_ready(c, "rc", "kubia", 3);
+    crate::support::http_get_ok(port, std::time::Duration::from_secs(30));
+    port
+}
+
 fn json(c: &Cluster, args: &[&str]) -> serde_json::Value {
     let out = c.kubectl(args);
     serde_json::from_str(out.ok()).expect("JSON")
@@ -220,35 +241,9 @@ fn bad_workloads_are_refused_and_nothing_is_stored() {
 #[test]
 fn replication_controllers_come_back_after_the_daemon_is_killed() {
     let c = Cluster::start(&["kubia"]);
-    c.kubectl(&["create", "-f", &rc_manifest()]).ok();
-    let port = crate::support::free_port();
-    c.kubectl(&[
-        "expose",
-        "rc",
-        "kubia",
-        "--type=LoadBalancer",
-        "--name",
-        "lb",
-        &format!("--port={port}"),
-        "--target-port=8080",
-    ])
-    .ok();
-    wait_ready(&c, "rc", "kubia", 3);
-    crate::support::http_get_ok(port, std::time::Duration::from_secs(30));
+    let port = kubia_behind_a_load_balancer(&c);
     let before = live_pods(&c, "kubia");
-    let pid: i32 = std::fs::read_to_string(c.root.path().join("daemon.lock"))
-        .expect("daemon.lock")
-        .trim()
-        .parse()
-        .expect("pid");
-    let killed = Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    poll("the daemon to die", || {
-        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
-    });
+    c.root.kill_daemon_hard();
     c.root.wrun(&["ps"]).ok();
     wait_ready(&c, "rc", "kubia", 3);
     let after = live_pods(&c, "kubia");
@@ -647,21 +642,7 @@ fn scaling_and_rolling_updates_under_load_drop_no_request() {
             &crate::support::sample("kubia-http").to_string_lossy(),
         ])
         .ok();
-    c.kubectl(&["create", "-f", &rc_manifest()]).ok();
-    let port = crate::support::free_port();
-    c.kubectl(&[
-        "expose",
-        "rc",
-        "kubia",
-        "--type=LoadBalancer",
-        "--name",
-        "lb",
-        &format!("--port={port}"),
-        "--target-port=8080",
-    ])
-    .ok();
-    wait_ready(&c, "rc", "kubia", 3);
-    crate::support::http_get_ok(port, std::time::Duration::from_secs(30));
+    let port = kubia_behind_a_load_balancer(&c);
     // 3 → 10 → 1 under load.
     let load = wrk(port, 6);
     std::thread::sleep(std::time::Duration::from_millis(500));

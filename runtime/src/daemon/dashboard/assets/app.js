@@ -35,6 +35,11 @@ async function api(path, { method = 'GET', body, type = 'application/json' } = {
   return doc;
 }
 
+/** The WebSocket URL of a path on this origin. */
+function wsUrl(path) {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
+}
+
 /** The kinds the views show, with where they live in the API. */
 const KINDS = {
   pods: { kind: 'Pod', base: '/api/v1', ns: true },
@@ -126,10 +131,9 @@ class Informer {
    * watches would use up). Returns when the objects must be listed again.
    */
   async watch(rv) {
-    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     for (;;) {
       const resume = await new Promise((resolve) => {
-        const ws = new WebSocket(`${scheme}://${location.host}${objectPath(this.plural)}?watch=1&allowWatchBookmarks=true&resourceVersion=${rv}`);
+        const ws = new WebSocket(wsUrl(`${objectPath(this.plural)}?watch=1&allowWatchBookmarks=true&resourceVersion=${rv}`));
         let opened = false;
         let expired = false;
         ws.onopen = () => { opened = true; };
@@ -177,8 +181,7 @@ function informer(plural) {
 /** The latest counters, kept current over a WebSocket that sends each change. */
 let traffic = [];
 function followTraffic() {
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const ws = new WebSocket(`${scheme}://${location.host}/wrun/traffic`);
+  const ws = new WebSocket(wsUrl('/wrun/traffic'));
   ws.onmessage = (m) => { traffic = JSON.parse(m.data); scheduleRender(); };
   ws.onclose = () => setTimeout(followTraffic, 1000);
 }
@@ -189,8 +192,7 @@ function followTraffic() {
 const usage = new Map();
 const HISTORY = 60;
 function followUsage() {
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const ws = new WebSocket(`${scheme}://${location.host}/wrun/usage`);
+  const ws = new WebSocket(wsUrl('/wrun/usage'));
   let last = null;
   ws.onmessage = (m) => {
     const msg = JSON.parse(m.data);
@@ -643,8 +645,7 @@ async function openTerminal({ ns, name, uid }) {
   term.open(box);
   const q = new URLSearchParams({ container: document.getElementById(`term-container-${uid}`).value, stdin: 1, stdout: 1, stderr: 1, tty: 1 });
   for (const word of document.getElementById(`term-command-${uid}`).value.trim().split(/\s+/).filter(Boolean)) q.append('command', word);
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const ws = new WebSocket(`${scheme}://${location.host}${objectPath('pods', ns, name)}/exec?${q}`, ['v5.channel.k8s.io', 'v4.channel.k8s.io']);
+  const ws = new WebSocket(wsUrl(`${objectPath('pods', ns, name)}/exec?${q}`), ['v5.channel.k8s.io', 'v4.channel.k8s.io']);
   ws.binaryType = 'arraybuffer';
   const enc = new TextEncoder();
   const send = (channel, bytes) => {

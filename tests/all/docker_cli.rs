@@ -6,17 +6,18 @@ use std::process::{Command, Stdio};
 
 use crate::support::{Ran, Root, free_port, http_get_ok, sample};
 
-/// A `docker` command aimed at `root`'s daemon, with an empty config dir
-/// of its own so that the user's settings (contexts, credentials, plugins)
-/// stay out. The classic builder is the one wrun serves.
-fn docker_cmd(root: &Root, config: &tempfile::TempDir, args: &[&str]) -> Command {
+/// A `docker` command aimed at `root`'s daemon, with a config dir of the
+/// test's own (`config`) so that the user's settings (contexts,
+/// credentials, plugins) stay out. The classic builder is the one wrun
+/// serves.
+pub fn docker_cmd(root: &Root, config: &std::path::Path, args: &[&str]) -> Command {
     let mut c = Command::new("docker");
     c.args(args)
         .env(
             "DOCKER_HOST",
             format!("unix://{}", root.path().join("wrun.sock").display()),
         )
-        .env("DOCKER_CONFIG", config.path())
+        .env("DOCKER_CONFIG", config)
         .env("DOCKER_BUILDKIT", "0")
         .env_remove("DOCKER_CONTEXT")
         .env_remove("DOCKER_API_VERSION")
@@ -28,11 +29,11 @@ fn docker_cmd(root: &Root, config: &tempfile::TempDir, args: &[&str]) -> Command
     c
 }
 
-fn spawn_failed(e: std::io::Error) -> ! {
+pub fn spawn_failed(e: std::io::Error) -> ! {
     panic!("the docker CLI is needed for this test (install docker-ce-cli or docker.io): {e}")
 }
 
-fn ran(out: std::process::Output) -> Ran {
+pub fn ran(out: std::process::Output) -> Ran {
     Ran {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -41,9 +42,9 @@ fn ran(out: std::process::Output) -> Ran {
 }
 
 /// Runs `docker args` against `root`'s daemon.
-fn docker(root: &Root, args: &[&str]) -> Ran {
+pub fn docker(root: &Root, args: &[&str]) -> Ran {
     let config = tempfile::tempdir().expect("tempdir");
-    let out = docker_cmd(root, &config, args)
+    let out = docker_cmd(root, config.path(), args)
         .output()
         .unwrap_or_else(|e| spawn_failed(e));
     ran(out)
@@ -52,7 +53,7 @@ fn docker(root: &Root, args: &[&str]) -> Ran {
 /// Runs `docker args` with `input` on its stdin.
 fn docker_with_input(root: &Root, args: &[&str], input: &str) -> Ran {
     let config = tempfile::tempdir().expect("tempdir");
-    let mut child = docker_cmd(root, &config, args)
+    let mut child = docker_cmd(root, config.path(), args)
         .stdin(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| spawn_failed(e));
@@ -372,4 +373,116 @@ fn docker_publishes_ports_and_manages_networks() {
     // (A run on the removed network is left to `wrun`'s own tests: the
     // daemon answers 404, as Docker's does, and the docker CLI takes any
     // 404 to mean a missing image and would try to pull from docker.io.)
+}
+
+/// `docker events` replays what happened between `--since` and `--until`;
+/// `docker stats --no-stream` shows a running guest's memory; `docker
+/// system df` counts images and containers; `container prune` and `image
+/// prune -a` remove what nothing runs, and an unknown filter is refused.
+#[test]
+fn docker_events_stats_df_and_prune() {
+    let root = root_with_daemon();
+    root.kubia();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        .to_string();
+    docker(&root, &["run", "--name", "e1", "busybox", "true"]).ok();
+    docker(&root, &["run", "-d", "--name", "k", "kubia"]).ok();
+    docker(&root, &["tag", "busybox", "junk:1"]).ok();
+    // Now, to the second after: the replay ends there.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = docker(
+        &root,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "container=e1",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ],
+    );
+    assert_eq!(
+        events.ok(),
+        "container create e1\ncontainer start e1\ncontainer die e1\n"
+    );
+    let tagged = docker(
+        &root,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "type=image",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ],
+    );
+    assert!(tagged.ok().contains("tag junk:1"), "{}", tagged.stdout);
+
+    let stats = docker(
+        &root,
+        &[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.Name}} {{.MemUsage}} {{.PIDs}}",
+            "k",
+        ],
+    );
+    let row = stats.ok().trim().to_string();
+    let mem: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(mem.first(), Some(&"k"), "{row}");
+    assert!(mem[1].ends_with("MiB") || mem[1].ends_with("KiB"), "{row}");
+    assert_ne!(mem[1], "0B", "{row}");
+    assert_eq!(mem.last(), Some(&"1"), "{row}");
+
+    let df = docker(
+        &root,
+        &[
+            "system",
+            "df",
+            "--format",
+            "{{.Type}} {{.TotalCount}} {{.Active}}",
+        ],
+    );
+    let df = df.ok();
+    assert!(df.contains("Images 2 2"), "{df}");
+    assert!(df.contains("Containers 2 1"), "{df}");
+
+    let pruned = docker(&root, &["container", "prune", "-f"]);
+    let out = pruned.ok();
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    let left = docker(&root, &["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(left.ok(), "k\n");
+
+    let pruned = docker(&root, &["image", "prune", "-a", "-f"]);
+    let out = pruned.ok();
+    assert!(
+        out.contains("untagged: junk:1") && out.contains("deleted: sha256:"),
+        "{out}"
+    );
+    let images = docker(&root, &["images", "--format", "{{.Repository}}"]);
+    assert_eq!(
+        images.ok(),
+        "kubia\n",
+        "the running container's image stays"
+    );
+
+    let bad = docker(&root, &["ps", "--filter", "colour=red"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("\"colour\""), "{}", bad.stderr);
+    docker(&root, &["rm", "-f", "k"]).ok();
 }

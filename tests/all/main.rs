@@ -8,6 +8,7 @@ mod bad_input;
 mod build;
 mod cluster;
 mod cluster_streams;
+mod compose;
 mod daemon;
 mod dashboard;
 mod docker_cli;

@@ -6,6 +6,7 @@
 //! nowhere else. Domain types (`ContainerRecord`, `Image`) do not derive
 //! Docker's JSON; the daemon converts them into these types.
 
+pub mod filters;
 pub mod images;
 pub mod ports;
 pub mod stream;

@@ -68,6 +68,10 @@ pub struct ContainerConfig {
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exposed_ports: Option<BTreeMap<String, serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
 }
 
 /// The body of `POST /containers/create`.
@@ -77,6 +81,34 @@ pub struct CreateRequest {
     #[serde(flatten)]
     pub config: ContainerConfig,
     pub host_config: HostConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub networking_config: Option<NetworkingConfig>,
+}
+
+/// `NetworkingConfig` of a create: the endpoint on each network.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkingConfig {
+    #[serde(deserialize_with = "null_as_default")]
+    pub endpoints_config: BTreeMap<String, EndpointConfig>,
+}
+
+/// One network endpoint a client asks for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointConfig {
+    #[serde(deserialize_with = "null_as_default")]
+    pub aliases: Vec<String>,
+}
+
+/// `HostConfig.LogConfig`: the log driver and its options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LogConfig {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub config: BTreeMap<String, String>,
 }
 
 /// The parts of Docker's `HostConfig` that wrun honours.
@@ -93,6 +125,7 @@ pub struct HostConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
     pub publish_all_ports: bool,
+    pub log_config: LogConfig,
     /// wrun's addition: `--allow-net` egress rules.
     #[serde(rename = "WrunAllowNet", skip_serializing_if = "Vec::is_empty")]
     pub allow_net: Vec<String>,
@@ -171,6 +204,28 @@ pub struct ContainerSummary {
     pub state: String,
     pub status: String,
     pub mounts: Vec<MountPoint>,
+    pub host_config: SummaryHostConfig,
+    pub network_settings: SummaryNetworkSettings,
+    /// With `size=1`, and in `/system/df`: the bytes the container holds
+    /// of its own, and with its image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
+}
+
+/// `HostConfig` of a `GET /containers/json` row.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SummaryHostConfig {
+    pub network_mode: String,
+}
+
+/// `NetworkSettings` of a `GET /containers/json` row.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SummaryNetworkSettings {
+    pub networks: BTreeMap<String, EndpointSettings>,
 }
 
 /// A published port, as `ps` shows it.
@@ -322,6 +377,8 @@ pub struct NetworkCreateRequest {
     #[serde(rename = "IPAM", skip_serializing_if = "Option::is_none")]
     pub ipam: Option<Ipam>,
     pub internal: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 /// The answer to `POST /networks/create`.
@@ -464,8 +521,29 @@ pub struct InfoResponse {
     pub runtimes: BTreeMap<String, serde_json::Value>,
     pub security_options: Vec<String>,
     pub warnings: Vec<String>,
+    pub debug: bool,
+    pub experimental_build: bool,
+    pub live_restore_enabled: bool,
+    pub memory_limit: bool,
+    pub swap_limit: bool,
+    pub index_server_address: String,
+    pub system_time: String,
+    /// Always inactive: clients (Compose) read an empty state as swarm mode.
+    pub swarm: SwarmInfo,
     /// wrun's own: where the API listens, as `DOCKER_HOST` takes it.
     pub wrun_host: String,
+}
+
+/// `Swarm` of `/info`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SwarmInfo {
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    pub node_addr: String,
+    pub local_node_state: String,
+    pub control_available: bool,
+    pub error: String,
 }
 
 /// One row of `GET /images/json`.
@@ -531,4 +609,174 @@ mod tests {
         let r: CreateRequest = serde_json::from_str(r#"{"Image":"x"}"#).expect("minimal");
         assert!(r.config.cmd.is_none());
     }
+}
+
+/// One message of `GET /events`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EventMessage {
+    /// The older fields, which container and image events still carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(rename = "Type", default)]
+    pub kind: String,
+    #[serde(rename = "Action", default)]
+    pub action: String,
+    #[serde(rename = "Actor", default)]
+    pub actor: EventActor,
+    #[serde(default)]
+    pub scope: String,
+    #[serde(default)]
+    pub time: i64,
+    #[serde(rename = "timeNano", default)]
+    pub time_nano: i64,
+}
+
+/// The object an event is about.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EventActor {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The answer to `POST /containers/prune`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainersPruned {
+    pub containers_deleted: Option<Vec<String>>,
+    pub space_reclaimed: u64,
+}
+
+/// The answer to `POST /images/prune`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ImagesPruned {
+    pub images_deleted: Option<Vec<ImageDeleteItem>>,
+    pub space_reclaimed: u64,
+}
+
+/// The answer to `POST /networks/prune`: the networks' names.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworksPruned {
+    pub networks_deleted: Option<Vec<String>>,
+}
+
+/// The answer to `GET /system/df`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DiskUsage {
+    pub layers_size: i64,
+    pub images: Vec<ImageSummary>,
+    pub containers: Vec<ContainerSummary>,
+    pub volumes: Vec<serde_json::Value>,
+    pub build_cache: Vec<BuildCacheRecord>,
+}
+
+/// One build cache entry of `/system/df`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct BuildCacheRecord {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub parents: Vec<String>,
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub description: String,
+    pub in_use: bool,
+    pub shared: bool,
+    pub size: i64,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub usage_count: i64,
+}
+
+/// `GET /containers/{id}/stats`: one sample, in the shape of Docker's
+/// (cgroup) statistics. Every field is always sent: some clients need all.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerStats {
+    pub name: String,
+    pub id: String,
+    pub read: String,
+    pub preread: String,
+    pub num_procs: u32,
+    pub pids_stats: PidsStats,
+    pub cpu_stats: CpuStats,
+    pub precpu_stats: CpuStats,
+    pub memory_stats: MemoryStats,
+    pub blkio_stats: BlkioStats,
+    pub networks: BTreeMap<String, NetworkStats>,
+    pub storage_stats: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PidsStats {
+    pub current: u64,
+    pub limit: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CpuStats {
+    pub cpu_usage: CpuUsage,
+    pub system_cpu_usage: u64,
+    pub online_cpus: u32,
+    pub throttling_data: ThrottlingData,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CpuUsage {
+    pub total_usage: u64,
+    pub usage_in_kernelmode: u64,
+    pub usage_in_usermode: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ThrottlingData {
+    pub periods: u64,
+    pub throttled_periods: u64,
+    pub throttled_time: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryStats {
+    pub usage: u64,
+    pub limit: u64,
+    pub stats: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BlkioStats {
+    pub io_service_bytes_recursive: Option<Vec<serde_json::Value>>,
+    pub io_serviced_recursive: Option<Vec<serde_json::Value>>,
+    pub io_queue_recursive: Option<Vec<serde_json::Value>>,
+    pub io_service_time_recursive: Option<Vec<serde_json::Value>>,
+    pub io_wait_time_recursive: Option<Vec<serde_json::Value>>,
+    pub io_merged_recursive: Option<Vec<serde_json::Value>>,
+    pub io_time_recursive: Option<Vec<serde_json::Value>>,
+    pub sectors_recursive: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkStats {
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_errors: u64,
+    pub rx_dropped: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub tx_dropped: u64,
 }

@@ -8,6 +8,7 @@ mod containers;
 mod daemon;
 mod dashboard;
 mod exec;
+mod flags;
 pub(crate) mod format;
 mod image;
 mod images;
@@ -95,7 +96,7 @@ enum Command {
     Push(push::PushCommand),
     Login(login::LoginCommand),
     Logout(logout::LogoutCommand),
-    Run(run::RunCommand),
+    Run(Box<run::RunCommand>),
     Ps(ps::PsCommand),
     Rm(containers::RmCommand),
     Start(containers::StartCommand),

@@ -29,6 +29,9 @@ enum NetworkAction {
         /// Driver: only bridge, wrun's virtual network
         #[arg(short, long, default_value = "bridge")]
         driver: String,
+        /// Set metadata on the network (KEY=VALUE); repeatable
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        label: Vec<String>,
         #[arg(value_name = "NETWORK")]
         name: String,
     },
@@ -41,6 +44,9 @@ enum NetworkAction {
         /// Do not truncate the output
         #[arg(long)]
         no_trunc: bool,
+        /// Filter output (name=..., label=k=v, driver=..., type=custom, ...)
+        #[arg(short, long, value_name = "KEY=VALUE")]
+        filter: Vec<String>,
     },
     /// Remove one or more networks
     #[command(alias = "remove")]
@@ -63,6 +69,7 @@ impl NetworkCommand {
                 NetworkAction::Create {
                     subnet,
                     driver,
+                    label,
                     name,
                 } => {
                     let body = NetworkCreateRequest {
@@ -76,6 +83,7 @@ impl NetworkCommand {
                             }],
                         }),
                         internal: false,
+                        labels: Some(super::flags::labels(&label)?),
                     };
                     let r: NetworkCreateResponse = client
                         .json(Method::POST, "/networks/create", Some(&body))
@@ -83,9 +91,14 @@ impl NetworkCommand {
                     println!("{}", r.id);
                     Ok(0)
                 }
-                NetworkAction::Ls { quiet, no_trunc } => {
+                NetworkAction::Ls {
+                    quiet,
+                    no_trunc,
+                    filter,
+                } => {
+                    let path = format!("/networks?{}", super::flags::filters_query(&filter)?);
                     let nets: Vec<NetworkResource> =
-                        client.json(Method::GET, "/networks", None::<&()>).await?;
+                        client.json(Method::GET, &path, None::<&()>).await?;
                     let id = |n: &NetworkResource| -> String {
                         if no_trunc {
                             n.id.clone()

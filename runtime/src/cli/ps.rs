@@ -20,7 +20,7 @@ pub struct PsCommand {
     /// Don't truncate output
     #[arg(long)]
     no_trunc: bool,
-    /// Filter output (status=running, name=web, id=..., ancestor=image)
+    /// Filter output (status=running, name=web, label=k=v, ancestor=image, ...)
     #[arg(short, long, value_name = "KEY=VALUE")]
     filter: Vec<String>,
 }
@@ -31,21 +31,11 @@ impl PsCommand {
     }
 
     async fn run(&self, ctx: &Ctx) -> Result<u8> {
-        let mut filters: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for f in &self.filter {
-            let (k, v) = f
-                .split_once('=')
-                .ok_or_else(|| anyhow::anyhow!("invalid filter {f:?}: expected KEY=VALUE"))?;
-            filters
-                .entry(k.to_string())
-                .or_default()
-                .push(v.to_string());
-        }
-        let mut path = format!("/containers/json?all={}", u8::from(self.all));
-        if !filters.is_empty() {
-            path.push_str("&filters=");
-            path.push_str(&super::run::encode(&serde_json::to_string(&filters)?));
-        }
+        let path = format!(
+            "/containers/json?all={}{}",
+            u8::from(self.all),
+            super::flags::filters_query(&self.filter)?
+        );
         let client = ctx.client().await?;
         let list: Vec<ContainerSummary> = client.json(Method::GET, &path, None::<&()>).await?;
         let short = |id: &str| -> String {

@@ -73,6 +73,9 @@ pub struct RunCommand {
     /// Let the container reach an outside host (HOST[:PORT]); repeatable
     #[arg(long = "allow-net", value_name = "HOST[:PORT]")]
     allow_net: Vec<String>,
+    /// Set metadata on the container (KEY=VALUE); repeatable
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    label: Vec<String>,
     /// Pull the image before running: always, missing (default) or never
     #[arg(long, value_enum, default_value_t = PullPolicy::Missing, value_name = "POLICY")]
     pull: PullPolicy,
@@ -247,6 +250,7 @@ impl RunCommand {
                 attach_stdin: self.interactive && !self.detach,
                 attach_stdout: !self.detach,
                 attach_stderr: !self.detach,
+                labels: Some(super::flags::labels(&self.label)?),
                 ..Default::default()
             },
             host_config: HostConfig {
@@ -262,7 +266,9 @@ impl RunCommand {
                 publish_all_ports: self.publish_all,
                 allow_net: self.allow_net.clone(),
                 http_port: self.port,
+                ..Default::default()
             },
+            networking_config: None,
         })
     }
 }

@@ -173,30 +173,12 @@ pub fn ensure_service_account(store: &Store, namespace: &str) -> Result<(), Kube
     }
 }
 
-/// The host's memory in KiB, where the platform tells it.
-fn memory_kib() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(8 * 1024 * 1024)
-}
-
-fn kernel_version() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
-
 fn node_status() -> Value {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let memory = format!("{}Ki", memory_kib());
+    let cpus = crate::host::cpus();
+    let memory = format!(
+        "{}Ki",
+        crate::host::memory_bytes().unwrap_or(8 << 30) / 1024
+    );
     let t = now();
     let condition = |kind: &str, status: &str, reason: &str, message: &str| {
         json!({
@@ -227,7 +209,7 @@ fn node_status() -> Value {
             "machineID": "",
             "systemUUID": "",
             "bootID": "",
-            "kernelVersion": kernel_version(),
+            "kernelVersion": crate::host::kernel_version(),
             "osImage": format!("wrun {version} (WebAssembly on {})", std::env::consts::OS),
             "containerRuntimeVersion": format!("wrun://{version}"),
             "kubeletVersion": format!("v{}.0-wrun", crate::kube::discovery::KUBE_VERSION),

@@ -55,6 +55,14 @@ pub struct ContainerSpec {
     /// The container's labels (`io.kubernetes.*` for a pod's containers).
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// More names it answers to on a user-defined network (`--network-alias`,
+    /// Compose's service name).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Seconds a stop waits before killing (`--stop-timeout`); kept for
+    /// inspect, since a guest stops at once.
+    #[serde(default)]
+    pub stop_timeout: Option<i64>,
 }
 
 fn default_network() -> String {
@@ -165,6 +173,8 @@ pub struct SpecRequest {
     pub allow_net: Vec<String>,
     pub http_port: Option<u16>,
     pub labels: std::collections::BTreeMap<String, String>,
+    pub aliases: Vec<String>,
+    pub stop_timeout: Option<i64>,
 }
 
 impl ContainerSpec {
@@ -258,6 +268,8 @@ impl ContainerSpec {
             allow_net: req.allow_net,
             http_port: req.http_port,
             labels: req.labels,
+            aliases: req.aliases,
+            stop_timeout: req.stop_timeout,
         })
     }
 

@@ -76,6 +76,12 @@ impl From<ContainerError> for DaemonError {
     }
 }
 
+impl From<crate::api::filters::FilterError> for DaemonError {
+    fn from(e: crate::api::filters::FilterError) -> Self {
+        Self::BadRequest(e.to_string())
+    }
+}
+
 impl From<NetError> for DaemonError {
     fn from(e: NetError) -> Self {
         let msg = e.to_string();

@@ -102,12 +102,19 @@ impl Supervisor {
         getrandom::fill(&mut raw).map_err(DaemonError::internal)?;
         let exec = Arc::new(ExecInstance {
             id: hex::encode(raw),
-            container_id: rec.id,
+            container_id: rec.id.clone(),
             config,
             state: Mutex::new(ExecState::default()),
             stop: StopHandle::new(),
         });
         lock(&self.execs.map).insert(exec.id.clone(), exec.clone());
+        self.events.publish(
+            Self::container_event_of(
+                &rec,
+                &format!("exec_create: {}", exec.config.argv.join(" ")),
+            )
+            .with("execID", exec.id.clone()),
+        );
         Ok(exec)
     }
 
@@ -149,15 +156,26 @@ impl Supervisor {
                 stdio,
             )
         });
+        let die = |code: i32| {
+            self.events.publish(
+                Self::container_event_of(&rec, "exec_die")
+                    .with("execID", exec.id.clone())
+                    .with("exitCode", code.to_string()),
+            );
+        };
         let process = match process {
             Ok(p) => p,
             Err(e) => {
                 let code = e.exit_code();
-                let mut st = lock(&exec.state);
-                st.exit_code = Some(code);
+                lock(&exec.state).exit_code = Some(code);
+                die(code);
                 return Err(e.into());
             }
         };
+        self.events.publish(
+            Self::container_event_of(&rec, &format!("exec_start: {}", exec.config.argv.join(" ")))
+                .with("execID", exec.id.clone()),
+        );
         {
             let mut st = lock(&exec.state);
             st.running = true;
@@ -190,6 +208,7 @@ impl Supervisor {
             st.running = false;
             st.exit_code = Some(code);
         }
+        die(code);
         result.map_err(|e| DaemonError::bad_request(format!("exec {}: {e}", exec.id)))?;
         Ok(code)
     }

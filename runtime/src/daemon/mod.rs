@@ -9,6 +9,7 @@
 
 pub mod dashboard;
 pub mod error;
+pub mod events;
 pub mod exec;
 mod fdlimit;
 pub mod http;

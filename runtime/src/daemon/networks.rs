@@ -65,17 +65,26 @@ impl Networks {
     pub fn open(root: &StateRoot, bridge_subnet: Ipv4Net) -> Result<Self, DaemonError> {
         let fabric = Fabric::with_bridge(bridge_subnet);
         let db = root.db().map_err(db_err)?;
-        let rows: Vec<(String, String, String, String)> = {
+        type Row = (String, String, String, String, String);
+        let rows: Vec<Row> = {
             let mut stmt = db
                 .conn()
-                .prepare("SELECT id, name, subnet, created_at FROM networks ORDER BY created_at")
+                .prepare(
+                    "SELECT id, name, subnet, created_at, labels FROM networks ORDER BY created_at",
+                )
                 .map_err(db_err)?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .map_err(db_err)?
-                .collect::<Result<_, _>>()
-                .map_err(db_err)?
+            stmt.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .map_err(db_err)?
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?
         };
-        for (id, name, subnet, created) in rows {
+        for (id, name, subnet, created, labels) in rows {
+            let labels = serde_json::from_str(&labels).unwrap_or_else(|e| {
+                tracing::warn!(network = %name, error = %e, "stored labels unreadable");
+                Default::default()
+            });
             let loaded = subnet
                 .parse::<Ipv4Net>()
                 .map_err(|e| crate::net::NetError::BadNetwork {
@@ -83,13 +92,10 @@ impl Networks {
                     message: format!("stored subnet {subnet:?}: {e}"),
                 })
                 .and_then(|subnet| {
-                    fabric.add_network(NetworkInfo::virtual_net(
-                        id,
-                        name.clone(),
-                        subnet,
-                        true,
-                        created,
-                    ))
+                    fabric.add_network(NetworkInfo {
+                        labels,
+                        ..NetworkInfo::virtual_net(id, name.clone(), subnet, true, created)
+                    })
                 });
             if let Err(e) = loaded {
                 tracing::warn!(network = %name, error = %e, "network not loaded");
@@ -150,8 +156,13 @@ impl Networks {
     }
 
     /// `network create`: a new virtual network, on `subnet` or the next
-    /// free /16.
-    pub fn create(&self, name: &str, subnet: Option<&str>) -> Result<NetworkInfo, DaemonError> {
+    /// free /16, with the user's `labels`.
+    pub fn create(
+        &self,
+        name: &str,
+        subnet: Option<&str>,
+        labels: std::collections::BTreeMap<String, String>,
+    ) -> Result<NetworkInfo, DaemonError> {
         let bad = |message: String| crate::net::NetError::BadNetwork {
             name: name.to_string(),
             message,
@@ -179,17 +190,21 @@ impl Networks {
         };
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw).map_err(DaemonError::internal)?;
-        let info = NetworkInfo::virtual_net(
-            hex::encode(raw),
-            name.to_string(),
-            subnet,
-            true,
-            Utc::now().to_rfc3339(),
-        );
+        let info = NetworkInfo {
+            labels,
+            ..NetworkInfo::virtual_net(
+                hex::encode(raw),
+                name.to_string(),
+                subnet,
+                true,
+                Utc::now().to_rfc3339(),
+            )
+        };
+        let labels_json = serde_json::to_string(&info.labels).map_err(DaemonError::internal)?;
         self.fabric.add_network(info.clone())?;
         let stored = self.db().conn().execute(
-            "INSERT INTO networks (id, name, subnet, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![info.id, info.name, subnet.to_string(), info.created],
+            "INSERT INTO networks (id, name, subnet, created_at, labels) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![info.id, info.name, subnet.to_string(), info.created, labels_json],
         );
         if let Err(e) = stored {
             let _ = self.fabric.remove_network(&info.id);
@@ -246,7 +261,10 @@ impl Networks {
             });
         }
         let info = self.fabric.network(&spec.network)?;
-        let own_names = vec![rec.name.clone(), rec.short_id().to_string()];
+        let mut own_names = vec![rec.name.clone(), rec.short_id().to_string()];
+        if info.user_defined {
+            own_names.extend(spec.aliases.iter().cloned());
+        }
         let mode = match info.name.as_str() {
             NONE => return Ok(RunNet::default()),
             HOST => NetMode::Host,

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::error::DaemonError;
+use super::events::{Event, Events};
 use super::io::ContainerIo;
 use super::networks::{Networks, RunNet};
 use crate::container::{
@@ -144,6 +145,8 @@ pub struct Supervisor {
     entries: Mutex<HashMap<String, Arc<Entry>>>,
     shutting_down: AtomicBool,
     pub(super) execs: super::exec::Execs,
+    /// What happened, for `GET /events`.
+    pub events: Events,
 }
 
 impl std::fmt::Debug for Supervisor {
@@ -172,6 +175,7 @@ impl Supervisor {
             entries: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             execs: Default::default(),
+            events: Events::default(),
         })
     }
 
@@ -298,7 +302,37 @@ impl Supervisor {
         .await
         .map_err(DaemonError::internal)??;
         self.add_entry(&rec.id);
+        self.container_event(&rec, "create");
         Ok(rec)
+    }
+
+    /// Publishes a container event, with its labels, image and name as
+    /// attributes, as Docker's are.
+    pub fn container_event(&self, rec: &ContainerRecord, action: &str) {
+        self.events.publish(Self::container_event_of(rec, action));
+    }
+
+    pub fn container_event_of(rec: &ContainerRecord, action: &str) -> Event {
+        Event::new("container", action, rec.id.clone())
+            .with_all(&rec.spec.labels)
+            .with("image", rec.spec.image.clone())
+            .with("name", rec.name.clone())
+    }
+
+    /// `connect` or `disconnect` of a run's network, for a container on a
+    /// Docker network (a pod's containers are the cluster's).
+    fn network_event(&self, rec: &ContainerRecord, action: &str) {
+        if rec.spec.network.starts_with(super::networks::POD_PREFIX) {
+            return;
+        }
+        if let Ok(info) = self.networks.fabric().network(&rec.spec.network) {
+            self.events.publish(
+                Event::new("network", action, info.id)
+                    .with("container", rec.id.clone())
+                    .with("name", info.name)
+                    .with("type", info.driver),
+            );
+        }
     }
 
     /// Starts a container's main program. 304 when it is already running.
@@ -311,6 +345,7 @@ impl Supervisor {
             return Err(DaemonError::NotModified);
         }
         let net = Arc::new(tokio::task::block_in_place(|| self.networks.attach(&rec))?);
+        self.network_event(&rec, "connect");
         let live = {
             let mut slot = lock(&entry.live);
             if slot.is_some() {
@@ -339,6 +374,7 @@ impl Supervisor {
             Err(e) => {
                 live.net.close().await;
                 *lock(&entry.live) = None;
+                self.network_event(&rec, "disconnect");
                 // As Docker: a container that was to be removed on exit is
                 // removed when it cannot start (clients wait for that).
                 if rec.spec.auto_remove {
@@ -386,6 +422,7 @@ impl Supervisor {
                     s.running = true;
                     s.restarting = false;
                 });
+                self.container_event(rec, "start");
                 Ok(process)
             }
             Err(e) => {
@@ -436,6 +473,17 @@ impl Supervisor {
             if let Err(e) = self.db().mark_exited(&rec.id, code, error.as_deref()) {
                 tracing::error!(container = rec.short_id(), error = %e, "cannot record the exit");
             }
+            if error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(crate::sandbox::OOM_DESCRIPTION))
+            {
+                self.container_event(&rec, "oom");
+            }
+            self.events.publish(
+                Self::container_event_of(&rec, "die")
+                    .with("exitCode", code.to_string())
+                    .with("execDuration", started.elapsed().as_secs().to_string()),
+            );
             entry.io.end_run();
             let manual = live.stop.reason().is_some();
             let restart = !shutting_down
@@ -448,6 +496,7 @@ impl Supervisor {
                 // The run's namespace goes before anyone hears of the end,
                 // as its ports did.
                 live.net = Arc::new(RunNet::default());
+                self.network_event(&rec, "disconnect");
                 entry.ended(code, error, false);
                 break;
             }
@@ -464,6 +513,7 @@ impl Supervisor {
                 net: Arc::new(RunNet::default()),
                 usage: Arc::default(),
             };
+            self.network_event(&rec, "disconnect");
             *lock(&entry.live) = Some(live.clone());
             entry.ended(code, error, true);
             let cancelled = tokio::select! {
@@ -487,6 +537,7 @@ impl Supervisor {
                 Ok(net) => {
                     live.net = Arc::new(net);
                     *lock(&entry.live) = Some(live.clone());
+                    self.network_event(&rec, "connect");
                 }
                 Err(e) => {
                     let msg = e.to_string();
@@ -521,6 +572,17 @@ impl Supervisor {
     /// it to end. 304 when it is not running.
     pub async fn stop(&self, name_or_id: &str, reason: StopReason) -> Result<(), DaemonError> {
         let (rec, entry) = self.find(name_or_id)?;
+        self.stop_run(&rec, &entry, reason).await?;
+        self.container_event(&rec, "stop");
+        Ok(())
+    }
+
+    async fn stop_run(
+        &self,
+        rec: &ContainerRecord,
+        entry: &Entry,
+        reason: StopReason,
+    ) -> Result<(), DaemonError> {
         let Some(live) = entry.live() else {
             return Err(DaemonError::NotModified);
         };
@@ -541,15 +603,21 @@ impl Supervisor {
     /// Docker's `kill`: like stop, but a container that is not running is
     /// a conflict, not "not modified".
     pub async fn kill(&self, name_or_id: &str, reason: StopReason) -> Result<(), DaemonError> {
-        match self.stop(name_or_id, reason).await {
-            Err(DaemonError::NotModified) => {
-                let (rec, _) = self.find(name_or_id)?;
-                Err(DaemonError::Conflict(format!(
-                    "Cannot kill container: {}: container {} is not running",
-                    name_or_id,
-                    rec.short_id()
-                )))
-            }
+        let (rec, entry) = self.find(name_or_id)?;
+        if entry.live().is_some() {
+            let signal = match reason {
+                StopReason::Interrupted => "SIGINT",
+                StopReason::Killed => "SIGKILL",
+            };
+            self.events
+                .publish(Self::container_event_of(&rec, "kill").with("signal", signal));
+        }
+        match self.stop_run(&rec, &entry, reason).await {
+            Err(DaemonError::NotModified) => Err(DaemonError::Conflict(format!(
+                "Cannot kill container: {}: container {} is not running",
+                name_or_id,
+                rec.short_id()
+            ))),
             other => other,
         }
     }
@@ -563,8 +631,8 @@ impl Supervisor {
                     "cannot remove container \"{name_or_id}\": container is running: stop the container before removing or force remove"
                 )));
             }
-            match self.stop(&rec.id, StopReason::Killed).await {
-                Ok(()) | Err(DaemonError::NotModified) => {}
+            match self.kill(&rec.id, StopReason::Killed).await {
+                Ok(()) | Err(DaemonError::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -602,6 +670,7 @@ impl Supervisor {
             }
         }
         entry.status.send_modify(|s| s.removed = true);
+        self.container_event(&rec, "destroy");
         Ok(())
     }
 
@@ -630,6 +699,11 @@ impl Supervisor {
         let new_name = new_name.trim_start_matches('/');
         let (rec, entry) = self.find(name_or_id)?;
         self.db().rename(&rec.id, new_name)?;
+        self.events.publish(
+            Self::container_event_of(&rec, "rename")
+                .with("name", new_name)
+                .with("oldName", format!("/{}", rec.name)),
+        );
         // A running container answers to its new name at once, on its
         // network's resolver too, as in Docker.
         if let Some(live) = entry.live()

@@ -111,6 +111,8 @@ pub fn load(
     input: impl Read,
     archive: &str,
 ) -> Result<Vec<Loaded>, ImageError> {
+    // Garbage collection stays away from the blobs written until commit.
+    let _lease = store.lease()?;
     let invalid = |message: String| ImageError::Invalid {
         name: archive.to_string(),
         message,

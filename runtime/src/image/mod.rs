@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod build;
 pub mod digest;
 pub mod dockerfile;
+pub mod gc;
 pub mod layer;
 pub mod layout;
 pub mod reference;

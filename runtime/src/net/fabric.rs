@@ -38,6 +38,8 @@ pub struct NetworkInfo {
     pub user_defined: bool,
     /// RFC 3339.
     pub created: String,
+    /// The user's labels (`network create --label`).
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl NetworkInfo {
@@ -58,6 +60,7 @@ impl NetworkInfo {
             gateway,
             user_defined,
             created,
+            labels: Default::default(),
         }
     }
 
@@ -70,6 +73,7 @@ impl NetworkInfo {
             gateway: None,
             user_defined: false,
             created: String::new(),
+            labels: Default::default(),
         }
     }
 }
@@ -83,8 +87,9 @@ struct Net {
     info: NetworkInfo,
     /// Addresses handed out.
     used: BTreeSet<Ipv4Addr>,
-    /// Names (container names, short IDs) → addresses.
-    names: HashMap<String, Ipv4Addr>,
+    /// Names (container names, short IDs, aliases) → addresses, in the
+    /// order they joined; an alias several containers share has several.
+    names: HashMap<String, Vec<Ipv4Addr>>,
 }
 
 #[derive(Default)]
@@ -313,7 +318,10 @@ impl Fabric {
         net.used.insert(ip);
         let names: Vec<String> = names.iter().filter(|n| !n.is_empty()).cloned().collect();
         for n in &names {
-            net.names.insert(n.to_ascii_lowercase(), ip);
+            let ips = net.names.entry(n.to_ascii_lowercase()).or_default();
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
         }
         let ns = Arc::new(Namespace::new(
             self.clone(),
@@ -334,7 +342,10 @@ impl Fabric {
         st.namespaces.remove(&ip);
         if let Some(net) = st.networks.get_mut(network) {
             net.used.remove(&ip);
-            net.names.retain(|_, a| *a != ip);
+            net.names.retain(|_, ips| {
+                ips.retain(|a| *a != ip);
+                !ips.is_empty()
+            });
         }
     }
 
@@ -343,10 +354,16 @@ impl Fabric {
         let mut st = self.state();
         if let Some(net) = st.networks.get_mut(network) {
             let old = old.to_ascii_lowercase();
-            if net.names.get(&old) == Some(&ip) {
-                net.names.remove(&old);
+            if let Some(ips) = net.names.get_mut(&old) {
+                ips.retain(|a| *a != ip);
+                if ips.is_empty() {
+                    net.names.remove(&old);
+                }
             }
-            net.names.insert(new.to_ascii_lowercase(), ip);
+            let ips = net.names.entry(new.to_ascii_lowercase()).or_default();
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
         }
     }
 
@@ -364,14 +381,16 @@ impl Fabric {
 
     /// What `name` resolves to on `network`: only user-defined networks
     /// resolve container names, as in Docker.
-    pub fn resolve(&self, network: &str, name: &str) -> Option<Ipv4Addr> {
+    /// An alias shared by several containers answers with all of their
+    /// addresses, as Docker's embedded DNS does.
+    pub fn resolve(&self, network: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
         let st = self.state();
         let net = st.networks.get(network)?;
         if !net.info.user_defined {
             return None;
         }
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        net.names.get(&name).copied()
+        net.names.get(&name).cloned()
     }
 
     /// Records that the real socket `real` stands for `virt`, until the
@@ -469,8 +488,16 @@ mod tests {
         let _b = f
             .join(BRIDGE, "id2", &["db".into()])
             .expect("valid in this test");
-        assert_eq!(f.resolve("app", "WEB."), Some(web.ip()));
+        assert_eq!(f.resolve("app", "WEB."), Some(vec![web.ip()]));
         assert_eq!(f.resolve(BRIDGE, "db"), None);
+        // An alias two members share answers with both, until each goes.
+        let web2 = f
+            .join("app", "id3", &["web2".into(), "web".into()])
+            .expect("valid in this test");
+        assert_eq!(f.resolve("app", "web"), Some(vec![web.ip(), web2.ip()]));
+        drop(web2);
+        assert_eq!(f.resolve("app", "web"), Some(vec![web.ip()]));
+        assert_eq!(f.resolve("app", "web2"), None);
         assert!(matches!(
             f.remove_network("app"),
             Err(NetError::NetworkInUse { .. })

@@ -256,7 +256,7 @@ impl NetGrant {
         }
         ns.fabric()
             .resolve(ns.network(), &lower)
-            .map(|ip| vec![IpAddr::V4(ip)])
+            .map(|ips| ips.into_iter().map(IpAddr::V4).collect())
     }
 
     fn allows(&self, dest: SocketAddr) -> bool {

@@ -74,6 +74,12 @@ pub fn pull(
     name: &str,
     progress: Progress,
 ) -> Result<Pulled, RegistryError> {
+    // Garbage collection stays away from the blobs written until commit.
+    let _lease = store.lease().map_err(|source| RegistryError::Image {
+        action: "pull",
+        name: name.to_string(),
+        source: Box::new(source),
+    })?;
     let parsed = store
         .parse_reference(name)
         .map_err(|source| RegistryError::Image {

@@ -110,6 +110,10 @@ CREATE TABLE kube_meta (
     value TEXT NOT NULL
 );
 "#,
+    r#"
+-- A network's labels (`network create --label`), as a JSON object.
+ALTER TABLE networks ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
+"#,
 ];
 
 /// One connection to the metadata database.

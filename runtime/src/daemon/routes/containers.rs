@@ -13,11 +13,12 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::mpsc;
 
 use super::networks;
+use crate::api::filters::Filters;
 use crate::api::stream::{self, StreamKind};
 use crate::api::types::{
     ContainerConfig, ContainerInspect, ContainerStateBody, ContainerSummary, CreateRequest,
-    CreateResponse, HostConfig, MountPoint, RestartPolicy as WireRestart, TopResponse,
-    WaitResponse,
+    CreateResponse, HostConfig, MountPoint, RestartPolicy as WireRestart, SummaryHostConfig,
+    SummaryNetworkSettings, TopResponse, WaitResponse,
 };
 use crate::api::{MULTIPLEXED_STREAM, RAW_STREAM};
 use crate::container::{ContainerRecord, ContainerState, RestartPolicy, SpecRequest, VolumeSpec};
@@ -25,7 +26,7 @@ use crate::daemon::error::DaemonError;
 use crate::daemon::http::{self, Query, Resp};
 use crate::daemon::io::pump_into;
 use crate::daemon::logs::{self, LogQuery};
-use crate::daemon::supervisor::{Entry, Status, Supervisor, WaitCondition};
+use crate::daemon::supervisor::{Entry, Live, Status, Supervisor, WaitCondition};
 use crate::sandbox::StopReason;
 
 /// Docker's time format in inspect: RFC 3339 with nanoseconds.
@@ -43,19 +44,25 @@ pub async fn create(sup: &Arc<Supervisor>, req: Request<Incoming>) -> Result<Res
         .filter(|n| !n.is_empty())
         .map(|n| n.trim_start_matches('/').to_string());
     let body: CreateRequest = http::read_json(req, "container create").await?;
-    let spec = spec_request(body)?;
+    let mut warnings = Vec::new();
+    let spec = spec_request(sup, body, &mut warnings)?;
     let rec = sup.create(name, spec).await?;
     Ok(http::json(
         StatusCode::CREATED,
         &CreateResponse {
             id: rec.id,
-            warnings: Vec::new(),
+            warnings,
         },
     ))
 }
 
-/// Docker's create body as wrun's request.
-fn spec_request(body: CreateRequest) -> Result<SpecRequest, DaemonError> {
+/// Docker's create body as wrun's request. What wrun accepts but does not
+/// honour goes into `warnings`, which clients print.
+fn spec_request(
+    sup: &Supervisor,
+    body: CreateRequest,
+    warnings: &mut Vec<String>,
+) -> Result<SpecRequest, DaemonError> {
     let c = body.config;
     let h = body.host_config;
     if c.image.is_empty() {
@@ -77,6 +84,60 @@ fn spec_request(body: CreateRequest) -> Result<SpecRequest, DaemonError> {
         }
         volumes.push(VolumeSpec::parse(&b, std::path::Path::new("/"))?);
     }
+    // Compose names the network in NetworkMode and again, with the
+    // service's aliases, in EndpointsConfig; other clients only in the
+    // latter. A container is on one network.
+    let endpoints = body.networking_config.unwrap_or_default().endpoints_config;
+    if endpoints.len() > 1 {
+        return Err(DaemonError::bad_request(format!(
+            "container create: {} networks given ({}); a wrun container joins one network, \
+             the others can be reached through published ports",
+            endpoints.len(),
+            endpoints.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let mut network = h.network_mode;
+    let mut aliases = Vec::new();
+    if let Some((net, ep)) = endpoints.into_iter().next() {
+        if network.is_empty() || network == "default" {
+            network = net.clone();
+        }
+        // One may name the network by ID and the other by name.
+        let fabric = sup.networks().fabric();
+        let same = net == network
+            || matches!(
+                (fabric.network(&net), fabric.network(&network)),
+                (Ok(a), Ok(b)) if a.id == b.id
+            );
+        if !same {
+            return Err(DaemonError::bad_request(format!(
+                "container create: the endpoint is on network {net:?} but NetworkMode is {network:?}"
+            )));
+        }
+        aliases = ep.aliases;
+    }
+    if !aliases.is_empty()
+        && matches!(
+            network.as_str(),
+            "" | "default" | "bridge" | "host" | "none"
+        )
+    {
+        return Err(DaemonError::bad_request(format!(
+            "network-scoped aliases ({}) are only supported on user-defined networks, not {:?}",
+            aliases.join(", "),
+            if network.is_empty() {
+                "bridge"
+            } else {
+                &network
+            }
+        )));
+    }
+    if !matches!(h.log_config.kind.as_str(), "" | "json-file") {
+        warnings.push(format!(
+            "log driver {:?} is not supported: wrun writes json-file logs",
+            h.log_config.kind
+        ));
+    }
     let restart = match h.restart_policy.name.as_str() {
         "on-failure" => RestartPolicy::OnFailure {
             max: h.restart_policy.maximum_retry_count,
@@ -96,42 +157,60 @@ fn spec_request(body: CreateRequest) -> Result<SpecRequest, DaemonError> {
         tty: c.tty,
         auto_remove: h.auto_remove,
         restart,
-        network: h.network_mode,
+        network,
         ports: crate::api::ports::port_specs(&h.port_bindings.unwrap_or_default())
             .map_err(DaemonError::BadRequest)?,
         publish_all: h.publish_all_ports,
         allow_net: h.allow_net,
         http_port: h.http_port.filter(|p| *p != 0),
         labels: c.labels.unwrap_or_default(),
+        aliases,
+        stop_timeout: c.stop_timeout,
     })
 }
 
-/// The `filters` of a list: `{"status": ["running"], "name": ["web"], ...}`.
-fn list_filters(q: &Query) -> Result<Vec<(String, Vec<String>)>, DaemonError> {
-    let Some(raw) = q.get("filters").filter(|f| !f.is_empty()) else {
-        return Ok(Vec::new());
-    };
-    let map: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_str(raw)
-        .map_err(|e| DaemonError::bad_request(format!("invalid filters {raw:?}: {e}")))?;
-    let mut out = Vec::new();
-    for (k, v) in map {
-        // Both `["a"]` and the older `{"a": true}` shapes.
-        let values: Vec<String> = match v {
-            serde_json::Value::Array(a) => a
-                .into_iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect(),
-            serde_json::Value::Object(o) => o.keys().cloned().collect(),
-            _ => return Err(DaemonError::bad_request(format!("invalid filter {k:?}"))),
-        };
-        if !matches!(k.as_str(), "status" | "name" | "id" | "ancestor" | "exited") {
-            return Err(DaemonError::bad_request(format!(
-                "invalid filter {k:?}: wrun filters by status, name, id, ancestor and exited"
-            )));
-        }
-        out.push((k, values));
+/// The filters `GET /containers/json` takes.
+const CONTAINER_FILTERS: &[&str] = &[
+    "ancestor", "before", "expose", "exited", "health", "id", "is-task", "label", "name",
+    "network", "publish", "since", "status", "volume",
+];
+
+/// What the `before` and `since` filters compare with: the creation time
+/// of the container they name.
+fn created_of(
+    sup: &Supervisor,
+    f: &Filters,
+    key: &str,
+) -> Result<Option<DateTime<Utc>>, DaemonError> {
+    match f.values(key).last() {
+        None => Ok(None),
+        Some(v) => Ok(Some(sup.find(v)?.0.created_at)),
     }
-    Ok(out)
+}
+
+/// The `name` filter's values as regular expressions, as Docker reads them.
+fn name_patterns(f: &Filters) -> Result<Vec<regex::Regex>, DaemonError> {
+    f.values("name")
+        .iter()
+        .map(|v| {
+            regex::Regex::new(v)
+                .map_err(|e| DaemonError::bad_request(format!("invalid filter name={v:?}: {e}")))
+        })
+        .collect()
+}
+
+/// Whether a `publish`/`expose` value (`80`, `80/tcp`, `8000-8080/udp`)
+/// covers `port` of `proto`.
+fn port_filter(value: &str, port: u16, proto: &str) -> bool {
+    let (range, p) = value.split_once('/').unwrap_or((value, "tcp"));
+    if p != proto {
+        return false;
+    }
+    let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+    match (lo.parse::<u16>(), hi.parse::<u16>()) {
+        (Ok(lo), Ok(hi)) => (lo..=hi).contains(&port),
+        _ => false,
+    }
 }
 
 fn state_name(rec: &ContainerRecord, status: &Status) -> &'static str {
@@ -148,17 +227,72 @@ fn state_name(rec: &ContainerRecord, status: &Status) -> &'static str {
     }
 }
 
-fn matches(rec: &ContainerRecord, status: &Status, filters: &[(String, Vec<String>)]) -> bool {
-    filters.iter().all(|(k, values)| {
-        values.iter().any(|v| match k.as_str() {
-            "status" => state_name(rec, status) == v,
-            "name" => rec.name.contains(v.trim_start_matches('/')),
-            "id" => rec.id.starts_with(v.as_str()),
-            "ancestor" => rec.spec.image == *v || rec.image_id.contains(v.as_str()),
-            "exited" => !status.running && rec.exit_code.map(|c| c.to_string()) == Some(v.clone()),
-            _ => false,
+/// The list's filters, with what they refer to resolved once.
+struct ListFilter {
+    f: Filters,
+    names: Vec<regex::Regex>,
+    before: Option<DateTime<Utc>>,
+    since: Option<DateTime<Utc>>,
+}
+
+impl ListFilter {
+    fn new(sup: &Supervisor, q: &Query) -> Result<Self, DaemonError> {
+        let f = Filters::parse(q.get("filters"), "containers", CONTAINER_FILTERS)?;
+        Ok(Self {
+            names: name_patterns(&f)?,
+            before: created_of(sup, &f, "before")?,
+            since: created_of(sup, &f, "since")?,
+            f,
         })
-    })
+    }
+
+    fn matches(&self, rec: &ContainerRecord, status: &Status, live: Option<&Live>) -> bool {
+        let f = &self.f;
+        let spec = &rec.spec;
+        let code = (!status.running && rec.state != ContainerState::Created)
+            .then(|| rec.exit_code.unwrap_or(0).to_string());
+        f.any("status", |v| state_name(rec, status) == v)
+            && (self.names.is_empty()
+                || self
+                    .names
+                    .iter()
+                    .any(|r| r.is_match(&format!("/{}", rec.name))))
+            && f.any("id", |v| rec.id.starts_with(v))
+            && f.any("ancestor", |v| {
+                spec.image == v
+                    || rec
+                        .image_id
+                        .trim_start_matches("sha256:")
+                        .starts_with(v.trim_start_matches("sha256:"))
+                    || crate::image::Reference::parse(v).is_ok_and(|r| {
+                        crate::image::Reference::parse(&spec.image).is_ok_and(|s| s == r)
+                    })
+            })
+            && f.any("exited", |v| code.as_deref() == Some(v))
+            && f.labels_match(&spec.labels)
+            && f.any("network", |v| spec.network == v)
+            && f.any("volume", |v| {
+                spec.volumes
+                    .iter()
+                    .any(|m| m.guest == v || m.host.to_str() == Some(v))
+            })
+            && f.any("health", |v| v == "none")
+            && f.any("is-task", |v| v == "false")
+            && f.any("expose", |v| {
+                spec.exposed.iter().any(|p| port_filter(v, *p, "tcp"))
+                    || spec.exposed_udp.iter().any(|p| port_filter(v, *p, "udp"))
+            })
+            && f.any("publish", |v| {
+                live.is_some_and(|l| {
+                    l.net
+                        .published
+                        .iter()
+                        .any(|p| port_filter(v, p.addr.port(), p.spec.proto.name()))
+                })
+            })
+            && self.before.is_none_or(|t| rec.created_at < t)
+            && self.since.is_none_or(|t| rec.created_at > t)
+    }
 }
 
 /// Docker's STATUS column: "Up 2 seconds", "Exited (0) 5 minutes ago".
@@ -211,38 +345,85 @@ fn mounts(rec: &ContainerRecord) -> Vec<MountPoint> {
 
 pub fn list(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
     let all = q.flag("all");
-    let limit: Option<usize> = q.number("limit")?;
-    let filters = list_filters(q)?;
-    let records = sup.db().list()?;
+    // Clients send -1 (and 0) for "no limit".
+    let limit = q
+        .number::<i64>("limit")?
+        .and_then(|l| usize::try_from(l).ok())
+        .filter(|l| *l > 0);
+    let filter = ListFilter::new(sup, q)?;
+    // `before`, `since` and `limit` imply all containers, as in Docker.
+    let all = all
+        || filter.f.has("status")
+        || filter.f.has("exited")
+        || filter.before.is_some()
+        || filter.since.is_some()
+        || limit.is_some();
+    let mut records = sup.db().list()?;
+    // Newest first, as Docker lists them.
+    records.sort_by_key(|r| std::cmp::Reverse(r.created_at));
     let mut out = Vec::new();
     for rec in records {
-        let status = sup.entry(&rec.id).status();
-        let has_status_filter = filters.iter().any(|(k, _)| k == "status");
-        let shown = all || has_status_filter || status.running || status.restarting;
-        if !shown {
+        let entry = sup.entry(&rec.id);
+        let status = entry.status();
+        let live = entry.live();
+        if !(all || status.running || status.restarting) {
             continue;
         }
-        if !matches(&rec, &status, &filters) {
+        if !filter.matches(&rec, &status, live.as_ref()) {
             continue;
         }
-        out.push(ContainerSummary {
-            id: rec.id.clone(),
-            names: vec![format!("/{}", rec.name)],
-            image: rec.spec.image.clone(),
-            image_id: rec.image_id.clone(),
-            command: quote_command(&rec.spec.argv),
-            created: rec.created_at.timestamp(),
-            ports: networks::summary_ports(sup.entry(&rec.id).live().as_ref()),
-            labels: rec.spec.labels.clone(),
-            state: state_name(&rec, &status).into(),
-            status: status_text(&rec, &status),
-            mounts: mounts(&rec),
-        });
-        if limit.is_some_and(|l| l > 0 && out.len() >= l) {
+        let mut row = summary(sup, &rec, &status, live.as_ref());
+        if q.flag("size") {
+            let (rw, root) = sizes(sup, &rec);
+            row.size_rw = Some(rw);
+            row.size_root_fs = Some(root);
+        }
+        out.push(row);
+        if limit.is_some_and(|l| out.len() >= l) {
             break;
         }
     }
     Ok(http::json(StatusCode::OK, &out))
+}
+
+/// A container as a row of `GET /containers/json`.
+pub(super) fn summary(
+    sup: &Supervisor,
+    rec: &ContainerRecord,
+    status: &Status,
+    live: Option<&Live>,
+) -> ContainerSummary {
+    ContainerSummary {
+        id: rec.id.clone(),
+        names: vec![format!("/{}", rec.name)],
+        image: rec.spec.image.clone(),
+        image_id: rec.image_id.clone(),
+        command: quote_command(&rec.spec.argv),
+        created: rec.created_at.timestamp(),
+        ports: networks::summary_ports(live),
+        labels: rec.spec.labels.clone(),
+        state: state_name(rec, status).into(),
+        status: status_text(rec, status),
+        mounts: mounts(rec),
+        host_config: SummaryHostConfig {
+            network_mode: rec.spec.network.clone(),
+        },
+        network_settings: SummaryNetworkSettings {
+            networks: networks::endpoints(sup, &rec.spec, live),
+        },
+        size_rw: None,
+        size_root_fs: None,
+    }
+}
+
+/// A container's sizes, as `ps -s` and `system df` show them: the bytes of
+/// its own rootfs (its private copy of the image and what it wrote, which
+/// removing it frees), and the same, as wrun's containers share nothing
+/// with their image on disk.
+pub(super) fn sizes(sup: &Supervisor, rec: &ContainerRecord) -> (i64, i64) {
+    let own = crate::image::layer::dir_size(&crate::container::rootfs_dir(sup.root(), &rec.id));
+    let own = i64::try_from(own).unwrap_or(i64::MAX);
+    (own, own)
 }
 
 pub fn inspect(sup: &Arc<Supervisor>, id: &str) -> Result<Resp, DaemonError> {
@@ -313,6 +494,10 @@ fn inspect_body(sup: &Supervisor, rec: &ContainerRecord, entry: &Entry) -> Conta
             publish_all_ports: spec.publish_all,
             allow_net: spec.allow_net.clone(),
             http_port: spec.http_port,
+            log_config: crate::api::types::LogConfig {
+                kind: "json-file".into(),
+                config: Default::default(),
+            },
         },
         config: ContainerConfig {
             hostname: rec.short_id().into(),
@@ -328,10 +513,11 @@ fn inspect_body(sup: &Supervisor, rec: &ContainerRecord, entry: &Entry) -> Conta
             working_dir: spec.workdir.clone(),
             entrypoint: Some(spec.entrypoint().to_vec()),
             labels: Some(spec.labels.clone()),
+            stop_timeout: spec.stop_timeout,
             ..Default::default()
         },
         mounts: mounts(rec),
-        network_settings: networks::settings(sup, &spec.network, entry.live().as_ref()),
+        network_settings: networks::settings(sup, spec, entry.live().as_ref()),
     }
 }
 
@@ -378,6 +564,9 @@ pub async fn restart(sup: &Arc<Supervisor>, id: &str, q: &Query) -> Result<Resp,
     match sup.start(id).await {
         Ok(()) | Err(DaemonError::NotModified) => {}
         Err(e) => return Err(e),
+    }
+    if let Ok((rec, _)) = sup.find(id) {
+        sup.container_event(&rec, "restart");
     }
     Ok(http::empty(StatusCode::NO_CONTENT))
 }

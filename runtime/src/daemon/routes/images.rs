@@ -10,8 +10,10 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use tokio::sync::mpsc;
 
+use crate::api::filters::Filters;
 use crate::api::types::{ImageDeleteItem, JsonMessage};
 use crate::daemon::error::DaemonError;
+use crate::daemon::events::{self, Event};
 use crate::daemon::http::{self, Query, Resp};
 use crate::daemon::supervisor::Supervisor;
 use crate::image::build::BuildOptions;
@@ -21,13 +23,92 @@ use crate::state::StateRoot;
 /// The most a build context may hold.
 const MAX_CONTEXT: usize = 1 << 30;
 
-pub fn list(sup: &Arc<Supervisor>) -> Result<Resp, DaemonError> {
+/// The filters `GET /images/json` takes.
+const IMAGE_FILTERS: &[&str] = &["before", "dangling", "label", "reference", "since", "until"];
+
+/// Whether a `reference` filter (a glob such as `busybox`, `kubia:*` or
+/// `*/app`) matches one of the image's tags, as Docker matches it: against
+/// the familiar name with its tag, or without.
+fn reference_matches(pattern: &globset::GlobMatcher, tags: &[crate::image::Reference]) -> bool {
+    tags.iter()
+        .any(|t| pattern.is_match(t.familiar()) || pattern.is_match(t.familiar_repository()))
+}
+
+/// `GET /images/json`, and the rows `/system/df` and prunes work on: each
+/// image with its config's labels, filtered.
+pub(super) fn filtered(
+    sup: &Supervisor,
+    f: &Filters,
+) -> Result<Vec<crate::api::types::ImageSummary>, DaemonError> {
     let images = sup.images().list()?;
-    let rows: Vec<_> = images
+    let patterns = f
+        .values("reference")
         .iter()
-        .map(|i| crate::api::images::summary(i, -1))
-        .collect();
-    Ok(http::json(StatusCode::OK, &rows))
+        .map(|p| {
+            globset::GlobBuilder::new(p)
+                .literal_separator(true)
+                .build()
+                .map(|g| g.compile_matcher())
+                .map_err(|e| {
+                    DaemonError::bad_request(format!("invalid filter reference={p:?}: {e}"))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let created_of = |key: &str| -> Result<Option<i64>, DaemonError> {
+        match f.values(key).last() {
+            None => Ok(None),
+            Some(v) => {
+                let img = sup.images().resolve(v)?;
+                Ok(Some(
+                    img.config
+                        .created()
+                        .as_deref()
+                        .and_then(|c| {
+                            chrono::DateTime::parse_from_rfc3339(c)
+                                .ok()
+                                .map(|t| t.timestamp())
+                        })
+                        .unwrap_or(0),
+                ))
+            }
+        }
+    };
+    let before = created_of("before")?;
+    let since = created_of("since")?;
+    let until = match f.values("until").last() {
+        None => None,
+        Some(v) => Some(super::disk::until_time(v)?.timestamp()),
+    };
+    let dangling = f.bool("dangling")?;
+    let mut out = Vec::new();
+    for i in &images {
+        let mut row = crate::api::images::summary(i, -1);
+        if let Ok(img) = sup.images().resolve(i.id.as_str()) {
+            row.labels = img
+                .config
+                .config()
+                .as_ref()
+                .and_then(|c| c.labels().clone())
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+        }
+        let keep = (patterns.is_empty() || patterns.iter().any(|p| reference_matches(p, &i.tags)))
+            && dangling.is_none_or(|d| d == i.tags.is_empty())
+            && f.labels_match(&row.labels)
+            && before.is_none_or(|b| row.created < b)
+            && since.is_none_or(|s| row.created > s)
+            && until.is_none_or(|u| row.created < u);
+        if keep {
+            out.push(row);
+        }
+    }
+    Ok(out)
+}
+
+pub fn list(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
+    let f = Filters::parse(q.get("filters"), "images", IMAGE_FILTERS)?;
+    Ok(http::json(StatusCode::OK, &filtered(sup, &f)?))
 }
 
 pub fn inspect(sup: &Arc<Supervisor>, name: &str) -> Result<Resp, DaemonError> {
@@ -49,7 +130,10 @@ pub fn tag(sup: &Arc<Supervisor>, name: &str, q: &Query) -> Result<Resp, DaemonE
         Some(t) => format!("{repo}:{t}"),
         None => repo.to_string(),
     };
-    sup.images().tag(name, &target)?;
+    let id = sup.images().resolve(name)?.id.to_string();
+    let tagged = sup.images().tag(name, &target)?;
+    sup.events
+        .publish(Event::new("image", "tag", id).with("name", tagged.familiar()));
     Ok(http::empty(StatusCode::CREATED))
 }
 
@@ -58,17 +142,27 @@ pub fn remove(sup: &Arc<Supervisor>, name: &str, q: &Query) -> Result<Resp, Daem
     let image = sup.images().resolve(name)?;
     let users = sup.db().users_of_image(image.id.as_str())?;
     let removed = sup.images().remove(name, force, &users)?;
+    let id = image.id.to_string();
     let items: Vec<ImageDeleteItem> = removed
         .into_iter()
         .map(|r| match r {
-            Removed::Untagged(t) => ImageDeleteItem {
-                untagged: Some(t),
-                deleted: None,
-            },
-            Removed::Deleted(d) => ImageDeleteItem {
-                untagged: None,
-                deleted: Some(d.to_string()),
-            },
+            Removed::Untagged(t) => {
+                sup.events
+                    .publish(Event::new("image", "untag", id.clone()).with("name", t.clone()));
+                ImageDeleteItem {
+                    untagged: Some(t),
+                    deleted: None,
+                }
+            }
+            Removed::Deleted(d) => {
+                sup.events.publish(
+                    Event::new("image", "delete", d.to_string()).with("name", d.to_string()),
+                );
+                ImageDeleteItem {
+                    untagged: None,
+                    deleted: Some(d.to_string()),
+                }
+            }
         })
         .collect();
     Ok(http::json(StatusCode::OK, &items))
@@ -176,6 +270,7 @@ pub async fn build(sup: &Arc<Supervisor>, req: Request<Incoming>) -> Result<Resp
     let no_cache = q.flag("nocache");
     let body = http::read_body(req, MAX_CONTEXT).await?;
     let root: StateRoot = sup.root().clone();
+    let sup = sup.clone();
     Ok(stream_job(move |messages| {
         let ctx = match tempfile::tempdir_in(root.tmp_dir()) {
             Ok(d) => d,
@@ -200,7 +295,7 @@ pub async fn build(sup: &Arc<Supervisor>, req: Request<Incoming>) -> Result<Resp
         let opts = BuildOptions {
             context: ctx.path().to_path_buf(),
             dockerfile,
-            tags,
+            tags: tags.clone(),
             build_args,
             no_cache,
         };
@@ -215,6 +310,11 @@ pub async fn build(sup: &Arc<Supervisor>, req: Request<Incoming>) -> Result<Resp
         };
         match crate::image::build::build(&mut store, &opts, &mut out) {
             Ok(id) => {
+                for t in &tags {
+                    sup.events.publish(
+                        Event::new("image", "tag", id.to_string()).with("name", t.clone()),
+                    );
+                }
                 messages.send(&JsonMessage {
                     aux: Some(serde_json::json!({ "ID": id.to_string() })),
                     ..Default::default()
@@ -251,6 +351,7 @@ pub fn create(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
         None => from.to_string(),
     };
     let root = sup.root().clone();
+    let sup = sup.clone();
     Ok(stream_job(move |messages| {
         let mut store = match ImageStore::open(&root) {
             Ok(s) => s,
@@ -273,6 +374,9 @@ pub fn create(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
             Ok(p) => {
                 messages.status(format!("Digest: {}", p.manifest_digest), None);
                 let shown = p.reference.familiar();
+                sup.events.publish(
+                    events::Event::new("image", "pull", shown.clone()).with("name", shown.clone()),
+                );
                 messages.status(
                     if p.up_to_date {
                         format!("Status: Image is up to date for {shown}")
@@ -296,6 +400,7 @@ pub fn push(sup: &Arc<Supervisor>, name: &str, q: &Query) -> Result<Resp, Daemon
     // Fail before streaming when the image is not here at all.
     sup.images().resolve(&name)?;
     let root = sup.root().clone();
+    let sup = sup.clone();
     Ok(stream_job(move |messages| {
         let store = match ImageStore::open(&root) {
             Ok(s) => s,
@@ -309,10 +414,15 @@ pub fn push(sup: &Arc<Supervisor>, name: &str, q: &Query) -> Result<Resp, Daemon
             Event::Pushed(d) => m.status("Pushed".into(), Some(d.short().into())),
         });
         match crate::registry::push::push(&store, &name, progress) {
-            Ok(p) => messages.status(
-                format!("{}: digest: {} size: {}", p.tag, p.digest, p.size),
-                None,
-            ),
+            Ok(p) => {
+                sup.events.publish(
+                    events::Event::new("image", "push", name.clone()).with("name", name.clone()),
+                );
+                messages.status(
+                    format!("{}: digest: {} size: {}", p.tag, p.digest, p.size),
+                    None,
+                )
+            }
             Err(e) => messages.error(e.to_string()),
         }
     }))

@@ -2,9 +2,12 @@
 //! a `/v1.NN` prefix. Handlers live in one file per resource.
 
 mod containers;
+mod disk;
+mod events;
 mod exec;
 mod images;
 mod networks;
+mod stats;
 mod system;
 
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use super::error::DaemonError;
 use super::http::{self, Query, Resp, decode};
 use super::supervisor::Supervisor;
 use crate::api;
+use crate::api::filters::Filters;
 
 /// What every handler may need besides the supervisor.
 #[derive(Debug)]
@@ -70,6 +74,26 @@ async fn route(
         (&M::HEAD, ["_ping"]) => Ok(system::ping(true)),
         (&M::GET, ["version"]) => Ok(system::version()),
         (&M::GET, ["info"]) => system::info(sup, &ctx.host),
+        (&M::GET, ["events"]) => events::events(sup, &q),
+        (&M::GET, ["system", "df"]) => disk::df(sup, &q),
+        // wrun has bind mounts only: no named volume exists.
+        (&M::GET, ["volumes"]) => {
+            Filters::parse(
+                q.get("filters"),
+                "volumes",
+                &["dangling", "driver", "label", "name"],
+            )?;
+            Ok(http::json(
+                hyper::StatusCode::OK,
+                &serde_json::json!({"Volumes": [], "Warnings": null}),
+            ))
+        }
+        (&M::GET, ["volumes", name]) => Err(DaemonError::NotFound(format!(
+            "get {name}: no such volume (wrun mounts host directories only, with -v HOST:GUEST)"
+        ))),
+        (&M::POST, ["containers", "prune"]) => disk::prune_containers(sup, &q).await,
+        (&M::POST, ["images", "prune"]) => disk::prune_images(sup, &q),
+        (&M::POST, ["networks", "prune"]) => disk::prune_networks(sup, &q),
         (&M::POST, ["_wrun", "shutdown"]) => {
             ctx.shutdown.notify_one();
             Ok(http::empty(hyper::StatusCode::NO_CONTENT))
@@ -100,7 +124,7 @@ async fn route(
             ))
         }
         (&M::GET, ["_wrun", "net"]) => networks::tables(sup),
-        (&M::GET, ["networks"]) => networks::list(sup),
+        (&M::GET, ["networks"]) => networks::list(sup, &q),
         (&M::POST, ["networks", "create"]) => networks::create(sup, req).await,
         (&M::GET, ["networks", id]) => networks::inspect(sup, id),
         (&M::DELETE, ["networks", id]) => networks::remove(sup, id),
@@ -120,6 +144,7 @@ async fn route(
         }
         (&M::GET, ["containers", id, "logs"]) => containers::logs(sup, id, &q),
         (&M::GET, ["containers", id, "top"]) => containers::top(sup, id),
+        (&M::GET, ["containers", id, "stats"]) => stats::stats(sup, id, &q).await,
         (&M::DELETE, ["containers", id]) => containers::remove(sup, id, &q).await,
         (&M::POST, ["containers", id, "exec"]) => exec::create(sup, id, req).await,
         (&M::POST, ["exec", id, "start"]) => exec::start(sup, id, req).await,
@@ -129,7 +154,7 @@ async fn route(
         }
         (&M::GET, ["exec", id, "json"]) => exec::inspect(sup, id),
 
-        (&M::GET, ["images", "json"]) => images::list(sup),
+        (&M::GET, ["images", "json"]) => images::list(sup, &q),
         (&M::POST, ["images", "create"]) => images::create(sup, &q),
         (&M::POST, ["build"]) => images::build(sup, req).await,
         // Image names contain slashes: the name is everything between

@@ -9,13 +9,16 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
 use super::super::error::DaemonError;
-use super::super::http::{self, Resp};
+use super::super::http::{self, Query, Resp};
 use super::super::supervisor::{Live, Supervisor};
+use crate::api::filters::Filters;
 use crate::api::ports;
 use crate::api::types::{
     EndpointSettings, Ipam, IpamConfig, NetworkContainer, NetworkCreateRequest,
     NetworkCreateResponse, NetworkResource, NetworkSettings, Port, PortBinding,
 };
+use crate::container::ContainerSpec;
+use crate::daemon::events::Event;
 use crate::net::{NetMode, NetworkInfo, Proto};
 
 fn resource(
@@ -64,17 +67,51 @@ fn resource(
         ingress: false,
         containers,
         options: BTreeMap::new(),
-        labels: BTreeMap::new(),
+        labels: info.labels.clone(),
     }
 }
 
-pub fn list(sup: &Arc<Supervisor>) -> Result<Resp, DaemonError> {
+/// The filters `GET /networks` takes.
+const NETWORK_FILTERS: &[&str] = &["dangling", "driver", "id", "label", "name", "scope", "type"];
+
+pub fn list(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
+    let f = Filters::parse(q.get("filters"), "networks", NETWORK_FILTERS)?;
+    let names = f
+        .values("name")
+        .iter()
+        .map(|v| {
+            regex::Regex::new(v)
+                .map_err(|e| DaemonError::bad_request(format!("invalid filter name={v:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for t in f.values("type") {
+        if t != "custom" && t != "builtin" {
+            return Err(DaemonError::bad_request(format!(
+                "invalid filter type={t:?}: a network's type is custom or builtin"
+            )));
+        }
+    }
+    let dangling = f.bool("dangling")?;
     let nets = sup.networks().fabric().networks();
     // The pod network belongs to the cluster, as minikube's does: it is
     // not listed among Docker's networks.
     let out: Vec<NetworkResource> = nets
         .iter()
         .filter(|(info, _)| info.name != crate::daemon::networks::POD_NETWORK)
+        .filter(|(info, members)| {
+            let kind = if info.user_defined {
+                "custom"
+            } else {
+                "builtin"
+            };
+            (names.is_empty() || names.iter().any(|r| r.is_match(&info.name)))
+                && f.any("id", |v| info.id.starts_with(v))
+                && f.any("driver", |v| info.driver == v)
+                && f.any("scope", |v| v == "local")
+                && f.any("type", |v| v == kind)
+                && f.labels_match(&info.labels)
+                && dangling.is_none_or(|d| d == (info.user_defined && members.is_empty()))
+        })
         .map(|(info, members)| resource(info, members, sup))
         .collect();
     Ok(http::json(StatusCode::OK, &out))
@@ -105,7 +142,16 @@ pub async fn create(sup: &Arc<Supervisor>, req: Request<Incoming>) -> Result<Res
         .and_then(|i| i.config.first())
         .map(|c| c.subnet.clone())
         .filter(|s| !s.is_empty());
-    let info = sup.networks().create(&body.name, subnet.as_deref())?;
+    let info = sup.networks().create(
+        &body.name,
+        subnet.as_deref(),
+        body.labels.unwrap_or_default(),
+    )?;
+    sup.events.publish(
+        Event::new("network", "create", info.id.clone())
+            .with("name", info.name.clone())
+            .with("type", info.driver.clone()),
+    );
     Ok(http::json(
         StatusCode::CREATED,
         &NetworkCreateResponse {
@@ -116,7 +162,12 @@ pub async fn create(sup: &Arc<Supervisor>, req: Request<Incoming>) -> Result<Res
 }
 
 pub fn remove(sup: &Arc<Supervisor>, id: &str) -> Result<Resp, DaemonError> {
-    sup.networks().remove(id)?;
+    let info = sup.networks().remove(id)?;
+    sup.events.publish(
+        Event::new("network", "destroy", info.id)
+            .with("name", info.name)
+            .with("type", info.driver),
+    );
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
@@ -141,43 +192,55 @@ pub fn tables(sup: &Arc<Supervisor>) -> Result<Resp, DaemonError> {
     Ok(http::json(StatusCode::OK, &out))
 }
 
-/// The `NetworkSettings` of a container: its address and published ports
-/// while it runs.
-pub fn settings(sup: &Supervisor, network: &str, live: Option<&Live>) -> NetworkSettings {
+/// The `NetworkSettings` of a container: its network (always), and its
+/// address and published ports while it runs.
+pub fn settings(sup: &Supervisor, spec: &ContainerSpec, live: Option<&Live>) -> NetworkSettings {
     let mut out = NetworkSettings::default();
-    let Some(live) = live else { return out };
-    for p in &live.net.published {
-        out.ports
-            .entry(ports::port_key(p.spec.container_port, p.spec.proto))
-            .or_insert_with(|| Some(Vec::new()))
-            .get_or_insert_with(Vec::new)
-            .push(PortBinding {
-                host_ip: p.addr.ip().to_string(),
-                host_port: p.addr.port().to_string(),
-            });
+    if let Some(live) = live {
+        for p in &live.net.published {
+            out.ports
+                .entry(ports::port_key(p.spec.container_port, p.spec.proto))
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: p.addr.ip().to_string(),
+                    host_port: p.addr.port().to_string(),
+                });
+        }
     }
-    if let NetMode::Virtual(ns) = &live.net.grant.mode {
-        let info = sup.networks().fabric().network(network).ok();
-        let prefix = info
-            .as_ref()
-            .and_then(|i| i.subnet)
-            .map(|s| s.prefix_len())
-            .unwrap_or(0);
-        let id = info.map(|i| i.id).unwrap_or_default();
-        out.ip_address = ns.ip().to_string();
-        out.ip_prefix_len = prefix;
-        out.gateway = ns.gateway().to_string();
-        out.networks.insert(
-            ns.network().to_string(),
-            EndpointSettings {
-                network_id: id,
-                ip_address: ns.ip().to_string(),
-                ip_prefix_len: prefix,
-                gateway: ns.gateway().to_string(),
-                aliases: ns.names(),
-            },
-        );
+    out.networks = endpoints(sup, spec, live);
+    if let Some(ep) = out.networks.values().next() {
+        out.ip_address = ep.ip_address.clone();
+        out.ip_prefix_len = ep.ip_prefix_len;
+        out.gateway = ep.gateway.clone();
     }
+    out
+}
+
+/// The container's endpoint on its network, by network name: the network's
+/// ID and the aliases it was given, and while it runs its address. A pod's
+/// containers show none, as their pod's network is the cluster's.
+pub fn endpoints(
+    sup: &Supervisor,
+    spec: &ContainerSpec,
+    live: Option<&Live>,
+) -> BTreeMap<String, EndpointSettings> {
+    let mut out = BTreeMap::new();
+    let Ok(info) = sup.networks().fabric().network(&spec.network) else {
+        return out;
+    };
+    let mut ep = EndpointSettings {
+        network_id: info.id.clone(),
+        aliases: spec.aliases.clone(),
+        ..Default::default()
+    };
+    if let Some(NetMode::Virtual(ns)) = live.map(|l| &l.net.grant.mode) {
+        ep.ip_address = ns.ip().to_string();
+        ep.ip_prefix_len = info.subnet.map(|s| s.prefix_len()).unwrap_or(0);
+        ep.gateway = ns.gateway().to_string();
+        ep.aliases = ns.names();
+    }
+    out.insert(info.name, ep);
     out
 }
 

@@ -119,16 +119,26 @@ pub fn info(sup: &Arc<Supervisor>, host: &str) -> Result<Resp, DaemonError> {
             operating_system: format!("wrun {VERSION} (WebAssembly, WASI)"),
             os_type: os_type().into(),
             architecture: std::env::consts::ARCH.into(),
-            ncpu: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-            mem_total: 0,
+            ncpu: crate::host::cpus(),
+            mem_total: crate::host::memory_bytes().unwrap_or(0),
             docker_root_dir: sup.root().dir().display().to_string(),
-            kernel_version: String::new(),
+            kernel_version: crate::host::kernel_version(),
             default_runtime: "wasmtime".into(),
             runtimes,
             security_options: vec!["name=wasi-capabilities".into()],
             warnings: Vec::new(),
+            debug: tracing::enabled!(tracing::Level::DEBUG),
+            experimental_build: false,
+            live_restore_enabled: false,
+            // `--memory` is enforced on the guest's linear memory.
+            memory_limit: true,
+            swap_limit: false,
+            index_server_address: "https://index.docker.io/v1/".into(),
+            system_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            swarm: crate::api::types::SwarmInfo {
+                local_node_state: "inactive".into(),
+                ..Default::default()
+            },
             wrun_host: host.to_string(),
         },
     ))

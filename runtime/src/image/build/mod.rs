@@ -92,6 +92,8 @@ pub fn build(
     opts: &BuildOptions,
     out: &mut dyn Write,
 ) -> Result<Digest, ImageError> {
+    // Garbage collection stays away from the blobs written until commit.
+    let _lease = store.lease()?;
     let tags = opts
         .tags
         .iter()

@@ -389,6 +389,9 @@ fn docker_events_stats_df_and_prune() {
         .as_secs()
         .to_string();
     docker(&root, &["run", "--name", "e1", "busybox", "true"]).ok();
+    // By full ID: a name or ID prefix matches loosely, as in Docker.
+    let e1 = docker(&root, &["inspect", "-f", "{{.Id}}", "e1"]);
+    let e1 = e1.ok().trim().to_string();
     docker(&root, &["run", "-d", "--name", "k", "kubia"]).ok();
     docker(&root, &["tag", "busybox", "junk:1"]).ok();
     // Now, to the second after: the replay ends there.
@@ -407,7 +410,7 @@ fn docker_events_stats_df_and_prune() {
             "--until",
             &until,
             "--filter",
-            "container=e1",
+            &format!("container={e1}"),
             "--format",
             "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
         ],

@@ -1,6 +1,7 @@
 //! The on-disk compile cache.
 //!
-//! Compiled code lives at `<cache>/<engine hash>/<module sha256>.cwasm`,
+//! Compiled code lives at `<cache>/<engine hash>/<sha256 of the wasm>.cwasm`
+//! (a WASIp1 module's converted component at `<sha256>.<conversion>.cwasm`),
 //! beside a `.sha256` file holding the digest of the compiled bytes. The
 //! engine hash is `Engine::precompile_compatibility_hash`, so a wasmtime
 //! upgrade or a config change never loads old code. An entry is used only
@@ -40,27 +41,30 @@ impl CompileCache {
         kind: WasmKind,
         bytes: &[u8],
     ) -> Result<Program, SandboxError> {
-        let code = self.dir.join(format!("{}.cwasm", digest.hex()));
-        let sum = self.dir.join(format!("{}.sha256", digest.hex()));
-        if let Some(program) = self.load(engine, kind, &code, &sum) {
+        let stem = match kind {
+            WasmKind::Module => format!("{}.{}", digest.hex(), super::adapt::VERSION),
+            _ => digest.hex().to_string(),
+        };
+        let code = self.dir.join(format!("{stem}.cwasm"));
+        let sum = self.dir.join(format!("{stem}.sha256"));
+        if let Some(program) = self.load(engine, &code, &sum) {
             return Ok(program);
         }
         let compile_err = |e: wasmtime::Error| SandboxError::Compile {
             program: name.to_string(),
             message: format!("{e:#}"),
         };
-        let (program, serialized) = match kind {
+        let converted;
+        let bytes = match kind {
             WasmKind::Module => {
-                let m = wasmtime::Module::new(engine, bytes).map_err(compile_err)?;
-                let s = m.serialize().map_err(compile_err)?;
-                (Program::Module(m), s)
+                converted = super::adapt::module_to_command(name, bytes)?;
+                &converted[..]
             }
-            _ => {
-                let c = Component::new(engine, bytes).map_err(compile_err)?;
-                let s = c.serialize().map_err(compile_err)?;
-                (Program::Command(c), s)
-            }
+            _ => bytes,
         };
+        let c = Component::new(engine, bytes).map_err(compile_err)?;
+        let serialized = c.serialize().map_err(compile_err)?;
+        let program = Program::Command(c);
         if let Err(e) = self.store(&code, &sum, &serialized) {
             // The cache is an optimisation: a read-only or full disk must not
             // stop the guest from running.
@@ -69,7 +73,7 @@ impl CompileCache {
         Ok(program)
     }
 
-    fn load(&self, engine: &Engine, kind: WasmKind, code: &Path, sum: &Path) -> Option<Program> {
+    fn load(&self, engine: &Engine, code: &Path, sum: &Path) -> Option<Program> {
         let recorded = std::fs::read_to_string(sum).ok()?;
         let file = std::fs::File::open(code).ok()?;
         let (actual, _) =
@@ -83,12 +87,7 @@ impl CompileCache {
         // root, and its digest matches the one recorded when it was written,
         // so it is that output, unmodified. wasmtime still checks the engine
         // compatibility header and refuses a mismatch.
-        let loaded = match kind {
-            WasmKind::Module => {
-                unsafe { wasmtime::Module::deserialize_file(engine, code) }.map(Program::Module)
-            }
-            _ => unsafe { Component::deserialize_file(engine, code) }.map(Program::Command),
-        };
+        let loaded = unsafe { Component::deserialize_file(engine, code) }.map(Program::Command);
         match loaded {
             Ok(p) => Some(p),
             Err(e) => {

@@ -7,6 +7,7 @@
 //! APIs, the daemon or containerd. It is given bytes and a spec, and
 //! returns an [`Exit`]. Capabilities are granted in one place: [`grant`].
 
+mod adapt;
 mod cache;
 mod engine;
 mod grant;
@@ -52,10 +53,10 @@ pub enum SandboxError {
     },
 }
 
-/// A compiled guest program, ready to instantiate.
+/// A compiled guest program, ready to instantiate. A WASIp1 module is
+/// converted into a command component when it is compiled.
 #[derive(Clone)]
 pub enum Program {
-    Module(wasmtime::Module),
     Command(wasmtime::component::Component),
     /// A component exporting `wasi:http/incoming-handler`, served rather
     /// than run.
@@ -65,7 +66,6 @@ pub enum Program {
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Module(_) => f.write_str("Program::Module"),
             Self::Command(_) => f.write_str("Program::Command"),
             Self::Http(_) => f.write_str("Program::Http"),
         }
@@ -125,6 +125,9 @@ impl Sandbox {
         let digest = Digest::of(bytes);
         if let Some(p) = self.loaded().get(&digest) {
             return Ok(p.clone());
+        }
+        if kind == WasmKind::Module {
+            adapt::check_module(name, bytes)?;
         }
         let program = self
             .cache

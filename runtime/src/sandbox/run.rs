@@ -1,11 +1,11 @@
-//! Instantiating and running a guest: WASIp1 modules through `_start`,
-//! WASIp2 command components through `wasi:cli/run`.
+//! Instantiating and running a guest: WASIp2 command components (WASIp1
+//! modules arrive converted into them, see `adapt.rs`) through
+//! `wasi:cli/run`.
 
 use std::sync::OnceLock;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, UpdateDeadline};
-use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
@@ -60,11 +60,6 @@ impl Exit {
     }
 }
 
-struct P1State {
-    wasi: WasiP1Ctx,
-    limiter: MemoryLimiter,
-}
-
 struct P2State {
     ctx: WasiCtx,
     table: ResourceTable,
@@ -91,7 +86,6 @@ impl WasiView for P2State {
 /// and then shared: a one-shot run pays only for the one it needs.
 pub(super) struct Linkers {
     engine: Engine,
-    p1: OnceLock<wasmtime::Linker<P1State>>,
     p2: OnceLock<wasmtime::component::Linker<P2State>>,
     http: OnceLock<wasmtime::component::Linker<HttpState>>,
 }
@@ -104,32 +98,9 @@ impl Linkers {
     pub fn new(engine: &Engine) -> Self {
         Self {
             engine: engine.clone(),
-            p1: OnceLock::new(),
             p2: OnceLock::new(),
             http: OnceLock::new(),
         }
-    }
-
-    fn p1(&self) -> Result<&wasmtime::Linker<P1State>, SandboxError> {
-        if let Some(l) = self.p1.get() {
-            return Ok(l);
-        }
-        let mut p1 = wasmtime::Linker::new(&self.engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut p1, |s: &mut P1State| &mut s.wasi)
-            .map_err(engine_err)?;
-        // wasmtime-wasi refuses p1 exit statuses of 126 and above with a
-        // trap, losing them, yet a shell's 127 ("not found") is common.
-        // Exit statuses are 8 bits on every host: keep the low byte.
-        p1.allow_shadowing(true);
-        p1.func_wrap(
-            "wasi_snapshot_preview1",
-            "proc_exit",
-            |_: wasmtime::Caller<'_, P1State>, status: i32| -> wasmtime::Result<()> {
-                Err(wasmtime::format_err!(I32Exit(status & 0xff)))
-            },
-        )
-        .map_err(engine_err)?;
-        Ok(self.p1.get_or_init(|| p1))
     }
 
     fn p2(&self) -> Result<&wasmtime::component::Linker<P2State>, SandboxError> {
@@ -139,6 +110,22 @@ impl Linkers {
         let mut p2 = wasmtime::component::Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut p2).map_err(engine_err)?;
         crate::net::wasi::add_to_linker(&mut p2).map_err(engine_err)?;
+        // A converted WASIp1 module's proc_exit. wasmtime-wasi refuses
+        // statuses of 126 and above, losing them, yet a shell's 127 ("not
+        // found") is common; exit statuses are 8 bits on every host: keep
+        // the low byte.
+        p2.instance(super::adapt::EXIT_INTERFACE)
+            .and_then(|mut i| {
+                i.func_wrap(
+                    "exit",
+                    |_: wasmtime::StoreContextMut<'_, P2State>,
+                     (status,): (u32,)|
+                     -> wasmtime::Result<()> {
+                        Err(wasmtime::format_err!(I32Exit((status & 0xff) as i32)))
+                    },
+                )
+            })
+            .map_err(engine_err)?;
         Ok(self.p2.get_or_init(|| p2))
     }
 }
@@ -163,9 +150,6 @@ impl Linkers {
             message: format!("{e:#}"),
         };
         match program {
-            Program::Module(m) => {
-                self.p1()?.instantiate_pre(m).map_err(err)?;
-            }
             Program::Command(c) => {
                 self.p2()?.instantiate_pre(c).map_err(err)?;
             }
@@ -180,50 +164,37 @@ impl Linkers {
 const RUN_INTERFACE: &str = "wasi:cli/run@0.2";
 const HTTP_INTERFACE: &str = "wasi:http/incoming-handler@0.2";
 
-/// Refuses programs that have nothing to run: a module without `_start`,
-/// a component exporting neither `wasi:cli/run` nor
+/// Refuses programs that have nothing to run: a component exporting
+/// neither `wasi:cli/run` nor
 /// `wasi:http/incoming-handler`. Returns whether it is an HTTP component.
 pub(super) fn check_entry_points(
     engine: &Engine,
     name: &str,
     program: &Program,
 ) -> Result<bool, SandboxError> {
-    match program {
-        Program::Module(m) => {
-            if m.get_export("_start").is_none() {
-                return Err(SandboxError::NotCommand {
-                    program: name.to_string(),
-                    message: "this module exports no _start function; wrun runs WASI commands"
-                        .into(),
-                });
-            }
-        }
-        Program::Command(c) | Program::Http(c) => {
-            let exports: Vec<String> = c
-                .component_type()
-                .exports(engine)
-                .map(|(n, _)| n.to_string())
-                .collect();
-            if exports.iter().any(|e| e.starts_with(RUN_INTERFACE)) {
-                return Ok(false);
-            }
-            if exports.iter().any(|e| e.starts_with(HTTP_INTERFACE)) {
-                return Ok(true);
-            }
-            return Err(SandboxError::NotCommand {
-                program: name.to_string(),
-                message: format!(
-                    "this component exports neither wasi:cli/run nor wasi:http/incoming-handler (exports: {})",
-                    if exports.is_empty() {
-                        "none".to_string()
-                    } else {
-                        exports.join(", ")
-                    }
-                ),
-            });
-        }
+    let (Program::Command(c) | Program::Http(c)) = program;
+    let exports: Vec<String> = c
+        .component_type()
+        .exports(engine)
+        .map(|(n, _)| n.to_string())
+        .collect();
+    if exports.iter().any(|e| e.starts_with(RUN_INTERFACE)) {
+        return Ok(false);
     }
-    Ok(false)
+    if exports.iter().any(|e| e.starts_with(HTTP_INTERFACE)) {
+        return Ok(true);
+    }
+    Err(SandboxError::NotCommand {
+        program: name.to_string(),
+        message: format!(
+            "this component exports neither wasi:cli/run nor wasi:http/incoming-handler (exports: {})",
+            if exports.is_empty() {
+                "none".to_string()
+            } else {
+                exports.join(", ")
+            }
+        ),
+    })
 }
 
 pub(super) async fn run(
@@ -250,28 +221,6 @@ pub(super) async fn run(
         message: format!("{e:#}"),
     };
     match program {
-        Program::Module(module) => {
-            let mut builder = builder;
-            let state = P1State {
-                wasi: builder.build_p1(),
-                limiter,
-            };
-            let mut store = new_store(&sandbox.engine, state, stop);
-            // Linking problems (an import wrun does not provide) are errors
-            // of the program, not traps of a running guest.
-            let pre = sandbox
-                .linkers
-                .p1()?
-                .instantiate_pre(module)
-                .map_err(start_err)?;
-            let guest = async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-                start.call_async(&mut store, ()).await
-            };
-            let result = race(Metered::new(guest, usage), stop).await;
-            Ok(outcome(result, stop, store.data_mut().limiter()))
-        }
         Program::Command(component) => {
             let mut builder = builder;
             let state = P2State {
@@ -310,12 +259,6 @@ pub const DEFAULT_HTTP_PORT: u16 = 8080;
 /// Store data that carries a memory limiter.
 pub(super) trait Limited: Send + 'static {
     fn limiter(&mut self) -> &mut MemoryLimiter;
-}
-
-impl Limited for P1State {
-    fn limiter(&mut self) -> &mut MemoryLimiter {
-        &mut self.limiter
-    }
 }
 
 impl Limited for P2State {

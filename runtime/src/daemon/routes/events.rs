@@ -197,7 +197,9 @@ mod tests {
             1_700_000_000
         );
         assert!(parse_time("since", "2024-01-01T00:00:00Z").is_ok());
-        let e = parse_time("until", "soon").expect_err("refused").to_string();
+        let e = parse_time("until", "soon")
+            .expect_err("refused")
+            .to_string();
         assert!(e.contains("until") && e.contains("soon"), "{e}");
     }
 

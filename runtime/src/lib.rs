@@ -5,6 +5,8 @@
 //! - [`host`]: the host machine's memory, kernel and CPUs;
 //! - [`image`]: references, the content-addressed store, layers, Dockerfile builds;
 //! - [`net`]: virtual network namespaces, socket rewriting, published ports;
+//! - [`vfs`]: a container's root as its image's shared layers under a
+//!   private writable layer;
 //! - [`sandbox`]: the shared wasmtime engine and the one place that grants a
 //!   guest its capabilities;
 //! - [`container`]: containers as records plus a rootfs, run through the sandbox;
@@ -27,3 +29,4 @@ pub mod registry;
 pub mod sandbox;
 pub mod state;
 pub mod transport;
+pub mod vfs;

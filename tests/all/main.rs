@@ -15,6 +15,7 @@ mod docker_cli;
 mod images;
 mod interop;
 mod kube_client;
+mod layers;
 mod network;
 mod pull_on_demand;
 mod registry;

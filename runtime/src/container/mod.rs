@@ -1,5 +1,6 @@
-//! Containers: a record in the metadata database, a private rootfs copy of
-//! an image, and a guest program run through the sandbox.
+//! Containers: a record in the metadata database, a root made of its
+//! image's shared layers under its own writable layer, and a guest program
+//! run through the sandbox.
 //!
 //! ```text
 //!   create ──▶ Created ──start──▶ Running ──guest exits / stop──▶ Exited
@@ -15,8 +16,9 @@ mod run;
 mod spec;
 
 pub use records::{
-    ContainerRecord, ContainerState, Containers, clean_removed, delete_detached,
-    detach_container_dir, log_path, materialise, proc_dir, remove_container_dir, rootfs_dir,
+    ContainerRecord, ContainerState, Containers, Rootfs, clean_removed, delete_detached,
+    detach_container_dir, log_path, open_rootfs, own_size, proc_dir, remove_container_dir,
+    rootfs_dir,
 };
 pub use run::{Process, ProcessRequest, prepare};
 pub use spec::{ContainerSpec, RestartPolicy, SpecRequest, VolumeSpec, merge_env};

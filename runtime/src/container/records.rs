@@ -86,8 +86,8 @@ impl Containers {
         })
     }
 
-    /// Records a container and reserves its name. [`materialise`] then
-    /// makes its rootfs, without needing this connection.
+    /// Records a container and reserves its name. Its root needs nothing
+    /// more: it is its image's layers (listed in its spec) until it writes.
     pub fn insert(
         &mut self,
         image: &Image,
@@ -171,35 +171,61 @@ impl Containers {
     }
 }
 
-/// Gives a recorded container its own copy of the image's unpacked `layers`
-/// (bottom first) as its rootfs. Needs no database connection, so a caller
-/// sharing one can do this without holding it.
-pub fn materialise(
-    root: &StateRoot,
-    layers: &[PathBuf],
-    rec: &ContainerRecord,
-) -> Result<(), ContainerError> {
-    {
-        let rootfs_err = |message: String| ContainerError::Rootfs {
-            id: rec.short_id().to_string(),
-            message,
-        };
-        let rootfs = rootfs_dir(root, &rec.id);
-        std::fs::create_dir_all(&rootfs)
-            .map_err(|e| rootfs_err(format!("{}: {e}", rootfs.display())))?;
-        layer::compose::compose(layers, &rootfs).map_err(|e| rootfs_err(e.to_string()))?;
-        // Mount points must exist so that `ls /` shows them, as on Linux.
-        let mut points = vec!["/proc".to_string(), rec.spec.workdir.clone()];
-        points.extend(rec.spec.volumes.iter().map(|v| v.guest.clone()));
-        let dir = crate::image::rootfs::open(&rootfs).map_err(|e| rootfs_err(e.to_string()))?;
-        for p in points {
-            let rel = p.trim_start_matches('/');
-            if !rel.is_empty() {
-                dir.create_dir_all(rel)
-                    .map_err(|e| rootfs_err(format!("cannot create {p} in the rootfs: {e}")))?;
-            }
-        }
-        Ok(())
+/// A container's root, as its guests and wrun see it.
+#[derive(Debug, Clone)]
+pub enum Rootfs {
+    /// Its image's layers, shared, under its own writable layer.
+    Layers(std::sync::Arc<crate::vfs::Overlay>),
+    /// A private copy of its image: containers made before the layered
+    /// view keep theirs.
+    Copy(PathBuf),
+}
+
+/// The root of `rec`: the layered view of its image's layers, with its
+/// mount points (`/proc`, the working directory, volume targets) always
+/// present, as on Linux, where a mount point must exist.
+pub fn open_rootfs(root: &StateRoot, rec: &ContainerRecord) -> Result<Rootfs, ContainerError> {
+    if rec.spec.layers.is_empty() {
+        return Ok(Rootfs::Copy(rootfs_dir(root, &rec.id)));
+    }
+    let lowers: Vec<PathBuf> = rec
+        .spec
+        .layers
+        .iter()
+        .rev()
+        .map(|l| root.layers_dir().join(l))
+        .collect();
+    let dirs = [crate::vfs::VPath::parse_lexical(&rec.spec.workdir)];
+    let mut points = vec![crate::vfs::VPath::parse_lexical("/proc")];
+    points.extend(
+        rec.spec
+            .volumes
+            .iter()
+            .map(|v| crate::vfs::VPath::parse_lexical(&v.guest)),
+    );
+    let dir = container_dir(root, &rec.id);
+    let view = crate::vfs::Overlay::new(
+        &lowers,
+        &dir.join("upper"),
+        &dir.join("work"),
+        &dirs,
+        &points,
+    )
+    .map_err(|e| ContainerError::Rootfs {
+        id: rec.short_id().to_string(),
+        message: format!("its image's layers: {e}"),
+    })?;
+    Ok(Rootfs::Layers(std::sync::Arc::new(view)))
+}
+
+/// The bytes a container holds of its own: what it wrote (its writable
+/// layer), or its whole copy of the image.
+pub fn own_size(root: &StateRoot, rec: &ContainerRecord) -> u64 {
+    let dir = container_dir(root, &rec.id);
+    if rec.spec.layers.is_empty() {
+        layer::dir_size(&dir.join("rootfs"))
+    } else {
+        layer::dir_size(&dir.join("upper"))
     }
 }
 

@@ -4,10 +4,8 @@
 //! environment and limits). The main program (PID 1) and every `exec` go
 //! through here, so they see the same container.
 
-use std::path::Path;
-
 use super::ContainerError;
-use super::records::ContainerRecord;
+use super::records::{ContainerRecord, Rootfs};
 use crate::image::rootfs::{self, DEFAULT_PATH};
 use crate::sandbox::proctable::{ProcEntry, ProcTable};
 use crate::sandbox::{Mount, ProcessSpec, Program, Sandbox, Stdio};
@@ -42,7 +40,7 @@ pub struct Process {
 /// Finds and loads the program, and builds its grant.
 pub fn prepare(
     sandbox: &Sandbox,
-    rootfs_dir: &Path,
+    rootfs: &Rootfs,
     procs: &ProcTable,
     rec: &ContainerRecord,
     req: ProcessRequest<'_>,
@@ -64,10 +62,21 @@ pub fn prepare(
         source,
     };
     let env = super::merge_env(&spec.env, req.env)?;
-    let root = rootfs::open(rootfs_dir).map_err(exec_err)?;
     let path_env = env.iter().find_map(|e| e.strip_prefix("PATH="));
-    let program_path = rootfs::find_program(&root, argv0, path_env, &workdir).map_err(exec_err)?;
-    let bytes = rootfs::read(&root, &program_path).map_err(exec_err)?;
+    let (program_path, bytes) = match rootfs {
+        Rootfs::Layers(view) => {
+            let found =
+                rootfs::find_program(view.as_ref(), argv0, path_env, &workdir).map_err(exec_err)?;
+            let bytes = rootfs::read(view.as_ref(), &found).map_err(exec_err)?;
+            (found, bytes)
+        }
+        Rootfs::Copy(dir) => {
+            let root = rootfs::open(dir).map_err(exec_err)?;
+            let found = rootfs::find_program(&root, argv0, path_env, &workdir).map_err(exec_err)?;
+            let bytes = rootfs::read(&root, &found).map_err(exec_err)?;
+            (found, bytes)
+        }
+    };
     let program =
         sandbox
             .load(&program_path, &bytes)
@@ -76,18 +85,25 @@ pub fn prepare(
                 source,
             })?;
 
-    let mut mounts = vec![
-        Mount {
-            host: rootfs_dir.to_path_buf(),
-            guest: "/".into(),
-            read_only: false,
-        },
-        Mount {
-            host: procs.dir().to_path_buf(),
-            guest: "/proc".into(),
-            read_only: true,
-        },
-    ];
+    let mut mounts = vec![Mount {
+        host: procs.dir().to_path_buf(),
+        guest: "/proc".into(),
+        read_only: true,
+    }];
+    let root = match rootfs {
+        Rootfs::Layers(view) => Some(view.clone()),
+        Rootfs::Copy(dir) => {
+            mounts.insert(
+                0,
+                Mount {
+                    host: dir.clone(),
+                    guest: "/".into(),
+                    read_only: false,
+                },
+            );
+            None
+        }
+    };
     for v in &spec.volumes {
         if !v.host.exists() {
             std::fs::create_dir_all(&v.host).map_err(|e| ContainerError::BadVolume {
@@ -121,6 +137,7 @@ pub fn prepare(
             argv: argv.to_vec(),
             env: process_env(&env, &short, &workdir),
             cwd: workdir,
+            root,
             mounts,
             stdio,
             memory_limit: spec.memory,

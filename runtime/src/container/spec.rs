@@ -63,6 +63,11 @@ pub struct ContainerSpec {
     /// inspect, since a guest stops at once.
     #[serde(default)]
     pub stop_timeout: Option<i64>,
+    /// The diff IDs (hex) of its image's layers, bottom first: its root is
+    /// them under its own writable layer. Empty for a container made
+    /// before that, which has a copy of its image instead.
+    #[serde(default)]
+    pub layers: Vec<String>,
 }
 
 fn default_network() -> String {
@@ -270,6 +275,7 @@ impl ContainerSpec {
             labels: req.labels,
             aliases: req.aliases,
             stop_timeout: req.stop_timeout,
+            layers: Vec::new(),
         })
     }
 

@@ -138,11 +138,10 @@ impl Supervisor {
                 rec.short_id()
             )));
         };
-        let rootfs = crate::container::rootfs_dir(self.root(), &rec.id);
         let process = tokio::task::block_in_place(|| {
             prepare(
                 self.sandbox(),
-                &rootfs,
+                &live.fs,
                 &live.procs,
                 &rec,
                 ProcessRequest {

@@ -66,6 +66,8 @@ pub struct Live {
     pub net: Arc<RunNet>,
     /// The memory and CPU time of this run's guests.
     pub usage: Arc<crate::sandbox::Usage>,
+    /// The container's root, shared by the run's guests.
+    pub fs: crate::container::Rootfs,
 }
 
 /// One container known to the daemon.
@@ -273,7 +275,8 @@ impl Supervisor {
     }
 
     /// Creates a container: resolves the image, applies its defaults, and
-    /// copies its layers into the container's rootfs.
+    /// records its layers (unpacked now if they were not), which its root
+    /// is made of. Nothing is copied.
     pub async fn create(
         self: &Arc<Self>,
         name: Option<String>,
@@ -288,15 +291,13 @@ impl Supervisor {
                 (image, layers)
             };
             let cfg = image.config.config().clone().unwrap_or_default();
-            let spec = ContainerSpec::resolve(req, &cfg)?;
+            let mut spec = ContainerSpec::resolve(req, &cfg)?;
+            spec.layers = layers
+                .iter()
+                .filter_map(|l| l.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
             sup.networks.check(&spec.network)?;
             let rec = sup.db().insert(&image, name.as_deref(), spec)?;
-            // The copy runs without the database lock held.
-            let made = crate::container::materialise(&sup.root, &layers, &rec);
-            if let Err(e) = made {
-                let _ = sup.db().delete(&rec.id);
-                return Err(e.into());
-            }
             Ok(rec)
         })
         .await
@@ -358,6 +359,7 @@ impl Supervisor {
                 procs,
                 net,
                 usage: Arc::default(),
+                fs: crate::container::open_rootfs(&self.root, &rec)?,
             };
             *slot = Some(live.clone());
             // Starting counts as running: a `stop` from now on waits for
@@ -400,11 +402,10 @@ impl Supervisor {
             stdout,
             stderr,
         };
-        let rootfs = crate::container::rootfs_dir(&self.root, &rec.id);
         let prepared = tokio::task::block_in_place(|| {
             prepare(
                 &self.sandbox,
-                &rootfs,
+                &live.fs,
                 &live.procs,
                 rec,
                 ProcessRequest {
@@ -512,6 +513,7 @@ impl Supervisor {
                 procs: live.procs.clone(),
                 net: Arc::new(RunNet::default()),
                 usage: Arc::default(),
+                fs: live.fs.clone(),
             };
             self.network_event(&rec, "disconnect");
             *lock(&entry.live) = Some(live.clone());

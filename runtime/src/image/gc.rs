@@ -44,10 +44,12 @@ impl ImageStore {
         Ok(WriteLease(f))
     }
 
-    /// Deletes the blobs and unpacked layers nothing refers to. Returns the
-    /// bytes freed, or `None` when an operation holding a lease is adding
-    /// blobs (nothing is deleted then).
-    pub fn collect_garbage(&self) -> Result<Option<u64>, ImageError> {
+    /// Deletes the blobs and unpacked layers nothing refers to: no image,
+    /// no build cache entry, and none of `in_use` (the layers containers
+    /// stand on, by diff ID hex, which outlive a forced image removal).
+    /// Returns the bytes freed, or `None` when an operation holding a
+    /// lease is adding blobs (nothing is deleted then).
+    pub fn collect_garbage(&self, in_use: &HashSet<String>) -> Result<Option<u64>, ImageError> {
         let f = lock_file(self)?;
         match f.try_lock() {
             Ok(()) => {}
@@ -59,7 +61,8 @@ impl ImageStore {
                 });
             }
         }
-        let (blobs, layers) = self.referenced()?;
+        let (blobs, mut layers) = self.referenced()?;
+        layers.extend(in_use.iter().cloned());
         let mut freed = 0;
         freed += sweep(self.root().blobs_dir(), |name| blobs.contains(name), false);
         freed += sweep(self.root().layers_dir(), |name| layers.contains(name), true);

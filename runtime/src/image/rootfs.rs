@@ -60,10 +60,55 @@ pub fn guest_path(cwd: &str, path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// A container's root as wrun looks things up in it: a directory (a copy
+/// of the image) or the layered view of its image.
+pub trait RootView {
+    /// The metadata of `path` (absolute), symlinks followed.
+    fn stat(&self, path: &str) -> io::Result<bool>;
+    /// The bytes of the file at `path` (absolute), symlinks followed.
+    fn read_file(&self, path: &str) -> io::Result<Vec<u8>>;
+}
+
+impl RootView for Dir {
+    fn stat(&self, path: &str) -> io::Result<bool> {
+        self.metadata(rel(path)).map(|m| m.is_dir())
+    }
+
+    fn read_file(&self, path: &str) -> io::Result<Vec<u8>> {
+        self.read(rel(path))
+    }
+}
+
+impl RootView for crate::vfs::Overlay {
+    fn stat(&self, path: &str) -> io::Result<bool> {
+        let root = crate::vfs::VPath::root();
+        let p = self
+            .resolve(&root, rel(path), true)
+            .map_err(io::Error::from)?;
+        let f = self
+            .locate(&p)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        Ok(f.kind == crate::vfs::Kind::Dir)
+    }
+
+    fn read_file(&self, path: &str) -> io::Result<Vec<u8>> {
+        let root = crate::vfs::VPath::root();
+        let p = self
+            .resolve(&root, rel(path), true)
+            .map_err(io::Error::from)?;
+        let mut f = self
+            .open_file(&p, crate::vfs::overlay::Open::default())
+            .map_err(io::Error::from)?;
+        let mut out = Vec::new();
+        io::Read::read_to_end(&mut f, &mut out)?;
+        Ok(out)
+    }
+}
+
 /// Finds the program `argv0` names: a path if it has a `/`, else the first
 /// match on `path_env`. Returns its absolute guest path.
 pub fn find_program(
-    root: &Dir,
+    root: &impl RootView,
     argv0: &str,
     path_env: Option<&str>,
     cwd: &str,
@@ -93,8 +138,8 @@ pub fn find_program(
 }
 
 /// Reads a file by absolute guest path.
-pub fn read(root: &Dir, path: &str) -> Result<Vec<u8>, RootfsError> {
-    root.read(rel(path)).map_err(|e| classify(path, e))
+pub fn read(root: &impl RootView, path: &str) -> Result<Vec<u8>, RootfsError> {
+    root.read_file(path).map_err(|e| classify(path, e))
 }
 
 enum Found {
@@ -103,9 +148,9 @@ enum Found {
     Missing,
 }
 
-fn check_file(root: &Dir, path: &str) -> Result<Found, RootfsError> {
-    match root.metadata(rel(path)) {
-        Ok(m) if m.is_dir() => Ok(Found::Dir),
+fn check_file(root: &impl RootView, path: &str) -> Result<Found, RootfsError> {
+    match root.stat(path) {
+        Ok(true) => Ok(Found::Dir),
         Ok(_) => Ok(Found::File),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Found::Missing),
         Err(e) => match classify(path, e) {

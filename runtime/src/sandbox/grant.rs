@@ -26,7 +26,10 @@ pub struct ProcessSpec {
     pub env: Vec<(String, String)>,
     /// Absolute guest path of the working directory.
     pub cwd: String,
-    /// Directories to preopen; the container's rootfs is the one at `/`.
+    /// The container's root, as its image's layers under its own writable
+    /// layer, preopened at `/` (else a mount at `/` is the root).
+    pub root: Option<std::sync::Arc<crate::vfs::Overlay>>,
+    /// Host directories to preopen (volumes, `/proc`).
     pub mounts: Vec<Mount>,
     pub stdio: Stdio,
     /// Total linear memory, in bytes.

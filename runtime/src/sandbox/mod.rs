@@ -10,6 +10,7 @@
 mod adapt;
 mod cache;
 mod engine;
+mod fs;
 mod grant;
 mod limits;
 pub mod proctable;

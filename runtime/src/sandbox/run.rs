@@ -65,6 +65,17 @@ struct P2State {
     table: ResourceTable,
     limiter: MemoryLimiter,
     net: NetState,
+    fs: super::fs::FsState,
+}
+
+impl super::fs::FsView for P2State {
+    fn fs_view(&mut self) -> super::fs::FsCtxView<'_> {
+        super::fs::FsCtxView {
+            ctx: self.ctx.filesystem(),
+            table: &mut self.table,
+            state: &self.fs,
+        }
+    }
 }
 
 impl NetView for P2State {
@@ -110,6 +121,7 @@ impl Linkers {
         let mut p2 = wasmtime::component::Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut p2).map_err(engine_err)?;
         crate::net::wasi::add_to_linker(&mut p2).map_err(engine_err)?;
+        super::fs::add_to_linker(&mut p2).map_err(engine_err)?;
         // A converted WASIp1 module's proc_exit. wasmtime-wasi refuses
         // statuses of 126 and above, losing them, yet a shell's 127 ("not
         // found") is common; exit statuses are 8 bits on every host: keep
@@ -215,6 +227,9 @@ pub(super) async fn run(
     let limiter = MemoryLimiter::new(spec.memory_limit, spec.usage.clone());
     let usage = spec.usage.clone();
     let net = NetState::new(spec.network.clone());
+    let fs = super::fs::FsState {
+        root: spec.root.clone(),
+    };
     let builder = wasi_builder(spec)?;
     let start_err = |e: wasmtime::Error| SandboxError::Start {
         program: name.to_string(),
@@ -228,6 +243,7 @@ pub(super) async fn run(
                 table: ResourceTable::new(),
                 limiter,
                 net,
+                fs,
             };
             let mut store = new_store(&sandbox.engine, state, stop);
             let pre = sandbox

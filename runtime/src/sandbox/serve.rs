@@ -33,6 +33,17 @@ pub(super) struct HttpState {
     hooks: EgressHooks,
     limiter: MemoryLimiter,
     net: NetState,
+    fs: super::fs::FsState,
+}
+
+impl super::fs::FsView for HttpState {
+    fn fs_view(&mut self) -> super::fs::FsCtxView<'_> {
+        super::fs::FsCtxView {
+            ctx: self.ctx.filesystem(),
+            table: &mut self.table,
+            state: &self.fs,
+        }
+    }
 }
 
 impl WasiView for HttpState {
@@ -271,6 +282,9 @@ impl Server {
             },
             limiter: MemoryLimiter::new(self.spec.memory_limit, self.spec.usage.clone()),
             net: NetState::new(self.spec.network.clone()),
+            fs: super::fs::FsState {
+                root: self.spec.root.clone(),
+            },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -329,5 +343,6 @@ pub(super) fn add_http_to_linker(
     wasmtime_wasi::p2::add_to_linker_async(l).map_err(engine_err)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(l).map_err(engine_err)?;
     crate::net::wasi::add_to_linker(l).map_err(engine_err)?;
+    super::fs::add_to_linker(l).map_err(engine_err)?;
     Ok(())
 }

@@ -64,3 +64,23 @@ impl VfsError {
 }
 
 pub type VfsResult<T> = Result<T, VfsError>;
+
+impl From<VfsError> for std::io::Error {
+    fn from(e: VfsError) -> Self {
+        use std::io::ErrorKind as K;
+        match e {
+            VfsError::Io(e) => e,
+            // Worded as cap-std words an escape, which callers recognise.
+            VfsError::NotPermitted => {
+                std::io::Error::new(K::PermissionDenied, "a path leads outside the root")
+            }
+            VfsError::NotFound => K::NotFound.into(),
+            VfsError::Exists => K::AlreadyExists.into(),
+            VfsError::NotDirectory => K::NotADirectory.into(),
+            VfsError::IsDirectory => K::IsADirectory.into(),
+            VfsError::NotEmpty => K::DirectoryNotEmpty.into(),
+            VfsError::Loop => std::io::Error::other("too many levels of symbolic links"),
+            VfsError::Invalid => K::InvalidInput.into(),
+        }
+    }
+}

@@ -78,8 +78,12 @@ pub struct Overlay {
     work_path: PathBuf,
     upper: OnceLock<Dir>,
     work: OnceLock<Dir>,
-    /// Directories that exist whatever the layers say: mount points.
+    /// Directories that exist whatever the layers say: mount points, and
+    /// the directories the caller needs (a working directory).
     synthetic: BTreeSet<VPath>,
+    /// Mount points: what is beneath them belongs to another filesystem,
+    /// so nothing is made or changed there through this view.
+    mounts: Vec<VPath>,
     changes: Mutex<()>,
     temp: AtomicU64,
 }
@@ -139,11 +143,13 @@ struct Walk<'a> {
 impl Overlay {
     /// The view of `lowers` (top first) under the upper layer at `upper`
     /// (made on the first write; `work`, on the same filesystem, stages
-    /// copies), with `mount_points` always present as directories.
+    /// copies), with `dirs` and `mount_points` always present as
+    /// directories, and nothing changed beneath a mount point.
     pub fn new(
         lowers: &[PathBuf],
         upper: &Path,
         work: &Path,
+        dirs: &[VPath],
         mount_points: &[VPath],
     ) -> VfsResult<Self> {
         let mut opened = Vec::with_capacity(lowers.len());
@@ -151,7 +157,7 @@ impl Overlay {
             opened.push(Dir::open_ambient_dir(l, ambient_authority()).map_err(io_err)?);
         }
         let mut synthetic = BTreeSet::new();
-        for m in mount_points {
+        for m in dirs.iter().chain(mount_points) {
             let mut p = VPath::root();
             for n in m.names() {
                 p = p.join(n);
@@ -165,6 +171,7 @@ impl Overlay {
             upper: OnceLock::new(),
             work: OnceLock::new(),
             synthetic,
+            mounts: mount_points.to_vec(),
             changes: Mutex::new(()),
             temp: AtomicU64::new(0),
         };
@@ -368,6 +375,7 @@ impl Overlay {
             None if !how.create => return Err(VfsError::NotFound),
             None => {}
         }
+        self.changeable(p)?;
         let _g = self.lock();
         let mut opts = OpenOptions::new();
         opts.read(true)
@@ -399,6 +407,7 @@ impl Overlay {
         if self.locate(p).is_some() {
             return Err(VfsError::Exists);
         }
+        self.changeable(p)?;
         let name = p.name().ok_or(VfsError::Exists)?;
         check_guest_name(name)?;
         let parent = p.parent().ok_or(VfsError::Exists)?;
@@ -419,6 +428,7 @@ impl Overlay {
         if f.kind == Kind::Dir {
             return Err(VfsError::IsDirectory);
         }
+        self.changeable(p)?;
         let _g = self.lock();
         if f.layer == Layer::Upper {
             self.upper_dir()?.remove_file(p.rel()).map_err(io_err)?;
@@ -435,6 +445,7 @@ impl Overlay {
         if p.is_root() || self.synthetic.contains(p) {
             return Err(VfsError::NotPermitted);
         }
+        self.changeable(p)?;
         if !self.read_dir(p)?.is_empty() {
             return Err(VfsError::NotEmpty);
         }
@@ -456,6 +467,7 @@ impl Overlay {
         if target.is_empty() || target.contains('\0') {
             return Err(VfsError::Invalid);
         }
+        self.changeable(p)?;
         let name = p.name().ok_or(VfsError::Exists)?;
         check_guest_name(name)?;
         let parent = p.parent().ok_or(VfsError::Exists)?;
@@ -473,6 +485,7 @@ impl Overlay {
         if self.locate(to).is_some() {
             return Err(VfsError::Exists);
         }
+        self.changeable(to)?;
         let name = to.name().ok_or(VfsError::Exists)?;
         check_guest_name(name)?;
         let parent = to.parent().ok_or(VfsError::Exists)?;
@@ -497,6 +510,8 @@ impl Overlay {
         if to.starts_with(from) {
             return Err(VfsError::Invalid);
         }
+        self.changeable(from)?;
+        self.changeable(to)?;
         let name = to.name().ok_or(VfsError::Exists)?;
         check_guest_name(name)?;
         let parent = to.parent().ok_or(VfsError::Exists)?;
@@ -548,6 +563,10 @@ impl Overlay {
         modified: Option<std::time::SystemTime>,
     ) -> VfsResult<()> {
         let f = self.locate(p).ok_or(VfsError::NotFound)?;
+        if self.synthetic.contains(p) && f.layer == Layer::Synthetic {
+            return Ok(());
+        }
+        self.changeable(p)?;
         let _g = self.lock();
         match f.kind {
             Kind::Dir => self.ensure_upper_dirs(p)?,
@@ -572,6 +591,18 @@ impl Overlay {
         }
         .map_err(io_err)?;
         file.into_std().set_times(times).map_err(io_err)
+    }
+
+    /// Refuses a change beneath a mount point.
+    fn changeable(&self, p: &VPath) -> VfsResult<()> {
+        if self
+            .mounts
+            .iter()
+            .any(|m| p.len() > m.len() && p.starts_with(m))
+        {
+            return Err(VfsError::NotPermitted);
+        }
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -655,7 +686,13 @@ impl Overlay {
             return symlink_in(upper, &target.to_string_lossy(), &p.rel()).map_err(io_err);
         }
         let work = self.work_dir()?;
-        let tmp = format!("copy-{}", self.temp.fetch_add(1, Ordering::Relaxed));
+        // Unique across processes too: a stale file of a crash never
+        // collides with a new copy.
+        let tmp = format!(
+            "copy-{}-{}",
+            std::process::id(),
+            self.temp.fetch_add(1, Ordering::Relaxed)
+        );
         let mut src = lower.open(p.rel()).map_err(io_err)?;
         let meta = src.metadata().map_err(io_err)?;
         let copied = (|| -> io::Result<()> {
@@ -779,6 +816,7 @@ mod tests {
                 &[d.join("top"), d.join("base")],
                 &d.join(name).join("upper"),
                 &d.join(name).join("work"),
+                &[VPath::parse_lexical("/app")],
                 &[
                     VPath::parse_lexical("/proc"),
                     VPath::parse_lexical("/mnt/data"),
@@ -837,7 +875,7 @@ mod tests {
         assert_eq!(read(&o, "/etc/passwd"), "root\nuser");
         let mut root = names(&o, "/");
         root.retain(|n| n != "abs");
-        assert_eq!(root, ["bin", "etc", "mnt", "opaque", "proc", "var"]);
+        assert_eq!(root, ["app", "bin", "etc", "mnt", "opaque", "proc", "var"]);
         assert_eq!(names(&o, "/etc"), ["hosts.link", "passwd"]);
         assert!(o.metadata(&p("/bin/busybox")).is_ok());
         assert!(o.metadata(&p("/proc")).expect("mount point").is_dir());

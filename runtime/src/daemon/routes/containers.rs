@@ -416,14 +416,24 @@ pub(super) fn summary(
     }
 }
 
-/// A container's sizes, as `ps -s` and `system df` show them: the bytes of
-/// its own rootfs (its private copy of the image and what it wrote, which
-/// removing it frees), and the same, as wrun's containers share nothing
-/// with their image on disk.
+/// A container's sizes, as `ps -s` and `system df` show them: the bytes
+/// it wrote (its writable layer, which removing it frees), and those plus
+/// its image's.
 pub(super) fn sizes(sup: &Supervisor, rec: &ContainerRecord) -> (i64, i64) {
-    let own = crate::image::layer::dir_size(&crate::container::rootfs_dir(sup.root(), &rec.id));
-    let own = i64::try_from(own).unwrap_or(i64::MAX);
-    (own, own)
+    let own = i64::try_from(crate::container::own_size(sup.root(), rec)).unwrap_or(i64::MAX);
+    let image = if rec.spec.layers.is_empty() {
+        0
+    } else {
+        rec.spec
+            .layers
+            .iter()
+            .map(|l| crate::image::layer::dir_size(&sup.root().layers_dir().join(l)))
+            .sum::<u64>()
+    };
+    (
+        own,
+        own.saturating_add(i64::try_from(image).unwrap_or(i64::MAX)),
+    )
 }
 
 pub fn inspect(sup: &Arc<Supervisor>, id: &str) -> Result<Resp, DaemonError> {

@@ -179,7 +179,13 @@ pub fn prune_images(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonErro
             });
         }
     }
-    let reclaimed = sup.images().collect_garbage()?.unwrap_or(0);
+    let in_use: std::collections::HashSet<String> = sup
+        .db()
+        .list()?
+        .into_iter()
+        .flat_map(|r| r.spec.layers)
+        .collect();
+    let reclaimed = sup.images().collect_garbage(&in_use)?.unwrap_or(0);
     sup.events
         .publish(Event::new("image", "prune", "").with("reclaimed", reclaimed.to_string()));
     Ok(http::json(

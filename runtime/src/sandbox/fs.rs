@@ -1,0 +1,625 @@
+//! The guest's root filesystem as the layered view (`crate::vfs`):
+//! `wasi:filesystem/types` and `/preopens` are added to the component
+//! linker a second time, shadowing wasmtime-wasi's own, with a view that
+//! serves the container's `/` from its `Overlay` and delegates everything
+//! else to wasmtime-wasi:
+//! - directories of the view are wrun's descriptors: lookups, listings and
+//!   changes (make, remove, rename, link, symlink) go through the overlay,
+//!   with its copy-up and whiteouts;
+//! - a file opened through the view is a real host file (the lower layer's,
+//!   read-only, or the upper layer's after copy-up), handed to
+//!   wasmtime-wasi as its own descriptor, so reads, writes and streams are
+//!   wasmtime-wasi's;
+//! - other preopens (volumes, `/proc`) are wasmtime-wasi's directories,
+//!   untouched.
+//!
+//! A descriptor handle names a table entry that is either wasmtime-wasi's
+//! `Descriptor` or wrun's `ViewDir`; the table checks the type of every
+//! access, so a handle can never be read as the wrong one.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime_wasi::filesystem::{
+    Descriptor, File, FsPerms, OpenMode, WasiFilesystemCtx, WasiFilesystemCtxView,
+};
+use wasmtime_wasi::p2::bindings::filesystem::preopens;
+use wasmtime_wasi::p2::bindings::filesystem::types::{
+    self, DescriptorFlags, DescriptorStat, DescriptorType, DirectoryEntry, ErrorCode,
+    HostDescriptor, HostDirectoryEntryStream, MetadataHashValue, NewTimestamp, OpenFlags,
+    PathFlags,
+};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, FsError, FsResult, ReaddirIterator};
+
+use crate::vfs::{Kind, Overlay, VPath, VfsError, overlay::Open};
+
+/// A directory of the view, as a guest holds it.
+struct ViewDir {
+    view: Arc<Overlay>,
+    path: VPath,
+}
+
+/// A listing of a directory of the view.
+struct ViewListing(std::vec::IntoIter<DirectoryEntry>);
+
+/// What a guest store needs to serve the view: its root, if it has one
+/// (without, every preopen is wasmtime-wasi's).
+#[derive(Debug, Default, Clone)]
+pub struct FsState {
+    pub root: Option<Arc<Overlay>>,
+}
+
+/// wasmtime-wasi's filesystem context and the store's resource table, plus
+/// the view.
+pub struct FsCtxView<'a> {
+    pub ctx: &'a mut WasiFilesystemCtx,
+    pub table: &'a mut ResourceTable,
+    pub state: &'a FsState,
+}
+
+/// Store data that can hand out the shadow's view.
+pub trait FsView: Send {
+    fn fs_view(&mut self) -> FsCtxView<'_>;
+}
+
+struct LayeredFs;
+
+impl HasData for LayeredFs {
+    type Data<'a> = FsCtxView<'a>;
+}
+
+/// Shadows wasmtime-wasi's filesystem interfaces in `linker`, which must
+/// hold them already.
+pub fn add_to_linker<T: FsView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    types::add_to_linker::<T, LayeredFs>(linker, T::fs_view)?;
+    preopens::add_to_linker::<T, LayeredFs>(linker, T::fs_view)?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+fn code(e: VfsError) -> ErrorCode {
+    match e {
+        VfsError::NotFound => ErrorCode::NoEntry,
+        VfsError::Exists => ErrorCode::Exist,
+        VfsError::NotPermitted => ErrorCode::NotPermitted,
+        VfsError::NotDirectory => ErrorCode::NotDirectory,
+        VfsError::IsDirectory => ErrorCode::IsDirectory,
+        VfsError::NotEmpty => ErrorCode::NotEmpty,
+        VfsError::Loop => ErrorCode::Loop,
+        VfsError::Invalid => ErrorCode::Invalid,
+        VfsError::Io(e) => ErrorCode::from(e),
+    }
+}
+
+fn fs_err(e: VfsError) -> FsError {
+    code(e).into()
+}
+
+/// Another handle to the same table entry, typed as `T`.
+fn retype<T: 'static, U: 'static>(r: &Resource<T>) -> Resource<U> {
+    Resource::new_borrow(r.rep())
+}
+
+fn datetime(t: SystemTime) -> Option<wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime> {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).ok()?;
+    Some(wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime {
+        seconds: d.as_secs(),
+        nanoseconds: d.subsec_nanos(),
+    })
+}
+
+fn new_time(t: NewTimestamp) -> Option<SystemTime> {
+    match t {
+        NewTimestamp::NoChange => None,
+        NewTimestamp::Now => Some(SystemTime::now()),
+        NewTimestamp::Timestamp(d) => {
+            Some(SystemTime::UNIX_EPOCH + Duration::new(d.seconds, d.nanoseconds.min(999_999_999)))
+        }
+    }
+}
+
+fn descriptor_type(k: Kind) -> DescriptorType {
+    match k {
+        Kind::File => DescriptorType::RegularFile,
+        Kind::Dir => DescriptorType::Directory,
+        Kind::Symlink => DescriptorType::SymbolicLink,
+    }
+}
+
+fn stat_of(m: &cap_std::fs::Metadata) -> DescriptorStat {
+    let ft = m.file_type();
+    let type_ = if ft.is_dir() {
+        DescriptorType::Directory
+    } else if ft.is_symlink() {
+        DescriptorType::SymbolicLink
+    } else {
+        DescriptorType::RegularFile
+    };
+    #[cfg(unix)]
+    let link_count = {
+        use cap_std::fs::MetadataExt as _;
+        m.nlink()
+    };
+    #[cfg(not(unix))]
+    let link_count = 1;
+    DescriptorStat {
+        type_,
+        link_count,
+        size: m.len(),
+        data_access_timestamp: m.accessed().ok().and_then(|t| datetime(t.into_std())),
+        data_modification_timestamp: m.modified().ok().and_then(|t| datetime(t.into_std())),
+        status_change_timestamp: None,
+    }
+}
+
+/// A directory's identity: its view and path (a directory of the view is
+/// the same object wherever its layers hold it).
+fn dir_hash(view: &Arc<Overlay>, path: &VPath) -> MetadataHashValue {
+    let mut a = DefaultHasher::new();
+    (Arc::as_ptr(view) as usize, path, 0u8).hash(&mut a);
+    let mut b = DefaultHasher::new();
+    (Arc::as_ptr(view) as usize, path, 1u8).hash(&mut b);
+    MetadataHashValue {
+        lower: a.finish(),
+        upper: b.finish(),
+    }
+}
+
+impl FsCtxView<'_> {
+    fn wasi(&mut self) -> WasiFilesystemCtxView<'_> {
+        WasiFilesystemCtxView {
+            ctx: self.ctx,
+            table: self.table,
+        }
+    }
+
+    /// The view's directory behind `fd`, if it is one.
+    fn dir(&self, fd: &Resource<Descriptor>) -> Option<(Arc<Overlay>, VPath)> {
+        let d = self.table.get(&retype::<_, ViewDir>(fd)).ok()?;
+        Some((d.view.clone(), d.path.clone()))
+    }
+
+    fn push_dir(&mut self, view: Arc<Overlay>, path: VPath) -> FsResult<Resource<Descriptor>> {
+        let r = self.table.push(ViewDir { view, path })?;
+        Ok(Resource::new_own(r.rep()))
+    }
+
+    /// A host file, as wasmtime-wasi's descriptor.
+    fn push_file(&mut self, file: std::fs::File, write: bool) -> FsResult<Resource<Descriptor>> {
+        let (perms, mode) = if write {
+            (FsPerms::ReadWrite, OpenMode::READ | OpenMode::WRITE)
+        } else {
+            (FsPerms::ReadOnly, OpenMode::READ)
+        };
+        Ok(self
+            .table
+            .push(Descriptor::File(File::new(file, perms, mode, false)))?)
+    }
+}
+
+impl preopens::Host for FsCtxView<'_> {
+    fn get_directories(&mut self) -> wasmtime::Result<Vec<(Resource<Descriptor>, String)>> {
+        let mut dirs = preopens::Host::get_directories(&mut self.wasi())?;
+        if let Some(root) = self.state.root.clone() {
+            let r = self.table.push(ViewDir {
+                view: root,
+                path: VPath::root(),
+            })?;
+            dirs.insert(0, (Resource::new_own(r.rep()), "/".to_string()));
+        }
+        Ok(dirs)
+    }
+}
+
+impl types::Host for FsCtxView<'_> {
+    fn convert_error_code(&mut self, err: FsError) -> wasmtime::Result<ErrorCode> {
+        types::Host::convert_error_code(&mut self.wasi(), err)
+    }
+
+    fn filesystem_error_code(
+        &mut self,
+        err: Resource<wasmtime::Error>,
+    ) -> wasmtime::Result<Option<ErrorCode>> {
+        types::Host::filesystem_error_code(&mut self.wasi(), err)
+    }
+}
+
+impl HostDescriptor for FsCtxView<'_> {
+    async fn advise(
+        &mut self,
+        fd: Resource<Descriptor>,
+        offset: types::Filesize,
+        len: types::Filesize,
+        advice: types::Advice,
+    ) -> FsResult<()> {
+        if self.dir(&fd).is_some() {
+            return Err(ErrorCode::BadDescriptor.into());
+        }
+        HostDescriptor::advise(&mut self.wasi(), fd, offset, len, advice).await
+    }
+
+    async fn sync_data(&mut self, fd: Resource<Descriptor>) -> FsResult<()> {
+        if self.dir(&fd).is_some() {
+            return Ok(());
+        }
+        HostDescriptor::sync_data(&mut self.wasi(), fd).await
+    }
+
+    async fn get_flags(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorFlags> {
+        if self.dir(&fd).is_some() {
+            return Ok(DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY);
+        }
+        HostDescriptor::get_flags(&mut self.wasi(), fd).await
+    }
+
+    async fn get_type(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorType> {
+        if self.dir(&fd).is_some() {
+            return Ok(DescriptorType::Directory);
+        }
+        HostDescriptor::get_type(&mut self.wasi(), fd).await
+    }
+
+    async fn set_size(&mut self, fd: Resource<Descriptor>, size: types::Filesize) -> FsResult<()> {
+        if self.dir(&fd).is_some() {
+            return Err(ErrorCode::IsDirectory.into());
+        }
+        HostDescriptor::set_size(&mut self.wasi(), fd, size).await
+    }
+
+    async fn set_times(
+        &mut self,
+        fd: Resource<Descriptor>,
+        atim: NewTimestamp,
+        mtim: NewTimestamp,
+    ) -> FsResult<()> {
+        if let Some((view, path)) = self.dir(&fd) {
+            return view
+                .set_times(&path, new_time(atim), new_time(mtim))
+                .map_err(fs_err);
+        }
+        HostDescriptor::set_times(&mut self.wasi(), fd, atim, mtim).await
+    }
+
+    async fn read(
+        &mut self,
+        fd: Resource<Descriptor>,
+        len: types::Filesize,
+        offset: types::Filesize,
+    ) -> FsResult<(Vec<u8>, bool)> {
+        if self.dir(&fd).is_some() {
+            return Err(ErrorCode::IsDirectory.into());
+        }
+        HostDescriptor::read(&mut self.wasi(), fd, len, offset).await
+    }
+
+    async fn write(
+        &mut self,
+        fd: Resource<Descriptor>,
+        buf: Vec<u8>,
+        offset: types::Filesize,
+    ) -> FsResult<types::Filesize> {
+        if self.dir(&fd).is_some() {
+            return Err(ErrorCode::BadDescriptor.into());
+        }
+        HostDescriptor::write(&mut self.wasi(), fd, buf, offset).await
+    }
+
+    async fn read_directory(
+        &mut self,
+        fd: Resource<Descriptor>,
+    ) -> FsResult<Resource<ReaddirIterator>> {
+        let Some((view, path)) = self.dir(&fd) else {
+            return HostDescriptor::read_directory(&mut self.wasi(), fd).await;
+        };
+        let entries: Vec<DirectoryEntry> = view
+            .read_dir(&path)
+            .map_err(fs_err)?
+            .into_iter()
+            .map(|(name, kind)| DirectoryEntry {
+                type_: descriptor_type(kind),
+                name,
+            })
+            .collect();
+        let r = self.table.push(ViewListing(entries.into_iter()))?;
+        Ok(Resource::new_own(r.rep()))
+    }
+
+    async fn sync(&mut self, fd: Resource<Descriptor>) -> FsResult<()> {
+        if self.dir(&fd).is_some() {
+            return Ok(());
+        }
+        HostDescriptor::sync(&mut self.wasi(), fd).await
+    }
+
+    async fn create_directory_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        path: String,
+    ) -> FsResult<()> {
+        let Some((view, base)) = self.dir(&fd) else {
+            return HostDescriptor::create_directory_at(&mut self.wasi(), fd, path).await;
+        };
+        let p = view.resolve(&base, &path, false).map_err(fs_err)?;
+        view.create_dir(&p).map_err(fs_err)
+    }
+
+    async fn stat(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorStat> {
+        let Some((view, path)) = self.dir(&fd) else {
+            return HostDescriptor::stat(&mut self.wasi(), fd).await;
+        };
+        Ok(stat_of(&view.metadata(&path).map_err(fs_err)?))
+    }
+
+    async fn stat_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        flags: PathFlags,
+        path: String,
+    ) -> FsResult<DescriptorStat> {
+        let Some((view, base)) = self.dir(&fd) else {
+            return HostDescriptor::stat_at(&mut self.wasi(), fd, flags, path).await;
+        };
+        let follow = flags.contains(PathFlags::SYMLINK_FOLLOW);
+        let p = view.resolve(&base, &path, follow).map_err(fs_err)?;
+        Ok(stat_of(&view.metadata(&p).map_err(fs_err)?))
+    }
+
+    async fn set_times_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        flags: PathFlags,
+        path: String,
+        atim: NewTimestamp,
+        mtim: NewTimestamp,
+    ) -> FsResult<()> {
+        let Some((view, base)) = self.dir(&fd) else {
+            return HostDescriptor::set_times_at(&mut self.wasi(), fd, flags, path, atim, mtim)
+                .await;
+        };
+        let follow = flags.contains(PathFlags::SYMLINK_FOLLOW);
+        let p = view.resolve(&base, &path, follow).map_err(fs_err)?;
+        view.set_times(&p, new_time(atim), new_time(mtim))
+            .map_err(fs_err)
+    }
+
+    async fn link_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        old_flags: PathFlags,
+        old_path: String,
+        new_fd: Resource<Descriptor>,
+        new_path: String,
+    ) -> FsResult<()> {
+        match (self.dir(&fd), self.dir(&new_fd)) {
+            (None, None) => {
+                HostDescriptor::link_at(&mut self.wasi(), fd, old_flags, old_path, new_fd, new_path)
+                    .await
+            }
+            (Some((view, base)), Some((other, new_base))) if Arc::ptr_eq(&view, &other) => {
+                let follow = old_flags.contains(PathFlags::SYMLINK_FOLLOW);
+                let from = view.resolve(&base, &old_path, follow).map_err(fs_err)?;
+                let to = view.resolve(&new_base, &new_path, false).map_err(fs_err)?;
+                view.hard_link(&from, &to).map_err(fs_err)
+            }
+            _ => Err(ErrorCode::CrossDevice.into()),
+        }
+    }
+
+    async fn open_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        flags: PathFlags,
+        path: String,
+        oflags: OpenFlags,
+        dflags: DescriptorFlags,
+    ) -> FsResult<Resource<Descriptor>> {
+        let Some((view, base)) = self.dir(&fd) else {
+            return HostDescriptor::open_at(&mut self.wasi(), fd, flags, path, oflags, dflags)
+                .await;
+        };
+        let follow = flags.contains(PathFlags::SYMLINK_FOLLOW);
+        let p = view.resolve(&base, &path, follow).map_err(fs_err)?;
+        let found = view.locate(&p);
+        let create = oflags.contains(OpenFlags::CREATE);
+        let exclusive = oflags.contains(OpenFlags::EXCLUSIVE);
+        let write = dflags.contains(DescriptorFlags::WRITE);
+        let truncate = oflags.contains(OpenFlags::TRUNCATE);
+        match found.map(|f| f.kind) {
+            Some(Kind::Dir) => {
+                if create && exclusive {
+                    return Err(ErrorCode::Exist.into());
+                }
+                if write || truncate {
+                    return Err(ErrorCode::IsDirectory.into());
+                }
+                return self.push_dir(view, p);
+            }
+            Some(_) if oflags.contains(OpenFlags::DIRECTORY) => {
+                return Err(ErrorCode::NotDirectory.into());
+            }
+            None if oflags.contains(OpenFlags::DIRECTORY) => {
+                return Err(ErrorCode::NoEntry.into());
+            }
+            _ => {}
+        }
+        let how = Open {
+            write,
+            create,
+            exclusive,
+            truncate,
+            append: false,
+        };
+        let file = view.open_file(&p, how).map_err(fs_err)?;
+        self.push_file(file, write)
+    }
+
+    fn drop(&mut self, fd: Resource<Descriptor>) -> wasmtime::Result<()> {
+        if self.dir(&fd).is_some() {
+            self.table.delete(Resource::<ViewDir>::new_own(fd.rep()))?;
+            return Ok(());
+        }
+        HostDescriptor::drop(&mut self.wasi(), fd)
+    }
+
+    async fn readlink_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<String> {
+        let Some((view, base)) = self.dir(&fd) else {
+            return HostDescriptor::readlink_at(&mut self.wasi(), fd, path).await;
+        };
+        let p = view.resolve(&base, &path, false).map_err(fs_err)?;
+        view.read_link(&p).map_err(fs_err)
+    }
+
+    async fn remove_directory_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        path: String,
+    ) -> FsResult<()> {
+        let Some((view, base)) = self.dir(&fd) else {
+            return HostDescriptor::remove_directory_at(&mut self.wasi(), fd, path).await;
+        };
+        let p = view.resolve(&base, &path, false).map_err(fs_err)?;
+        view.remove_dir(&p).map_err(fs_err)
+    }
+
+    async fn rename_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        old_path: String,
+        new_fd: Resource<Descriptor>,
+        new_path: String,
+    ) -> FsResult<()> {
+        match (self.dir(&fd), self.dir(&new_fd)) {
+            (None, None) => {
+                HostDescriptor::rename_at(&mut self.wasi(), fd, old_path, new_fd, new_path).await
+            }
+            (Some((view, base)), Some((other, new_base))) if Arc::ptr_eq(&view, &other) => {
+                let from = view.resolve(&base, &old_path, false).map_err(fs_err)?;
+                let to = view.resolve(&new_base, &new_path, false).map_err(fs_err)?;
+                view.rename(&from, &to).map_err(fs_err)
+            }
+            _ => Err(ErrorCode::CrossDevice.into()),
+        }
+    }
+
+    async fn symlink_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        src_path: String,
+        dest_path: String,
+    ) -> FsResult<()> {
+        let Some((view, base)) = self.dir(&fd) else {
+            return HostDescriptor::symlink_at(&mut self.wasi(), fd, src_path, dest_path).await;
+        };
+        let p = view.resolve(&base, &dest_path, false).map_err(fs_err)?;
+        view.symlink(&src_path, &p).map_err(fs_err)
+    }
+
+    async fn unlink_file_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {
+        let Some((view, base)) = self.dir(&fd) else {
+            return HostDescriptor::unlink_file_at(&mut self.wasi(), fd, path).await;
+        };
+        let p = view.resolve(&base, &path, false).map_err(fs_err)?;
+        view.remove_file(&p).map_err(fs_err)
+    }
+
+    fn read_via_stream(
+        &mut self,
+        fd: Resource<Descriptor>,
+        offset: types::Filesize,
+    ) -> FsResult<Resource<DynInputStream>> {
+        if self.dir(&fd).is_some() {
+            return Err(ErrorCode::IsDirectory.into());
+        }
+        HostDescriptor::read_via_stream(&mut self.wasi(), fd, offset)
+    }
+
+    fn write_via_stream(
+        &mut self,
+        fd: Resource<Descriptor>,
+        offset: types::Filesize,
+    ) -> FsResult<Resource<DynOutputStream>> {
+        if self.dir(&fd).is_some() {
+            return Err(ErrorCode::BadDescriptor.into());
+        }
+        HostDescriptor::write_via_stream(&mut self.wasi(), fd, offset)
+    }
+
+    fn append_via_stream(
+        &mut self,
+        fd: Resource<Descriptor>,
+    ) -> FsResult<Resource<DynOutputStream>> {
+        if self.dir(&fd).is_some() {
+            return Err(ErrorCode::BadDescriptor.into());
+        }
+        HostDescriptor::append_via_stream(&mut self.wasi(), fd)
+    }
+
+    async fn is_same_object(
+        &mut self,
+        a: Resource<Descriptor>,
+        b: Resource<Descriptor>,
+    ) -> wasmtime::Result<bool> {
+        match (self.dir(&a), self.dir(&b)) {
+            (None, None) => HostDescriptor::is_same_object(&mut self.wasi(), a, b).await,
+            (Some((va, pa)), Some((vb, pb))) => Ok(Arc::ptr_eq(&va, &vb) && pa == pb),
+            _ => Ok(false),
+        }
+    }
+
+    async fn metadata_hash(&mut self, fd: Resource<Descriptor>) -> FsResult<MetadataHashValue> {
+        let Some((view, path)) = self.dir(&fd) else {
+            return HostDescriptor::metadata_hash(&mut self.wasi(), fd).await;
+        };
+        Ok(dir_hash(&view, &path))
+    }
+
+    async fn metadata_hash_at(
+        &mut self,
+        fd: Resource<Descriptor>,
+        flags: PathFlags,
+        path: String,
+    ) -> FsResult<MetadataHashValue> {
+        let Some((view, base)) = self.dir(&fd) else {
+            return HostDescriptor::metadata_hash_at(&mut self.wasi(), fd, flags, path).await;
+        };
+        let follow = flags.contains(PathFlags::SYMLINK_FOLLOW);
+        let p = view.resolve(&base, &path, follow).map_err(fs_err)?;
+        match view.locate(&p).map(|f| f.kind) {
+            None => Err(ErrorCode::NoEntry.into()),
+            Some(Kind::File) => {
+                // The same value the open file's descriptor gives, as
+                // wasmtime-wasi computes it from the host file.
+                let file = view.open_file(&p, Open::default()).map_err(fs_err)?;
+                let r = self.push_file(file, false)?;
+                let hash = HostDescriptor::metadata_hash(&mut self.wasi(), retype(&r)).await;
+                self.table.delete(r)?;
+                hash
+            }
+            Some(_) => Ok(dir_hash(&view, &p)),
+        }
+    }
+}
+
+impl HostDirectoryEntryStream for FsCtxView<'_> {
+    async fn read_directory_entry(
+        &mut self,
+        stream: Resource<ReaddirIterator>,
+    ) -> FsResult<Option<DirectoryEntry>> {
+        if let Ok(listing) = self.table.get_mut(&retype::<_, ViewListing>(&stream)) {
+            return Ok(listing.0.next());
+        }
+        HostDirectoryEntryStream::read_directory_entry(&mut self.wasi(), stream).await
+    }
+
+    fn drop(&mut self, stream: Resource<ReaddirIterator>) -> wasmtime::Result<()> {
+        if self.table.get(&retype::<_, ViewListing>(&stream)).is_ok() {
+            self.table
+                .delete(Resource::<ViewListing>::new_own(stream.rep()))?;
+            return Ok(());
+        }
+        HostDirectoryEntryStream::drop(&mut self.wasi(), stream)
+    }
+}

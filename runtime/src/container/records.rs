@@ -473,11 +473,6 @@ pub fn rootfs_dir(root: &StateRoot, id: &str) -> PathBuf {
     container_dir(root, id).join("rootfs")
 }
 
-/// The container's process table, preopened read-only as its `/proc`.
-pub fn proc_dir(root: &StateRoot, id: &str) -> PathBuf {
-    container_dir(root, id).join("proc")
-}
-
 /// The container's log, in Docker's json-file format.
 pub fn log_path(root: &StateRoot, id: &str) -> PathBuf {
     container_dir(root, id).join(format!("{id}-json.log"))

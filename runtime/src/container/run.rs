@@ -85,11 +85,7 @@ pub fn prepare(
                 source,
             })?;
 
-    let mut mounts = vec![Mount {
-        host: procs.dir().to_path_buf(),
-        guest: "/proc".into(),
-        read_only: true,
-    }];
+    let mut mounts = Vec::new();
     let root = match rootfs {
         Rootfs::Layers(view) => Some(view.clone()),
         Rootfs::Copy(dir) => {
@@ -124,12 +120,7 @@ pub fn prepare(
             read_only: v.read_only,
         });
     }
-    let entry = procs
-        .spawn(argv, req.ppid)
-        .map_err(|e| ContainerError::Rootfs {
-            id: short.clone(),
-            message: format!("cannot write the process table: {e}"),
-        })?;
+    let entry = procs.spawn(argv, req.ppid);
     Ok(Process {
         program_path,
         program,
@@ -138,6 +129,7 @@ pub fn prepare(
             env: process_env(&env, &short, &workdir),
             cwd: workdir,
             root,
+            proc: Some(procs.clone()),
             mounts,
             stdio,
             memory_limit: spec.memory,

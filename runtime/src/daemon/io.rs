@@ -59,6 +59,12 @@ impl ContainerIo {
         }
         let mut inner = self.lock();
         if inner.log.is_none() {
+            // The container's directory is made with its first output (or
+            // its first write): a silent container that writes nothing
+            // has none.
+            if let Some(dir) = self.log_path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
             match OpenOptions::new()
                 .create(true)
                 .append(true)

@@ -352,8 +352,7 @@ impl Supervisor {
             if slot.is_some() {
                 return Err(DaemonError::NotModified);
             }
-            let procs = ProcTable::new(crate::container::proc_dir(&self.root, &rec.id))
-                .map_err(|e| DaemonError::internal(format!("container {}: {e}", rec.short_id())))?;
+            let procs = ProcTable::new();
             let live = Live {
                 stop: StopHandle::new(),
                 procs,

@@ -101,7 +101,13 @@ pub struct Published {
     pub addr: SocketAddr,
     /// The accept (TCP) or relay (UDP) loop, which owns the host socket.
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Asks a UDP relay to pass on the answers the guest already sent, then
+    /// end (a guest that answers and exits at once must still be heard).
+    drain: Option<tokio_util::sync::CancellationToken>,
 }
+
+/// How long a closing UDP relay may take to pass on what it holds.
+const DRAIN: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Published {
     fn take_task(&self) -> Option<tokio::task::JoinHandle<()>> {
@@ -111,7 +117,13 @@ impl Published {
     /// Stops listening and waits until the host port is closed, so a
     /// `start` right after a `stop` can bind it again.
     pub async fn close(&self) {
-        if let Some(task) = self.take_task() {
+        if let Some(mut task) = self.take_task() {
+            if let Some(drain) = &self.drain {
+                drain.cancel();
+                if tokio::time::timeout(DRAIN, &mut task).await.is_ok() {
+                    return;
+                }
+            }
             task.abort();
             let _ = task.await;
         }
@@ -139,15 +151,18 @@ pub fn publish(ns: &Arc<Namespace>, spec: PortSpec) -> Result<Published, NetErro
         std_socket.set_nonblocking(true).map_err(bind_err)?;
         let socket = tokio::net::UdpSocket::from_std(std_socket).map_err(bind_err)?;
         let addr = socket.local_addr().map_err(bind_err)?;
+        let drain = tokio_util::sync::CancellationToken::new();
         let task = tokio::spawn(super::relay::relay(
             socket,
             Arc::downgrade(ns),
             spec.container_port,
+            drain.clone(),
         ));
         return Ok(Published {
             spec,
             addr,
             task: std::sync::Mutex::new(Some(task)),
+            drain: Some(drain),
         });
     }
     let std_listener = std::net::TcpListener::bind(want).map_err(bind_err)?;
@@ -180,6 +195,7 @@ pub fn publish(ns: &Arc<Namespace>, spec: PortSpec) -> Result<Published, NetErro
         spec,
         addr,
         task: std::sync::Mutex::new(Some(task)),
+        drain: None,
     })
 }
 

@@ -23,6 +23,8 @@ const IDLE: Duration = Duration::from_secs(30);
 const MAX_SESSIONS: usize = 1024;
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
+/// How long a closing session still passes on the guest's answers.
+const LINGER: Duration = Duration::from_millis(100);
 
 /// One client's session.
 struct Session {
@@ -36,8 +38,15 @@ struct Session {
 }
 
 /// Relays datagrams between clients of `host` and the guest's UDP `port`
-/// in `ns` until the task is aborted, which closes every session.
-pub(super) async fn relay(host: UdpSocket, ns: Weak<Namespace>, port: u16) {
+/// in `ns` until the task is aborted, which closes every session, or
+/// `drain` fires: then each session passes on the answers the guest has
+/// already sent, and the relay ends.
+pub(super) async fn relay(
+    host: UdpSocket,
+    ns: Weak<Namespace>,
+    port: u16,
+    drain: tokio_util::sync::CancellationToken,
+) {
     let host = Arc::new(host);
     let epoch = Instant::now();
     let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
@@ -47,6 +56,10 @@ pub(super) async fn relay(host: UdpSocket, ns: Weak<Namespace>, port: u16) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, client) = tokio::select! {
+            _ = drain.cancelled() => {
+                while answers.join_next().await.is_some() {}
+                return;
+            }
             Some((client, id)) = ended.recv() => {
                 if sessions.get(&client).is_some_and(|s| s.id == id) {
                     sessions.remove(&client);
@@ -98,6 +111,7 @@ pub(super) async fn relay(host: UdpSocket, ns: Weak<Namespace>, port: u16) {
                     epoch,
                 },
                 (ended_tx.clone(), next_id),
+                drain.clone(),
             ));
             sessions.insert(
                 client,
@@ -145,10 +159,23 @@ async fn answer(
     client: SocketAddr,
     activity: Activity,
     (ended, id): (mpsc::UnboundedSender<(SocketAddr, u64)>, u64),
+    drain: tokio_util::sync::CancellationToken,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        match tokio::time::timeout(IDLE, socket.recv(&mut buf)).await {
+        let got = tokio::select! {
+            r = tokio::time::timeout(IDLE, socket.recv(&mut buf)) => r,
+            _ = drain.cancelled() => {
+                // What the guest sent as it ended may still be on its way
+                // through the loopback: pass on what comes within a
+                // moment, as a closing socket lingers.
+                while let Ok(Ok(n)) = tokio::time::timeout(LINGER, socket.recv(&mut buf)).await {
+                    let _ = host.send_to(&buf[..n], client).await;
+                }
+                break;
+            }
+        };
+        match got {
             Ok(Ok(n)) => {
                 activity
                     .last

@@ -10,12 +10,13 @@
 //!   read-only, or the upper layer's after copy-up), handed to
 //!   wasmtime-wasi as its own descriptor, so reads, writes and streams are
 //!   wasmtime-wasi's;
-//! - other preopens (volumes, `/proc`) are wasmtime-wasi's directories,
-//!   untouched.
+//! - `/proc` is the container's process table, from memory (`procfs.rs`);
+//! - other preopens (volumes) are wasmtime-wasi's directories, untouched.
 //!
 //! A descriptor handle names a table entry that is either wasmtime-wasi's
-//! `Descriptor` or wrun's `ViewDir`; the table checks the type of every
-//! access, so a handle can never be read as the wrong one.
+//! `Descriptor` or one of wrun's (`ViewDir`, `ProcDesc`); the table checks
+//! the type of every access, so a handle can never be read as the wrong
+//! one.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -33,12 +34,30 @@ use wasmtime_wasi::p2::bindings::filesystem::types::{
 };
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, FsError, FsResult, ReaddirIterator};
 
+use super::procfs::{self, ProcNode};
+use super::proctable::ProcTable;
 use crate::vfs::{Kind, Overlay, VPath, VfsError, overlay::Open};
 
 /// A directory of the view, as a guest holds it.
 struct ViewDir {
     view: Arc<Overlay>,
     path: VPath,
+}
+
+/// A directory or file of `/proc`, as a guest holds it; a file's bytes are
+/// taken when it is opened, as Linux renders them then.
+struct ProcDesc {
+    table: ProcTable,
+    node: ProcNode,
+    bytes: Arc<[u8]>,
+}
+
+/// What a descriptor handle names.
+enum Node {
+    /// wasmtime-wasi's own: a file, or a volume's directory.
+    Host,
+    Layers(Arc<Overlay>, VPath),
+    Proc(ProcTable, ProcNode, Arc<[u8]>),
 }
 
 /// A listing of a directory of the view.
@@ -49,6 +68,8 @@ struct ViewListing(std::vec::IntoIter<DirectoryEntry>);
 #[derive(Debug, Default, Clone)]
 pub struct FsState {
     pub root: Option<Arc<Overlay>>,
+    /// The container's process table, served at `/proc`.
+    pub proc: Option<ProcTable>,
 }
 
 /// wasmtime-wasi's filesystem context and the store's resource table, plus
@@ -168,6 +189,32 @@ fn dir_hash(view: &Arc<Overlay>, path: &VPath) -> MetadataHashValue {
     }
 }
 
+fn proc_stat(n: ProcNode, bytes: &[u8]) -> DescriptorStat {
+    DescriptorStat {
+        type_: if n.is_dir() {
+            DescriptorType::Directory
+        } else {
+            DescriptorType::RegularFile
+        },
+        link_count: 1,
+        size: if n.is_dir() { 0 } else { bytes.len() as u64 },
+        data_access_timestamp: None,
+        data_modification_timestamp: None,
+        status_change_timestamp: None,
+    }
+}
+
+fn proc_hash(n: ProcNode) -> MetadataHashValue {
+    let mut a = DefaultHasher::new();
+    ("proc", n, 0u8).hash(&mut a);
+    let mut b = DefaultHasher::new();
+    ("proc", n, 1u8).hash(&mut b);
+    MetadataHashValue {
+        lower: a.finish(),
+        upper: b.finish(),
+    }
+}
+
 impl FsCtxView<'_> {
     fn wasi(&mut self) -> WasiFilesystemCtxView<'_> {
         WasiFilesystemCtxView {
@@ -176,10 +223,33 @@ impl FsCtxView<'_> {
         }
     }
 
+    /// What `fd` names.
+    fn node(&self, fd: &Resource<Descriptor>) -> Node {
+        if let Ok(d) = self.table.get(&retype::<_, ViewDir>(fd)) {
+            return Node::Layers(d.view.clone(), d.path.clone());
+        }
+        if let Ok(p) = self.table.get(&retype::<_, ProcDesc>(fd)) {
+            return Node::Proc(p.table.clone(), p.node, p.bytes.clone());
+        }
+        Node::Host
+    }
+
     /// The view's directory behind `fd`, if it is one.
     fn dir(&self, fd: &Resource<Descriptor>) -> Option<(Arc<Overlay>, VPath)> {
-        let d = self.table.get(&retype::<_, ViewDir>(fd)).ok()?;
-        Some((d.view.clone(), d.path.clone()))
+        match self.node(fd) {
+            Node::Layers(v, p) => Some((v, p)),
+            _ => None,
+        }
+    }
+
+    fn push_proc(&mut self, table: ProcTable, node: ProcNode) -> FsResult<Resource<Descriptor>> {
+        let bytes: Arc<[u8]> = if node.is_dir() {
+            Arc::from(Vec::new())
+        } else {
+            Arc::from(procfs::content(&table, node).ok_or(ErrorCode::NoEntry)?)
+        };
+        let r = self.table.push(ProcDesc { table, node, bytes })?;
+        Ok(Resource::new_own(r.rep()))
     }
 
     fn push_dir(&mut self, view: Arc<Overlay>, path: VPath) -> FsResult<Resource<Descriptor>> {
@@ -210,6 +280,14 @@ impl preopens::Host for FsCtxView<'_> {
             })?;
             dirs.insert(0, (Resource::new_own(r.rep()), "/".to_string()));
         }
+        if let Some(table) = self.state.proc.clone() {
+            let r = self.table.push(ProcDesc {
+                table,
+                node: ProcNode::Root,
+                bytes: Arc::from(Vec::new()),
+            })?;
+            dirs.push((Resource::new_own(r.rep()), "/proc".to_string()));
+        }
         Ok(dirs)
     }
 }
@@ -235,6 +313,9 @@ impl HostDescriptor for FsCtxView<'_> {
         len: types::Filesize,
         advice: types::Advice,
     ) -> FsResult<()> {
+        if let Node::Proc(..) = self.node(&fd) {
+            return Ok(());
+        }
         if self.dir(&fd).is_some() {
             return Err(ErrorCode::BadDescriptor.into());
         }
@@ -242,6 +323,9 @@ impl HostDescriptor for FsCtxView<'_> {
     }
 
     async fn sync_data(&mut self, fd: Resource<Descriptor>) -> FsResult<()> {
+        if let Node::Proc(..) = self.node(&fd) {
+            return Ok(());
+        }
         if self.dir(&fd).is_some() {
             return Ok(());
         }
@@ -249,6 +333,9 @@ impl HostDescriptor for FsCtxView<'_> {
     }
 
     async fn get_flags(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorFlags> {
+        if let Node::Proc(..) = self.node(&fd) {
+            return Ok(DescriptorFlags::READ);
+        }
         if self.dir(&fd).is_some() {
             return Ok(DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY);
         }
@@ -256,6 +343,13 @@ impl HostDescriptor for FsCtxView<'_> {
     }
 
     async fn get_type(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorType> {
+        if let Node::Proc(_, n, _) = self.node(&fd) {
+            return Ok(if n.is_dir() {
+                DescriptorType::Directory
+            } else {
+                DescriptorType::RegularFile
+            });
+        }
         if self.dir(&fd).is_some() {
             return Ok(DescriptorType::Directory);
         }
@@ -263,6 +357,9 @@ impl HostDescriptor for FsCtxView<'_> {
     }
 
     async fn set_size(&mut self, fd: Resource<Descriptor>, size: types::Filesize) -> FsResult<()> {
+        if let Node::Proc(..) = self.node(&fd) {
+            return Err(ErrorCode::ReadOnly.into());
+        }
         if self.dir(&fd).is_some() {
             return Err(ErrorCode::IsDirectory.into());
         }
@@ -275,6 +372,9 @@ impl HostDescriptor for FsCtxView<'_> {
         atim: NewTimestamp,
         mtim: NewTimestamp,
     ) -> FsResult<()> {
+        if let Node::Proc(..) = self.node(&fd) {
+            return Err(ErrorCode::ReadOnly.into());
+        }
         if let Some((view, path)) = self.dir(&fd) {
             return view
                 .set_times(&path, new_time(atim), new_time(mtim))
@@ -289,6 +389,18 @@ impl HostDescriptor for FsCtxView<'_> {
         len: types::Filesize,
         offset: types::Filesize,
     ) -> FsResult<(Vec<u8>, bool)> {
+        if let Node::Proc(_, n, bytes) = self.node(&fd) {
+            if n.is_dir() {
+                return Err(ErrorCode::IsDirectory.into());
+            }
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let end = start
+                .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+                .min(bytes.len());
+            return Ok((bytes[start..end].to_vec(), end == bytes.len()));
+        }
         if self.dir(&fd).is_some() {
             return Err(ErrorCode::IsDirectory.into());
         }
@@ -301,6 +413,9 @@ impl HostDescriptor for FsCtxView<'_> {
         buf: Vec<u8>,
         offset: types::Filesize,
     ) -> FsResult<types::Filesize> {
+        if let Node::Proc(..) = self.node(&fd) {
+            return Err(ErrorCode::ReadOnly.into());
+        }
         if self.dir(&fd).is_some() {
             return Err(ErrorCode::BadDescriptor.into());
         }
@@ -311,6 +426,11 @@ impl HostDescriptor for FsCtxView<'_> {
         &mut self,
         fd: Resource<Descriptor>,
     ) -> FsResult<Resource<ReaddirIterator>> {
+        if let Node::Proc(table, n, _) = self.node(&fd) {
+            let entries = procfs::entries(&table, n)?;
+            let r = self.table.push(ViewListing(entries.into_iter()))?;
+            return Ok(Resource::new_own(r.rep()));
+        }
         let Some((view, path)) = self.dir(&fd) else {
             return HostDescriptor::read_directory(&mut self.wasi(), fd).await;
         };
@@ -328,6 +448,9 @@ impl HostDescriptor for FsCtxView<'_> {
     }
 
     async fn sync(&mut self, fd: Resource<Descriptor>) -> FsResult<()> {
+        if let Node::Proc(..) = self.node(&fd) {
+            return Ok(());
+        }
         if self.dir(&fd).is_some() {
             return Ok(());
         }
@@ -339,6 +462,9 @@ impl HostDescriptor for FsCtxView<'_> {
         fd: Resource<Descriptor>,
         path: String,
     ) -> FsResult<()> {
+        if let Node::Proc(..) = self.node(&fd) {
+            return Err(ErrorCode::ReadOnly.into());
+        }
         let Some((view, base)) = self.dir(&fd) else {
             return HostDescriptor::create_directory_at(&mut self.wasi(), fd, path).await;
         };
@@ -347,6 +473,9 @@ impl HostDescriptor for FsCtxView<'_> {
     }
 
     async fn stat(&mut self, fd: Resource<Descriptor>) -> FsResult<DescriptorStat> {
+        if let Node::Proc(_, n, bytes) = self.node(&fd) {
+            return Ok(proc_stat(n, &bytes));
+        }
         let Some((view, path)) = self.dir(&fd) else {
             return HostDescriptor::stat(&mut self.wasi(), fd).await;
         };
@@ -359,6 +488,11 @@ impl HostDescriptor for FsCtxView<'_> {
         flags: PathFlags,
         path: String,
     ) -> FsResult<DescriptorStat> {
+        if let Node::Proc(table, n, _) = self.node(&fd) {
+            let at = procfs::resolve(&table, n, &path)?;
+            let bytes = procfs::content(&table, at).unwrap_or_default();
+            return Ok(proc_stat(at, &bytes));
+        }
         let Some((view, base)) = self.dir(&fd) else {
             return HostDescriptor::stat_at(&mut self.wasi(), fd, flags, path).await;
         };
@@ -375,6 +509,9 @@ impl HostDescriptor for FsCtxView<'_> {
         atim: NewTimestamp,
         mtim: NewTimestamp,
     ) -> FsResult<()> {
+        if let Node::Proc(..) = self.node(&fd) {
+            return Err(ErrorCode::ReadOnly.into());
+        }
         let Some((view, base)) = self.dir(&fd) else {
             return HostDescriptor::set_times_at(&mut self.wasi(), fd, flags, path, atim, mtim)
                 .await;
@@ -393,6 +530,10 @@ impl HostDescriptor for FsCtxView<'_> {
         new_fd: Resource<Descriptor>,
         new_path: String,
     ) -> FsResult<()> {
+        if matches!(self.node(&fd), Node::Proc(..)) || matches!(self.node(&new_fd), Node::Proc(..))
+        {
+            return Err(ErrorCode::ReadOnly.into());
+        }
         match (self.dir(&fd), self.dir(&new_fd)) {
             (None, None) => {
                 HostDescriptor::link_at(&mut self.wasi(), fd, old_flags, old_path, new_fd, new_path)
@@ -416,6 +557,18 @@ impl HostDescriptor for FsCtxView<'_> {
         oflags: OpenFlags,
         dflags: DescriptorFlags,
     ) -> FsResult<Resource<Descriptor>> {
+        if let Node::Proc(table, n, _) = self.node(&fd) {
+            let at = procfs::resolve(&table, n, &path)?;
+            if dflags.contains(DescriptorFlags::WRITE)
+                || oflags.intersects(OpenFlags::CREATE | OpenFlags::TRUNCATE)
+            {
+                return Err(ErrorCode::ReadOnly.into());
+            }
+            if oflags.contains(OpenFlags::DIRECTORY) && !at.is_dir() {
+                return Err(ErrorCode::NotDirectory.into());
+            }
+            return self.push_proc(table, at);
+        }
         let Some((view, base)) = self.dir(&fd) else {
             return HostDescriptor::open_at(&mut self.wasi(), fd, flags, path, oflags, dflags)
                 .await;
@@ -457,6 +610,10 @@ impl HostDescriptor for FsCtxView<'_> {
     }
 
     fn drop(&mut self, fd: Resource<Descriptor>) -> wasmtime::Result<()> {
+        if let Node::Proc(..) = self.node(&fd) {
+            self.table.delete(Resource::<ProcDesc>::new_own(fd.rep()))?;
+            return Ok(());
+        }
         if self.dir(&fd).is_some() {
             self.table.delete(Resource::<ViewDir>::new_own(fd.rep()))?;
             return Ok(());
@@ -465,6 +622,10 @@ impl HostDescriptor for FsCtxView<'_> {
     }
 
     async fn readlink_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<String> {
+        if let Node::Proc(table, n, _) = self.node(&fd) {
+            procfs::resolve(&table, n, &path)?;
+            return Err(ErrorCode::Invalid.into());
+        }
         let Some((view, base)) = self.dir(&fd) else {
             return HostDescriptor::readlink_at(&mut self.wasi(), fd, path).await;
         };
@@ -477,6 +638,9 @@ impl HostDescriptor for FsCtxView<'_> {
         fd: Resource<Descriptor>,
         path: String,
     ) -> FsResult<()> {
+        if let Node::Proc(..) = self.node(&fd) {
+            return Err(ErrorCode::ReadOnly.into());
+        }
         let Some((view, base)) = self.dir(&fd) else {
             return HostDescriptor::remove_directory_at(&mut self.wasi(), fd, path).await;
         };
@@ -491,6 +655,10 @@ impl HostDescriptor for FsCtxView<'_> {
         new_fd: Resource<Descriptor>,
         new_path: String,
     ) -> FsResult<()> {
+        if matches!(self.node(&fd), Node::Proc(..)) || matches!(self.node(&new_fd), Node::Proc(..))
+        {
+            return Err(ErrorCode::ReadOnly.into());
+        }
         match (self.dir(&fd), self.dir(&new_fd)) {
             (None, None) => {
                 HostDescriptor::rename_at(&mut self.wasi(), fd, old_path, new_fd, new_path).await
@@ -510,6 +678,9 @@ impl HostDescriptor for FsCtxView<'_> {
         src_path: String,
         dest_path: String,
     ) -> FsResult<()> {
+        if let Node::Proc(..) = self.node(&fd) {
+            return Err(ErrorCode::ReadOnly.into());
+        }
         let Some((view, base)) = self.dir(&fd) else {
             return HostDescriptor::symlink_at(&mut self.wasi(), fd, src_path, dest_path).await;
         };
@@ -518,6 +689,9 @@ impl HostDescriptor for FsCtxView<'_> {
     }
 
     async fn unlink_file_at(&mut self, fd: Resource<Descriptor>, path: String) -> FsResult<()> {
+        if let Node::Proc(..) = self.node(&fd) {
+            return Err(ErrorCode::ReadOnly.into());
+        }
         let Some((view, base)) = self.dir(&fd) else {
             return HostDescriptor::unlink_file_at(&mut self.wasi(), fd, path).await;
         };
@@ -530,6 +704,18 @@ impl HostDescriptor for FsCtxView<'_> {
         fd: Resource<Descriptor>,
         offset: types::Filesize,
     ) -> FsResult<Resource<DynInputStream>> {
+        if let Node::Proc(_, n, bytes) = self.node(&fd) {
+            if n.is_dir() {
+                return Err(ErrorCode::IsDirectory.into());
+            }
+            let start = usize::try_from(offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            let pipe: DynInputStream = Box::new(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(
+                bytes[start..].to_vec(),
+            ));
+            return Ok(self.table.push(pipe)?);
+        }
         if self.dir(&fd).is_some() {
             return Err(ErrorCode::IsDirectory.into());
         }
@@ -541,6 +727,9 @@ impl HostDescriptor for FsCtxView<'_> {
         fd: Resource<Descriptor>,
         offset: types::Filesize,
     ) -> FsResult<Resource<DynOutputStream>> {
+        if let Node::Proc(..) = self.node(&fd) {
+            return Err(ErrorCode::ReadOnly.into());
+        }
         if self.dir(&fd).is_some() {
             return Err(ErrorCode::BadDescriptor.into());
         }
@@ -551,6 +740,9 @@ impl HostDescriptor for FsCtxView<'_> {
         &mut self,
         fd: Resource<Descriptor>,
     ) -> FsResult<Resource<DynOutputStream>> {
+        if let Node::Proc(..) = self.node(&fd) {
+            return Err(ErrorCode::ReadOnly.into());
+        }
         if self.dir(&fd).is_some() {
             return Err(ErrorCode::BadDescriptor.into());
         }
@@ -562,6 +754,11 @@ impl HostDescriptor for FsCtxView<'_> {
         a: Resource<Descriptor>,
         b: Resource<Descriptor>,
     ) -> wasmtime::Result<bool> {
+        match (self.node(&a), self.node(&b)) {
+            (Node::Proc(_, x, _), Node::Proc(_, y, _)) => return Ok(x == y && x.is_dir()),
+            (Node::Proc(..), _) | (_, Node::Proc(..)) => return Ok(false),
+            _ => {}
+        }
         match (self.dir(&a), self.dir(&b)) {
             (None, None) => HostDescriptor::is_same_object(&mut self.wasi(), a, b).await,
             (Some((va, pa)), Some((vb, pb))) => Ok(Arc::ptr_eq(&va, &vb) && pa == pb),
@@ -570,6 +767,9 @@ impl HostDescriptor for FsCtxView<'_> {
     }
 
     async fn metadata_hash(&mut self, fd: Resource<Descriptor>) -> FsResult<MetadataHashValue> {
+        if let Node::Proc(_, n, _) = self.node(&fd) {
+            return Ok(proc_hash(n));
+        }
         let Some((view, path)) = self.dir(&fd) else {
             return HostDescriptor::metadata_hash(&mut self.wasi(), fd).await;
         };
@@ -582,6 +782,9 @@ impl HostDescriptor for FsCtxView<'_> {
         flags: PathFlags,
         path: String,
     ) -> FsResult<MetadataHashValue> {
+        if let Node::Proc(table, n, _) = self.node(&fd) {
+            return Ok(proc_hash(procfs::resolve(&table, n, &path)?));
+        }
         let Some((view, base)) = self.dir(&fd) else {
             return HostDescriptor::metadata_hash_at(&mut self.wasi(), fd, flags, path).await;
         };

@@ -29,7 +29,9 @@ pub struct ProcessSpec {
     /// The container's root, as its image's layers under its own writable
     /// layer, preopened at `/` (else a mount at `/` is the root).
     pub root: Option<std::sync::Arc<crate::vfs::Overlay>>,
-    /// Host directories to preopen (volumes, `/proc`).
+    /// The container's process table, served at `/proc` from memory.
+    pub proc: Option<super::proctable::ProcTable>,
+    /// Host directories to preopen (volumes).
     pub mounts: Vec<Mount>,
     pub stdio: Stdio,
     /// Total linear memory, in bytes.

@@ -13,6 +13,7 @@ mod engine;
 mod fs;
 mod grant;
 mod limits;
+mod procfs;
 pub mod proctable;
 mod run;
 mod serve;

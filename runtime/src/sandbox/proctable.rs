@@ -1,31 +1,38 @@
-//! A container's process table, shown to its guests as a read-only `/proc`.
+//! A container's process table, shown to its guests as a read-only `/proc`
+//! served from memory (see `procfs.rs`): no file is written for it.
 //!
 //! Each guest instance in a container gets a container-local PID; PID 1 is
-//! the main program. The table is materialised as real files in a host
-//! directory that is preopened read-only at `/proc`:
+//! the main program.
 //!
 //! ```text
 //! /proc/<pid>/cmdline   argv, each argument followed by a NUL byte
 //! /proc/<pid>/status    Name, State, Pid and PPid lines, as Linux writes them
 //! ```
 //!
-//! An entry is written when an instance starts and removed when it ends.
+//! An entry exists while its instance runs.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The process table of one container.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ProcTable(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
-    dir: PathBuf,
     next: AtomicU32,
-    /// The live processes: PID → (PPID, argv), for `top`.
+    /// The live processes: PID → (PPID, argv).
     live: Mutex<BTreeMap<u32, (u32, Vec<String>)>>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            next: AtomicU32::new(1),
+            live: Mutex::default(),
+        }
+    }
 }
 
 /// One row of the table, as `top` lists it.
@@ -37,20 +44,18 @@ pub struct ProcInfo {
 }
 
 impl ProcTable {
-    /// A table backed by `dir`, which is created if missing.
-    pub fn new(dir: PathBuf) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&dir)?;
-        Ok(Self(Arc::new(Inner {
-            dir,
-            next: AtomicU32::new(1),
-            live: Mutex::new(BTreeMap::new()),
-        })))
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn live(&self) -> MutexGuard<'_, BTreeMap<u32, (u32, Vec<String>)>> {
+        self.0.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The live processes, by PID.
     pub fn list(&self) -> Vec<ProcInfo> {
-        let live = self.0.live.lock().unwrap_or_else(|p| p.into_inner());
-        live.iter()
+        self.live()
+            .iter()
             .map(|(pid, (ppid, argv))| ProcInfo {
                 pid: *pid,
                 ppid: *ppid,
@@ -59,42 +64,45 @@ impl ProcTable {
             .collect()
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.0.dir
+    /// Whether `pid` is running.
+    pub fn has(&self, pid: u32) -> bool {
+        self.live().contains_key(&pid)
     }
 
-    /// Adds a process and returns its entry; dropping the entry removes it.
-    pub fn spawn(&self, argv: &[String], ppid: u32) -> std::io::Result<ProcEntry> {
-        let pid = self.0.next.fetch_add(1, Ordering::SeqCst);
+    /// `/proc/<pid>/cmdline`: each argument followed by a NUL byte.
+    pub fn cmdline(&self, pid: u32) -> Option<Vec<u8>> {
+        let live = self.live();
+        let (_, argv) = live.get(&pid)?;
+        let mut out = Vec::new();
+        for a in argv {
+            out.extend_from_slice(a.as_bytes());
+            out.push(0);
+        }
+        Some(out)
+    }
+
+    /// `/proc/<pid>/status`, the lines `ps` reads.
+    pub fn status(&self, pid: u32) -> Option<Vec<u8>> {
+        let live = self.live();
+        let (ppid, argv) = live.get(&pid)?;
         let name = argv
             .first()
             .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
             .unwrap_or_default();
-        let mut cmdline = Vec::new();
-        for a in argv {
-            cmdline.extend_from_slice(a.as_bytes());
-            cmdline.push(0);
-        }
-        let status = format!("Name:\t{name}\nState:\tR (running)\nPid:\t{pid}\nPPid:\t{ppid}\n");
-        // Staged under a dot-name and renamed, so a reader never sees a
-        // half-written entry.
-        let staging = self.0.dir.join(format!(".{pid}.new"));
-        std::fs::create_dir_all(&staging)?;
-        std::fs::write(staging.join("cmdline"), cmdline)?;
-        std::fs::write(staging.join("status"), status)?;
-        let path = self.0.dir.join(pid.to_string());
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::rename(&staging, &path)?;
-        self.0
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(pid, (ppid, argv.to_vec()));
-        Ok(ProcEntry {
+        Some(
+            format!("Name:\t{name}\nState:\tR (running)\nPid:\t{pid}\nPPid:\t{ppid}\n")
+                .into_bytes(),
+        )
+    }
+
+    /// Adds a process and returns its entry; dropping the entry removes it.
+    pub fn spawn(&self, argv: &[String], ppid: u32) -> ProcEntry {
+        let pid = self.0.next.fetch_add(1, Ordering::SeqCst);
+        self.live().insert(pid, (ppid, argv.to_vec()));
+        ProcEntry {
             pid,
-            path,
-            table: self.0.clone(),
-        })
+            table: self.clone(),
+        }
     }
 }
 
@@ -102,8 +110,7 @@ impl ProcTable {
 #[derive(Debug)]
 pub struct ProcEntry {
     pid: u32,
-    path: PathBuf,
-    table: Arc<Inner>,
+    table: ProcTable,
 }
 
 impl ProcEntry {
@@ -114,12 +121,7 @@ impl ProcEntry {
 
 impl Drop for ProcEntry {
     fn drop(&mut self) {
-        self.table
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.pid);
-        let _ = std::fs::remove_dir_all(&self.path);
+        self.table.live().remove(&self.pid);
     }
 }
 
@@ -129,23 +131,19 @@ mod tests {
 
     #[test]
     fn pids_count_up_and_entries_vanish() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let t = ProcTable::new(dir.path().join("proc")).expect("table");
-        let a = t
-            .spawn(&["/app.wasm".into(), "x".into()], 0)
-            .expect("spawn");
-        let b = t.spawn(&["ps".into()], 1).expect("spawn");
+        let t = ProcTable::new();
+        let a = t.spawn(&["/app.wasm".into(), "x".into()], 0);
+        let b = t.spawn(&["ps".into()], 1);
         assert_eq!((a.pid(), b.pid()), (1, 2));
-        let cmdline = std::fs::read(t.dir().join("1/cmdline")).expect("cmdline");
-        assert_eq!(cmdline, b"/app.wasm\0x\0");
-        let status = std::fs::read_to_string(t.dir().join("2/status")).expect("status");
+        assert_eq!(t.cmdline(1).expect("cmdline"), b"/app.wasm\0x\0");
+        let status = String::from_utf8(t.status(2).expect("status")).expect("utf8");
         assert!(
             status.contains("Name:\tps\n") && status.contains("PPid:\t1\n"),
             "{status}"
         );
         assert_eq!(t.list().len(), 2);
         drop(b);
-        assert!(!t.dir().join("2").exists());
+        assert!(!t.has(2) && t.status(2).is_none());
         assert_eq!(t.list()[0].argv, ["/app.wasm", "x"]);
     }
 }

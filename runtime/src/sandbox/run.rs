@@ -229,6 +229,7 @@ pub(super) async fn run(
     let net = NetState::new(spec.network.clone());
     let fs = super::fs::FsState {
         root: spec.root.clone(),
+        proc: spec.proc.clone(),
     };
     let builder = wasi_builder(spec)?;
     let start_err = |e: wasmtime::Error| SandboxError::Start {

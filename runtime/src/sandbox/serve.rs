@@ -284,6 +284,7 @@ impl Server {
             net: NetState::new(self.spec.network.clone()),
             fs: super::fs::FsState {
                 root: self.spec.root.clone(),
+                proc: self.spec.proc.clone(),
             },
         };
         let mut store = Store::new(&self.engine, state);

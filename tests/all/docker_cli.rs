@@ -489,3 +489,90 @@ fn docker_events_stats_df_and_prune() {
     assert!(bad.stderr.contains("\"colour\""), "{}", bad.stderr);
     docker(&root, &["rm", "-f", "k"]).ok();
 }
+
+/// `docker cp` both ways through the container's layered view (a copy in
+/// is seen by the running container at once), `docker diff` from its
+/// writable layer, and an archive whose entry climbs out of the target
+/// directory refused whole, with nothing written.
+#[test]
+fn docker_cp_both_ways_and_diff() {
+    let root = root_with_daemon();
+    docker(
+        &root,
+        &["run", "-d", "--name", "c", "busybox", "sleep", "3600"],
+    )
+    .ok();
+    let src = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(src.path().join("site/css")).expect("mkdir");
+    std::fs::write(src.path().join("site/index.html"), "hello").expect("write");
+    std::fs::write(src.path().join("site/css/a.css"), "body{}").expect("write");
+    let site = src.path().join("site");
+    docker(&root, &["cp", site.to_str().expect("utf8"), "c:/srv"]).ok();
+    assert_eq!(
+        root.wrun(&["exec", "c", "cat", "/srv/index.html", "/srv/css/a.css"])
+            .ok(),
+        "hellobody{}"
+    );
+    root.wrun(&[
+        "exec",
+        "c",
+        "sh",
+        "-c",
+        "echo made inside > /srv/inside; rm /bin/ls",
+    ])
+    .ok();
+
+    let out = tempfile::tempdir().expect("tempdir");
+    let dest = out.path().join("copy");
+    docker(&root, &["cp", "c:/srv", dest.to_str().expect("utf8")]).ok();
+    assert_eq!(
+        std::fs::read_to_string(dest.join("inside")).expect("read"),
+        "made inside\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("css/a.css")).expect("read"),
+        "body{}"
+    );
+    // A symlink is copied as itself.
+    let sh = out.path().join("sh");
+    docker(&root, &["cp", "c:/bin/sh", sh.to_str().expect("utf8")]).ok();
+    assert_eq!(
+        std::fs::read_link(&sh).expect("a link").to_str(),
+        Some("busybox")
+    );
+
+    let diff = docker(&root, &["diff", "c"]);
+    assert_eq!(
+        diff.ok(),
+        "C /bin\nD /bin/ls\nA /srv\nA /srv/css\nA /srv/css/a.css\nA /srv/index.html\nA /srv/inside\n"
+    );
+
+    let missing = docker(
+        &root,
+        &["cp", "c:/nope", out.path().to_str().expect("utf8")],
+    );
+    assert_ne!(missing.code, 0);
+    assert!(missing.stderr.contains("/nope"), "{}", missing.stderr);
+
+    // Through the API: a tar whose entry leaves the directory.
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data) in [("ok", &b"fine"[..]), ("../../escaped", &b"bad"[..])] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        // `append_data` refuses `..`; a hostile client would not.
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        tar.append(&h, data).expect("append");
+    }
+    let body = tar.into_inner().expect("tar");
+    let answer = crate::support::api_bytes(&root, "PUT", "/containers/c/archive?path=/srv", &body);
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert!(answer.body.contains("../../escaped"), "{}", answer.body);
+    root.wrun(&["exec", "c", "cat", "/srv/ok"])
+        .fails(1, "No such file");
+    root.wrun(&["exec", "c", "cat", "/escaped"])
+        .fails(1, "No such file");
+    docker(&root, &["rm", "-f", "c"]).ok();
+}

@@ -409,15 +409,30 @@ pub fn connect(root: &Root) -> UnixStream {
 /// Sends one raw HTTP/1.1 request over the root's socket and reads the
 /// whole answer.
 pub fn api(root: &Root, method: &str, path: &str, body: Option<&str>) -> Answer {
+    send(
+        root,
+        method,
+        path,
+        "application/json",
+        body.unwrap_or("").as_bytes(),
+    )
+}
+
+/// As [`api`], with a binary body (a tar).
+pub fn api_bytes(root: &Root, method: &str, path: &str, body: &[u8]) -> Answer {
+    send(root, method, path, "application/x-tar", body)
+}
+
+fn send(root: &Root, method: &str, path: &str, content_type: &str, body: &[u8]) -> Answer {
     let mut s = connect(root);
-    let body = body.unwrap_or("");
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: wrun\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: wrun\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .expect("send request");
+    s.write_all(body).expect("send body");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read answer");
     let raw = String::from_utf8_lossy(&raw).into_owned();

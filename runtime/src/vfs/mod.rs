@@ -20,7 +20,7 @@
 pub mod overlay;
 pub mod path;
 
-pub use overlay::{Found, Kind, Layer, Overlay};
+pub use overlay::{Change, Found, Kind, Layer, Overlay};
 pub use path::VPath;
 
 /// Why an operation on the view failed, in the terms `wasi:filesystem`

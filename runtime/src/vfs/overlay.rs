@@ -59,6 +59,14 @@ pub struct Found {
     pub layer: Layer,
 }
 
+/// One entry of [`Overlay::changes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Modified,
+    Added,
+    Deleted,
+}
+
 /// How to open a file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Open {
@@ -173,7 +181,14 @@ impl Overlay {
             synthetic,
             mounts: mount_points.to_vec(),
             changes: Mutex::new(()),
-            temp: AtomicU64::new(0),
+            // Unique per view: two views of one container (a copy into it
+            // while it runs is made through its own) never collide.
+            temp: AtomicU64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0),
+            ),
         };
         // A container that wrote before (it ran, or the daemon restarted)
         // has its upper layer already.
@@ -204,7 +219,11 @@ impl Overlay {
     }
 
     fn walk(&self, p: &VPath) -> Walk<'_> {
-        let mut alive = self.layers();
+        self.walk_from(p, self.layers())
+    }
+
+    fn walk_from<'a>(&'a self, p: &VPath, layers: Vec<(Layer, &'a Dir)>) -> Walk<'a> {
+        let mut alive = layers;
         let mut cur = VPath::root();
         for (i, name) in p.names().iter().enumerate() {
             let last = i + 1 == p.len();
@@ -605,6 +624,51 @@ impl Overlay {
         Ok(())
     }
 
+    /// What the container changed, as `docker diff` lists it: every path
+    /// its writable layer holds, added (no lower layer has it), changed
+    /// (one does) or deleted (a whiteout), sorted by path.
+    pub fn changes(&self) -> VfsResult<Vec<(VPath, Change)>> {
+        let mut out = Vec::new();
+        let Some(upper) = self.upper.get() else {
+            return Ok(out);
+        };
+        let lowers: Vec<(Layer, &Dir)> = self
+            .lowers
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (Layer::Lower(i), d))
+            .collect();
+        let mut stack = vec![VPath::root()];
+        while let Some(dir) = stack.pop() {
+            for e in upper.read_dir(dir.rel()).map_err(io_err)? {
+                let e = e.map_err(io_err)?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name == OPAQUE {
+                    continue;
+                }
+                if let Some(gone) = name.strip_prefix(WHITEOUT) {
+                    out.push((dir.join(gone), Change::Deleted));
+                    continue;
+                }
+                let p = dir.join(&name);
+                let below = self.walk_from(&p, lowers.clone()).found.is_some();
+                out.push((
+                    p.clone(),
+                    if below {
+                        Change::Modified
+                    } else {
+                        Change::Added
+                    },
+                ));
+                if e.file_type().map_err(io_err)?.is_dir() {
+                    stack.push(p);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.changes.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -969,6 +1033,32 @@ mod tests {
             o.create_dir(&p("/.wh.x")),
             Err(VfsError::NotPermitted)
         ));
+    }
+
+    #[test]
+    fn changes_list_what_the_writable_layer_holds() {
+        let fx = Fixture::new();
+        let o = fx.overlay("a");
+        assert!(o.changes().expect("none").is_empty());
+        write(&o, "/etc/passwd", "x");
+        write(&o, "/new", "y");
+        o.remove_file(&p("/bin/busybox")).expect("rm");
+        let got: Vec<(String, Change)> = o
+            .changes()
+            .expect("changes")
+            .into_iter()
+            .map(|(p, c)| (p.to_string(), c))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/bin".to_string(), Change::Modified),
+                ("/bin/busybox".to_string(), Change::Deleted),
+                ("/etc".to_string(), Change::Modified),
+                ("/etc/passwd".to_string(), Change::Modified),
+                ("/new".to_string(), Change::Added),
+            ]
+        );
     }
 
     #[test]

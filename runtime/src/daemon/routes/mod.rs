@@ -5,6 +5,7 @@ mod containers;
 mod disk;
 mod events;
 mod exec;
+mod files;
 mod images;
 mod networks;
 mod stats;
@@ -145,6 +146,10 @@ async fn route(
         (&M::GET, ["containers", id, "logs"]) => containers::logs(sup, id, &q),
         (&M::GET, ["containers", id, "top"]) => containers::top(sup, id),
         (&M::GET, ["containers", id, "stats"]) => stats::stats(sup, id, &q).await,
+        (&M::GET, ["containers", id, "changes"]) => files::changes(sup, id),
+        (&M::HEAD, ["containers", id, "archive"]) => files::archive_stat(sup, id, &q),
+        (&M::GET, ["containers", id, "archive"]) => files::archive_get(sup, id, &q),
+        (&M::PUT, ["containers", id, "archive"]) => files::archive_put(sup, id, req).await,
         (&M::DELETE, ["containers", id]) => containers::remove(sup, id, &q).await,
         (&M::POST, ["containers", id, "exec"]) => exec::create(sup, id, req).await,
         (&M::POST, ["exec", id, "start"]) => exec::start(sup, id, req).await,

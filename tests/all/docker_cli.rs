@@ -576,3 +576,62 @@ fn docker_cp_both_ways_and_diff() {
         .fails(1, "No such file");
     docker(&root, &["rm", "-f", "c"]).ok();
 }
+
+/// `docker commit` makes an image of the container's image plus its
+/// writable layer (a delete included), which runs; `docker export` tars
+/// the whole root with the changes applied; a commit of a missing
+/// container is a 404 that names it.
+#[test]
+fn docker_commit_then_run_and_export() {
+    let root = root_with_daemon();
+    docker(
+        &root,
+        &["run", "-d", "--name", "c", "busybox", "sleep", "3600"],
+    )
+    .ok();
+    root.wrun(&["exec", "c", "sh", "-c", "echo kept > /note; rm /bin/ls"])
+        .ok();
+    let id = docker(&root, &["commit", "-m", "a note", "c", "noted:1"]);
+    assert!(id.ok().trim().starts_with("sha256:"), "{}", id.stdout);
+    assert_eq!(
+        docker(&root, &["run", "--rm", "noted:1", "cat", "/note"]).ok(),
+        "kept\n"
+    );
+    let gone = docker(&root, &["run", "--rm", "noted:1", "ls", "/"]);
+    assert_eq!(gone.code, 127, "{gone:?}");
+    // The container's configuration is the image's.
+    let cmd = docker(
+        &root,
+        &["image", "inspect", "-f", "{{json .Config.Cmd}}", "noted:1"],
+    );
+    assert_eq!(cmd.ok().trim(), r#"["sleep","3600"]"#);
+
+    let exported = docker_cmd(
+        &root,
+        tempfile::tempdir().expect("tempdir").path(),
+        &["export", "c"],
+    )
+    .output()
+    .unwrap_or_else(|e| spawn_failed(e));
+    assert!(exported.status.success());
+    let mut names = Vec::new();
+    for e in tar::Archive::new(&exported.stdout[..])
+        .entries()
+        .expect("a tar")
+    {
+        let e = e.expect("an entry");
+        names.push(e.path().expect("a path").display().to_string());
+    }
+    assert!(names.iter().any(|n| n == "note"), "{names:?}");
+    assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "bin/ls"), "{names:?}");
+
+    let missing = docker(&root, &["commit", "nosuch", "x:1"]);
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains("No such container: nosuch"),
+        "{}",
+        missing.stderr
+    );
+    docker(&root, &["rm", "-f", "c"]).ok();
+}

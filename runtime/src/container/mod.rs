@@ -16,8 +16,9 @@ mod run;
 mod spec;
 
 pub use records::{
-    ContainerRecord, ContainerState, Containers, Rootfs, clean_removed, delete_detached,
-    detach_container_dir, log_path, open_rootfs, own_size, remove_container_dir, rootfs_dir,
+    ContainerRecord, ContainerState, Containers, Rootfs, clean_removed, container_dir,
+    delete_detached, detach_container_dir, log_path, open_rootfs, own_size, remove_container_dir,
+    rootfs_dir,
 };
 pub use run::{Process, ProcessRequest, prepare};
 pub use spec::{ContainerSpec, RestartPolicy, SpecRequest, VolumeSpec, merge_env};

@@ -5,6 +5,7 @@
 pub mod assemble;
 pub mod blobs;
 pub mod build;
+pub mod commit;
 pub mod digest;
 pub mod dockerfile;
 pub mod gc;

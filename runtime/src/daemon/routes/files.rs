@@ -1,7 +1,8 @@
 //! A container's files from outside: `GET /containers/{id}/changes`
 //! (`docker diff`, read from its writable layer) and
 //! `/containers/{id}/archive` (`docker cp`: HEAD for a path's stat, GET for
-//! a tar of it, PUT to unpack a tar into a directory). All of it goes
+//! a tar of it, PUT to unpack a tar into a directory), and
+//! `/containers/{id}/export` (the whole root as a tar). All of it goes
 //! through the container's layered view, with the guest's own path rules,
 //! so nothing reaches outside its root; a copy into a running container is
 //! seen by it at once.
@@ -227,6 +228,87 @@ pub fn archive_get(sup: &Arc<Supervisor>, id: &str, q: &Query) -> Result<Resp, D
     let mut r = http::streamed("application/x-tar", rx);
     r.headers_mut().insert(STAT_HEADER, header);
     Ok(r)
+}
+
+/// `GET /containers/{id}/export`: the container's whole root as a tar,
+/// its image's files with its own changes applied.
+pub fn export(sup: &Arc<Supervisor>, id: &str) -> Result<Resp, DaemonError> {
+    let (_, view) = view(sup, id)?;
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    tokio::task::spawn_blocking(move || {
+        let mut tar = tar::Builder::new(ChunkWriter(tx));
+        let root = VPath::root();
+        let done = view
+            .read_dir(&root)
+            .map_err(std::io::Error::from)
+            .and_then(|names| {
+                for (name, _) in names {
+                    append(&mut tar, &view, &root.join(&name), &name)?;
+                }
+                tar.finish()
+            });
+        if let Err(e) = done {
+            tracing::debug!(error = %e, "export ended early");
+        }
+    });
+    Ok(http::streamed("application/x-tar", rx))
+}
+
+/// `POST /commit?container=ID&repo=R&tag=T&comment=C`: a new image from
+/// the container's image and its writable layer, with its configuration
+/// (command, environment, working directory, labels).
+pub fn commit(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
+    let id = q.str("container");
+    if id.is_empty() {
+        return Err(DaemonError::bad_request(
+            "commit: the container parameter is required",
+        ));
+    }
+    if q.get("changes").is_some_and(|c| !c.is_empty()) {
+        return Err(DaemonError::bad_request(
+            "commit --change is not supported: wrun commits the container's own configuration",
+        ));
+    }
+    // Checks the container has layers to commit, and that it exists.
+    let (rec, _) = view(sup, id)?;
+    let base = sup.images().resolve(&rec.image_id)?;
+    let tag = match (q.get("repo").filter(|r| !r.is_empty()), q.get("tag")) {
+        (None, _) => None,
+        (Some(repo), Some(t)) if !t.is_empty() => Some(format!("{repo}:{t}")),
+        (Some(repo), _) => Some(repo.to_string()),
+    };
+    let tag = tag.map(|t| sup.images().parse_reference(&t)).transpose()?;
+    let spec = &rec.spec;
+    let mut config = base.config.config().clone().unwrap_or_default();
+    config.set_env(Some(spec.env.clone()));
+    config.set_entrypoint(Some(spec.entrypoint().to_vec()).filter(|e| !e.is_empty()));
+    config.set_cmd(Some(spec.cmd().to_vec()).filter(|c| !c.is_empty()));
+    config.set_working_dir(Some(spec.workdir.clone()));
+    let mut labels = config.labels().clone().unwrap_or_default();
+    labels.extend(spec.labels.clone());
+    config.set_labels(Some(labels));
+    let comment = match q.get("comment").filter(|c| !c.is_empty()) {
+        Some(c) => c.to_string(),
+        None => format!("wrun commit {}", rec.short_id()),
+    };
+    let layer = crate::container::container_dir(sup.root(), &rec.id).join("upper");
+    let image_id = crate::image::commit::commit(
+        &mut sup.images(),
+        crate::image::commit::Commit {
+            base: &base,
+            layer: &layer,
+            config,
+            comment,
+            tag: tag.as_ref(),
+        },
+    )?;
+    sup.events.publish(
+        Supervisor::container_event_of(&rec, "commit").with("comment", image_id.to_string()),
+    );
+    Ok(http::json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "Id": image_id.to_string() }),
+    ))
 }
 
 /// One entry of an archive to unpack, checked before anything is written.

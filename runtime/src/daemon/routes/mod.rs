@@ -147,6 +147,7 @@ async fn route(
         (&M::GET, ["containers", id, "top"]) => containers::top(sup, id),
         (&M::GET, ["containers", id, "stats"]) => stats::stats(sup, id, &q).await,
         (&M::GET, ["containers", id, "changes"]) => files::changes(sup, id),
+        (&M::GET, ["containers", id, "export"]) => files::export(sup, id),
         (&M::HEAD, ["containers", id, "archive"]) => files::archive_stat(sup, id, &q),
         (&M::GET, ["containers", id, "archive"]) => files::archive_get(sup, id, &q),
         (&M::PUT, ["containers", id, "archive"]) => files::archive_put(sup, id, req).await,
@@ -162,6 +163,7 @@ async fn route(
         (&M::GET, ["images", "json"]) => images::list(sup, &q),
         (&M::POST, ["images", "create"]) => images::create(sup, &q),
         (&M::POST, ["build"]) => images::build(sup, req).await,
+        (&M::POST, ["commit"]) => files::commit(sup, &q),
         // Image names contain slashes: the name is everything between
         // `images/` and the action.
         (&M::GET, ["images", name @ .., "json"]) if !name.is_empty() => {

@@ -635,3 +635,40 @@ fn docker_commit_then_run_and_export() {
     );
     docker(&root, &["rm", "-f", "c"]).ok();
 }
+
+/// `docker save` and `docker load` through the API: an image saved,
+/// removed and loaded back runs; an archive that is not one is refused and
+/// leaves the store as it was.
+#[test]
+fn docker_save_and_load_through_the_api() {
+    let root = root_with_daemon();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tar = dir.path().join("busybox.tar");
+    docker(
+        &root,
+        &["save", "-o", tar.to_str().expect("utf8"), "busybox"],
+    )
+    .ok();
+    docker(&root, &["rmi", "busybox"]).ok();
+    let loaded = docker(&root, &["load", "-i", tar.to_str().expect("utf8")]);
+    assert!(
+        loaded.ok().contains("Loaded image: busybox:latest"),
+        "{}",
+        loaded.stdout
+    );
+    assert_eq!(
+        docker(&root, &["run", "--rm", "busybox", "echo", "back"]).ok(),
+        "back\n"
+    );
+    let junk = dir.path().join("junk.tar");
+    std::fs::write(&junk, vec![7u8; 4096]).expect("write");
+    let refused = docker(&root, &["load", "-i", junk.to_str().expect("utf8")]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("uploaded archive"),
+        "{}",
+        refused.stderr
+    );
+    let images = docker(&root, &["images", "--format", "{{.Repository}}"]);
+    assert_eq!(images.ok(), "busybox\n");
+}

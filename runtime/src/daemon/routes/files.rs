@@ -148,7 +148,7 @@ pub fn archive_stat(sup: &Arc<Supervisor>, id: &str, q: &Query) -> Result<Resp, 
 }
 
 /// Sends what a tar builder writes as the chunks of a streamed answer.
-struct ChunkWriter(mpsc::Sender<Bytes>);
+pub(super) struct ChunkWriter(pub(super) mpsc::Sender<Bytes>);
 
 impl std::io::Write for ChunkWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -427,3 +427,74 @@ pub fn push(sup: &Arc<Supervisor>, name: &str, q: &Query) -> Result<Resp, Daemon
         }
     }))
 }
+
+/// `GET /images/get?names=A&names=B` (and `/images/{name}/get`): the
+/// images as one OCI image-layout tar (with Docker's `manifest.json`), as
+/// `docker save` writes it.
+pub fn get(sup: &Arc<Supervisor>, names: Vec<String>) -> Result<Resp, DaemonError> {
+    if names.is_empty() {
+        return Err(DaemonError::bad_request(
+            "images/get: name at least one image",
+        ));
+    }
+    for n in &names {
+        sup.images().resolve(n)?;
+    }
+    let root = sup.root().clone();
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    tokio::task::spawn_blocking(move || {
+        let saved = ImageStore::open(&root).and_then(|store| {
+            crate::image::layout::save(&store, &names, super::files::ChunkWriter(tx))
+        });
+        if let Err(e) = saved {
+            tracing::debug!(error = %e, "image save ended early");
+        }
+    });
+    Ok(http::streamed("application/x-tar", rx))
+}
+
+/// The largest archive `POST /images/load` takes.
+const MAX_LOAD: usize = 4 << 30;
+
+/// `POST /images/load`: an image-layout or `docker save` tar into the
+/// store, every blob verified before it enters; answered with Docker's
+/// progress messages.
+pub async fn load(sup: &Arc<Supervisor>, req: Request<Incoming>) -> Result<Resp, DaemonError> {
+    let body = http::read_body(req, MAX_LOAD).await?;
+    let root = sup.root().clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let mut store = ImageStore::open(&root)?;
+        crate::image::layout::load(&mut store, &body[..], "the uploaded archive")
+    })
+    .await
+    .map_err(DaemonError::internal)??;
+    let mut out = Vec::new();
+    for image in loaded {
+        let mut lines = Vec::new();
+        if image.names.is_empty() {
+            lines.push(format!("Loaded image ID: {}\n", image.id));
+        }
+        for n in &image.names {
+            lines.push(format!("Loaded image: {}\n", n.familiar()));
+            sup.events.publish(
+                Event::new("image", "load", image.id.to_string()).with("name", n.familiar()),
+            );
+        }
+        for l in lines {
+            let msg = JsonMessage {
+                stream: Some(l),
+                ..Default::default()
+            };
+            if let Ok(mut line) = serde_json::to_vec(&msg) {
+                line.push(b'\n');
+                out.extend(line);
+            }
+        }
+    }
+    let mut r = hyper::Response::new(http::full(out));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}

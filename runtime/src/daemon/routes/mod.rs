@@ -164,8 +164,16 @@ async fn route(
         (&M::POST, ["images", "create"]) => images::create(sup, &q),
         (&M::POST, ["build"]) => images::build(sup, req).await,
         (&M::POST, ["commit"]) => files::commit(sup, &q),
+        (&M::GET, ["images", "get"]) => images::get(
+            sup,
+            q.all("names").into_iter().map(str::to_string).collect(),
+        ),
+        (&M::POST, ["images", "load"]) => images::load(sup, req).await,
         // Image names contain slashes: the name is everything between
         // `images/` and the action.
+        (&M::GET, ["images", name @ .., "get"]) if !name.is_empty() => {
+            images::get(sup, vec![name.join("/")])
+        }
         (&M::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
             images::inspect(sup, &name.join("/"))
         }

@@ -1060,3 +1060,50 @@ fn the_daemon_raises_its_open_file_limit() {
     let (soft, hard) = (fields[3], fields[4]);
     assert_eq!(soft, hard, "{line}");
 }
+
+/// `--log-opt max-size` and `max-file` bound a chatty container's log: it
+/// is rotated, at most that many files are kept, and `logs` reads them
+/// back in order. A bad option is refused by name.
+#[test]
+fn logs_rotate_at_their_size_limit() {
+    let root = Root::new();
+    root.busybox();
+    root.wrun(&[
+        "run",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=50k",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "cat",
+        "/bin/busybox",
+    ]);
+    let id = root.container("chatty")["Id"]
+        .as_str()
+        .expect("Id")
+        .to_string();
+    let dir = root.path().join("containers").join(&id);
+    let logs: Vec<u64> = std::fs::read_dir(&dir)
+        .expect("the container's directory")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("-json.log"))
+        .map(|e| e.metadata().expect("meta").len())
+        .collect();
+    assert_eq!(logs.len(), 3, "{logs:?}");
+    // Each file stops near the limit: a chunk may end past it, never a
+    // second one.
+    assert!(logs.iter().all(|n| *n < 50 * 1024 + 64 * 1024), "{logs:?}");
+    let read = root.wrun(&["logs", "chatty"]);
+    assert!(read.stdout.len() > 50 * 1024, "{}", read.stdout.len());
+    root.wrun(&[
+        "run",
+        "--rm",
+        "--log-opt",
+        "max-size=lots",
+        "busybox",
+        "true",
+    ])
+    .fails(125, "max-size");
+}

@@ -76,6 +76,9 @@ pub struct RunCommand {
     /// Set metadata on the container (KEY=VALUE); repeatable
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     label: Vec<String>,
+    /// Log options of the json-file log: max-size=10m, max-file=3
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    log_opt: Vec<String>,
     /// Pull the image before running: always, missing (default) or never
     #[arg(long, value_enum, default_value_t = PullPolicy::Missing, value_name = "POLICY")]
     pull: PullPolicy,
@@ -266,7 +269,10 @@ impl RunCommand {
                 publish_all_ports: self.publish_all,
                 allow_net: self.allow_net.clone(),
                 http_port: self.port,
-                ..Default::default()
+                log_config: crate::api::types::LogConfig {
+                    kind: String::new(),
+                    config: super::flags::labels(&self.log_opt)?,
+                },
             },
             networking_config: None,
         })

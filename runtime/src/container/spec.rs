@@ -68,6 +68,9 @@ pub struct ContainerSpec {
     /// before that, which has a copy of its image instead.
     #[serde(default)]
     pub layers: Vec<String>,
+    /// `--log-opt`s of the json-file log (`max-size`, `max-file`).
+    #[serde(default)]
+    pub log_opts: std::collections::BTreeMap<String, String>,
 }
 
 fn default_network() -> String {
@@ -180,6 +183,7 @@ pub struct SpecRequest {
     pub labels: std::collections::BTreeMap<String, String>,
     pub aliases: Vec<String>,
     pub stop_timeout: Option<i64>,
+    pub log_opts: std::collections::BTreeMap<String, String>,
 }
 
 impl ContainerSpec {
@@ -276,6 +280,7 @@ impl ContainerSpec {
             aliases: req.aliases,
             stop_timeout: req.stop_timeout,
             layers: Vec::new(),
+            log_opts: req.log_opts,
         })
     }
 

@@ -27,10 +27,11 @@ pub struct ContainerIo {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     log: Option<File>,
     log_len: u64,
+    rotation: logs::Rotation,
     subscribers: Vec<mpsc::UnboundedSender<Chunk>>,
     stdin_tx: Option<mpsc::UnboundedSender<Bytes>>,
     stdin_rx: Option<mpsc::UnboundedReceiver<Bytes>>,
@@ -40,8 +41,20 @@ impl ContainerIo {
     pub fn new(log_path: PathBuf) -> Self {
         Self {
             log_path,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                log: None,
+                log_len: 0,
+                rotation: logs::DEFAULT_ROTATION,
+                subscribers: Vec::new(),
+                stdin_tx: None,
+                stdin_rx: None,
+            }),
         }
+    }
+
+    /// How the log is rotated (the container's `--log-opt`s).
+    pub fn set_rotation(&self, r: logs::Rotation) {
+        self.lock().rotation = r;
     }
 
     pub fn log_path(&self) -> &Path {
@@ -58,6 +71,16 @@ impl ContainerIo {
             return;
         }
         let mut inner = self.lock();
+        let r = inner.rotation;
+        if inner.log_len > 0 && inner.log_len.saturating_add(data.len() as u64) > r.max_size {
+            inner.log = None;
+            match logs::rotate(&self.log_path, r.max_files) {
+                Ok(()) => inner.log_len = 0,
+                Err(e) => {
+                    tracing::warn!(path = %self.log_path.display(), error = %e, "cannot rotate the log")
+                }
+            }
+        }
         if inner.log.is_none() {
             // The container's directory is made with its first output (or
             // its first write): a silent container that writes nothing

@@ -68,20 +68,128 @@ pub fn append(file: &mut File, stream: StreamKind, data: &[u8]) -> std::io::Resu
     Ok(out.len() as u64)
 }
 
-/// Reads the first `limit` bytes of a log file (all of it when `None`) and
-/// returns the entries `query` wants. A missing file is an empty log; a
-/// torn last line (a crash mid-write) is skipped.
+/// How a container's log is kept: rotated when it reaches `max_size`
+/// bytes, keeping `max_files` files in all (`--log-opt max-size=`,
+/// `max-file=`, as Docker's json-file driver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    pub max_size: u64,
+    pub max_files: u32,
+}
+
+/// The daemon's default, so a chatty container cannot fill the disk:
+/// 20 MB in up to 5 files, as Docker's `local` driver keeps.
+pub const DEFAULT_ROTATION: Rotation = Rotation {
+    max_size: 20 << 20,
+    max_files: 5,
+};
+
+impl Rotation {
+    /// From a container's `--log-opt`s, over the default. Unknown options
+    /// and bad values are errors that name them.
+    pub fn from_opts(opts: &std::collections::BTreeMap<String, String>) -> Result<Self, String> {
+        let mut r = DEFAULT_ROTATION;
+        for (k, v) in opts {
+            match k.as_str() {
+                "max-size" => {
+                    r.max_size = parse_size(v).ok_or_else(|| {
+                        format!("log option max-size={v:?}: expected a size such as 10m")
+                    })?;
+                }
+                "max-file" => {
+                    r.max_files = v.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                        format!("log option max-file={v:?}: expected a count of at least 1")
+                    })?;
+                }
+                // Accepted and without effect here, as for Docker's json-file.
+                "compress" | "labels" | "env" | "tag" | "mode" => {}
+                other => {
+                    return Err(format!(
+                        "unknown log option {other:?} for the json-file driver"
+                    ));
+                }
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// `10m`, `1g`, `512k`, `100` (bytes); `-1` means no limit.
+fn parse_size(s: &str) -> Option<u64> {
+    if s == "-1" {
+        return Some(u64::MAX);
+    }
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.trim_end_matches('b');
+    let (num, mul) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mul).filter(|n| *n > 0)
+}
+
+/// The `n`th rotated file of the log at `path` (`path.1` is the newest).
+pub fn rotated(path: &Path, n: u32) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(format!(".{n}"));
+    p.into()
+}
+
+/// Rotates the log at `path`: `path` becomes `path.1`, which becomes
+/// `path.2`, and so on; the oldest beyond `max_files` goes.
+pub fn rotate(path: &Path, max_files: u32) -> std::io::Result<()> {
+    if max_files <= 1 {
+        return std::fs::remove_file(path);
+    }
+    let _ = std::fs::remove_file(rotated(path, max_files - 1));
+    for n in (1..max_files - 1).rev() {
+        let from = rotated(path, n);
+        if from.exists() {
+            std::fs::rename(&from, rotated(path, n + 1))?;
+        }
+    }
+    std::fs::rename(path, rotated(path, 1))
+}
+
+/// Reads the first `limit` bytes of a log file (all of it when `None`),
+/// after its rotated files, oldest first, and returns the entries `query`
+/// wants. A missing file is an empty log; a torn last line (a crash
+/// mid-write) is skipped.
 pub fn read(path: &Path, limit: Option<u64>, query: &LogQuery) -> std::io::Result<Vec<LogEntry>> {
+    let mut entries = Vec::new();
+    let mut older: Vec<std::path::PathBuf> = (1..1000)
+        .map(|n| rotated(path, n))
+        .take_while(|p| p.exists())
+        .collect();
+    older.reverse();
+    for p in older {
+        read_file(&p, None, query, &mut entries)?;
+    }
+    read_file(path, limit, query, &mut entries)?;
+    if let Some(n) = query.tail {
+        let skip = entries.len().saturating_sub(n);
+        entries.drain(..skip);
+    }
+    Ok(entries)
+}
+
+fn read_file(
+    path: &Path,
+    limit: Option<u64>,
+    query: &LogQuery,
+    entries: &mut Vec<LogEntry>,
+) -> std::io::Result<()> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
     let reader: Box<dyn std::io::Read> = match limit {
         Some(n) => Box::new(file.take(n)),
         None => Box::new(file),
     };
-    let mut entries = Vec::new();
     for line in BufReader::new(reader).split(b'\n') {
         let line = line?;
         let Some(entry) = parse(&line) else { continue };
@@ -89,11 +197,7 @@ pub fn read(path: &Path, limit: Option<u64>, query: &LogQuery) -> std::io::Resul
             entries.push(entry);
         }
     }
-    if let Some(n) = query.tail {
-        let skip = entries.len().saturating_sub(n);
-        entries.drain(..skip);
-    }
-    Ok(entries)
+    Ok(())
 }
 
 fn parse(line: &[u8]) -> Option<LogEntry> {
@@ -181,6 +285,46 @@ mod tests {
                 .expect("missing")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn logs_rotate_and_read_back_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c-json.log");
+        for i in 0..5 {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .expect("open");
+            append(&mut f, StreamKind::Stdout, format!("line {i}\n").as_bytes()).expect("append");
+            drop(f);
+            rotate(&path, 3).expect("rotate");
+        }
+        assert!(!path.exists() && rotated(&path, 2).exists() && !rotated(&path, 3).exists());
+        let q = LogQuery {
+            stdout: true,
+            stderr: true,
+            ..LogQuery::default()
+        };
+        let got: Vec<String> = read(&path, None, &q)
+            .expect("read")
+            .into_iter()
+            .map(|e| String::from_utf8(e.data).expect("utf8"))
+            .collect();
+        assert_eq!(got, ["line 3\n", "line 4\n"]);
+        let opts = |k: &str, v: &str| {
+            Rotation::from_opts(&[(k.to_string(), v.to_string())].into_iter().collect())
+        };
+        assert_eq!(opts("max-size", "10m").expect("ok").max_size, 10 << 20);
+        assert_eq!(opts("max-file", "3").expect("ok").max_files, 3);
+        assert!(
+            opts("max-size", "lots")
+                .expect_err("bad")
+                .contains("max-size")
+        );
+        assert!(opts("max-file", "0").is_err());
+        assert!(opts("colour", "x").expect_err("bad").contains("colour"));
     }
 
     #[test]

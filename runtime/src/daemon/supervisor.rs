@@ -345,6 +345,10 @@ impl Supervisor {
         if entry.live().is_some() {
             return Err(DaemonError::NotModified);
         }
+        entry.io.set_rotation(
+            super::logs::Rotation::from_opts(&rec.spec.log_opts)
+                .unwrap_or(super::logs::DEFAULT_ROTATION),
+        );
         let net = Arc::new(tokio::task::block_in_place(|| self.networks.attach(&rec))?);
         self.network_event(&rec, "connect");
         let live = {

@@ -132,12 +132,17 @@ fn spec_request(
             }
         )));
     }
-    if !matches!(h.log_config.kind.as_str(), "" | "json-file") {
+    let log_opts = if matches!(h.log_config.kind.as_str(), "" | "json-file") {
+        crate::daemon::logs::Rotation::from_opts(&h.log_config.config)
+            .map_err(DaemonError::bad_request)?;
+        h.log_config.config.clone()
+    } else {
         warnings.push(format!(
             "log driver {:?} is not supported: wrun writes json-file logs",
             h.log_config.kind
         ));
-    }
+        Default::default()
+    };
     let restart = match h.restart_policy.name.as_str() {
         "on-failure" => RestartPolicy::OnFailure {
             max: h.restart_policy.maximum_retry_count,
@@ -166,6 +171,7 @@ fn spec_request(
         labels: c.labels.unwrap_or_default(),
         aliases,
         stop_timeout: c.stop_timeout,
+        log_opts,
     })
 }
 
@@ -506,7 +512,7 @@ fn inspect_body(sup: &Supervisor, rec: &ContainerRecord, entry: &Entry) -> Conta
             http_port: spec.http_port,
             log_config: crate::api::types::LogConfig {
                 kind: "json-file".into(),
-                config: Default::default(),
+                config: spec.log_opts.clone(),
             },
         },
         config: ContainerConfig {

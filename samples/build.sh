@@ -20,6 +20,15 @@ esac
 export CARGO_TARGET_DIR="$target_dir"
 manifest="$here/Cargo.toml"
 
+# A fresh Rust has no wasm targets: add the missing ones first (rustup
+# leaves installed ones alone, without the network).
+if command -v rustup >/dev/null; then
+  installed="$(rustup target list --installed)"
+  for t in wasm32-wasip1 wasm32-wasip2; do
+    grep -qx "$t" <<<"$installed" || rustup target add "$t"
+  done
+fi
+
 cargo build --quiet --release --manifest-path "$manifest" --target wasm32-wasip2 -p busybox -p kubia -p kubia-http
 cargo build --quiet --release --manifest-path "$manifest" --target wasm32-wasip1 -p busybox
 

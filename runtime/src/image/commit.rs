@@ -122,19 +122,7 @@ pub fn commit(store: &mut ImageStore, c: Commit<'_>) -> Result<Digest, ImageErro
         diff_id: packed.diff_id.clone(),
         size: packed.size,
     });
-    let mut history: Vec<(String, bool)> = c
-        .base
-        .config
-        .history()
-        .iter()
-        .flatten()
-        .map(|h| {
-            (
-                h.created_by().clone().unwrap_or_default(),
-                h.empty_layer().unwrap_or(false),
-            )
-        })
-        .collect();
+    let mut history = c.base.history_lines();
     history.push((c.comment, false));
     let kind = match c.base.config.os().to_string().as_str() {
         "wasip1" => WasmKind::Module,

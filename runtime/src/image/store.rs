@@ -41,6 +41,22 @@ impl Image {
             .unwrap_or_else(|| self.id.short().to_string())
     }
 
+    /// The config's history: what made each step, and whether it left no
+    /// layer.
+    pub fn history_lines(&self) -> Vec<(String, bool)> {
+        self.config
+            .history()
+            .iter()
+            .flatten()
+            .map(|h| {
+                (
+                    h.created_by().clone().unwrap_or_default(),
+                    h.empty_layer().unwrap_or(false),
+                )
+            })
+            .collect()
+    }
+
     /// The layer diff IDs from the config, bottom first.
     pub fn diff_ids(&self) -> Result<Vec<Digest>, ImageError> {
         self.config

@@ -9,13 +9,12 @@ use hyper::StatusCode;
 use super::{containers, images};
 use crate::api::filters::{Filters, label_holds};
 use crate::api::types::{
-    BuildCacheRecord, ContainersPruned, DiskUsage, ImageDeleteItem, ImagesPruned, NetworksPruned,
+    BuildCacheRecord, ContainersPruned, DiskUsage, ImagesPruned, NetworksPruned,
 };
 use crate::daemon::error::DaemonError;
 use crate::daemon::events::Event;
 use crate::daemon::http::{self, Query, Resp};
 use crate::daemon::supervisor::Supervisor;
-use crate::image::Removed;
 
 /// A prune's `until`: a Go duration before now (`24h`, `1h30m`, `90s`),
 /// Unix seconds, or an RFC 3339 time.
@@ -156,28 +155,7 @@ pub fn prune_images(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonErro
                 continue;
             }
         };
-        for r in removed {
-            deleted.push(match r {
-                Removed::Untagged(t) => {
-                    sup.events.publish(
-                        Event::new("image", "untag", row.id.clone()).with("name", t.clone()),
-                    );
-                    ImageDeleteItem {
-                        untagged: Some(t),
-                        deleted: None,
-                    }
-                }
-                Removed::Deleted(d) => {
-                    sup.events.publish(
-                        Event::new("image", "delete", d.to_string()).with("name", d.to_string()),
-                    );
-                    ImageDeleteItem {
-                        untagged: None,
-                        deleted: Some(d.to_string()),
-                    }
-                }
-            });
-        }
+        deleted.extend(images::removed_items(sup, &row.id, removed));
     }
     let in_use: std::collections::HashSet<String> = sup
         .db()

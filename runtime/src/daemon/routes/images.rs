@@ -137,18 +137,19 @@ pub fn tag(sup: &Arc<Supervisor>, name: &str, q: &Query) -> Result<Resp, DaemonE
     Ok(http::empty(StatusCode::CREATED))
 }
 
-pub fn remove(sup: &Arc<Supervisor>, name: &str, q: &Query) -> Result<Resp, DaemonError> {
-    let force = q.flag("force");
-    let image = sup.images().resolve(name)?;
-    let users = sup.db().users_of_image(image.id.as_str())?;
-    let removed = sup.images().remove(name, force, &users)?;
-    let id = image.id.to_string();
-    let items: Vec<ImageDeleteItem> = removed
+/// What a removal did, as Docker answers it, each step published as an
+/// event (`untag`, `delete`) of the image `id`.
+pub(super) fn removed_items(
+    sup: &Supervisor,
+    id: &str,
+    removed: Vec<Removed>,
+) -> Vec<ImageDeleteItem> {
+    removed
         .into_iter()
         .map(|r| match r {
             Removed::Untagged(t) => {
                 sup.events
-                    .publish(Event::new("image", "untag", id.clone()).with("name", t.clone()));
+                    .publish(Event::new("image", "untag", id).with("name", t.clone()));
                 ImageDeleteItem {
                     untagged: Some(t),
                     deleted: None,
@@ -164,7 +165,15 @@ pub fn remove(sup: &Arc<Supervisor>, name: &str, q: &Query) -> Result<Resp, Daem
                 }
             }
         })
-        .collect();
+        .collect()
+}
+
+pub fn remove(sup: &Arc<Supervisor>, name: &str, q: &Query) -> Result<Resp, DaemonError> {
+    let force = q.flag("force");
+    let image = sup.images().resolve(name)?;
+    let users = sup.db().users_of_image(image.id.as_str())?;
+    let removed = sup.images().remove(name, force, &users)?;
+    let items = removed_items(sup, &image.id.to_string(), removed);
     Ok(http::json(StatusCode::OK, &items))
 }
 

@@ -328,18 +328,7 @@ impl State {
                 })
             })
             .collect::<Result<Vec<_>, BuildError>>()?;
-        let history = base
-            .config
-            .history()
-            .iter()
-            .flatten()
-            .map(|h| {
-                (
-                    h.created_by().clone().unwrap_or_default(),
-                    h.empty_layer().unwrap_or(false),
-                )
-            })
-            .collect();
+        let history = base.history_lines();
         Ok(Self {
             cache_key: base.id.to_string(),
             base_id: Some(base.id.clone()),

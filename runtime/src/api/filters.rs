@@ -121,6 +121,21 @@ impl Filters {
         self.values(name).iter().all(|v| label_holds(v, labels))
     }
 
+    /// The values of `name` as regular expressions (Docker reads the
+    /// `name` filter so), naming a value that is not one.
+    pub fn regexes(&self, name: &str) -> Result<Vec<regex::Regex>, FilterError> {
+        self.values(name)
+            .iter()
+            .map(|v| {
+                regex::Regex::new(v).map_err(|e| FilterError::Value {
+                    name: name.to_string(),
+                    value: v.clone(),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
     /// Parses a boolean filter (`dangling=true`), naming it when the value
     /// is not a boolean.
     pub fn bool(&self, name: &str) -> Result<Option<bool>, FilterError> {
@@ -221,6 +236,15 @@ mod tests {
         assert!(!label_holds("other", &l));
         // A value may itself hold `=`.
         assert!(label_holds("k=a=b", &labels(&[("k", "a=b")])));
+    }
+
+    #[test]
+    fn name_filters_are_regexes_and_bad_ones_are_named() {
+        let f = Filters::parse(Some(r#"{"name":["^web-[0-9]$"]}"#), "c", &["name"]).expect("valid");
+        assert!(f.regexes("name").expect("regex")[0].is_match("web-1"));
+        let f = Filters::parse(Some(r#"{"name":["(oops"]}"#), "c", &["name"]).expect("valid");
+        let e = f.regexes("name").expect_err("refused").to_string();
+        assert!(e.contains("name=\"(oops\""), "{e}");
     }
 
     #[test]

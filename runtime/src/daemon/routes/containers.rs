@@ -194,17 +194,6 @@ fn created_of(
     }
 }
 
-/// The `name` filter's values as regular expressions, as Docker reads them.
-fn name_patterns(f: &Filters) -> Result<Vec<regex::Regex>, DaemonError> {
-    f.values("name")
-        .iter()
-        .map(|v| {
-            regex::Regex::new(v)
-                .map_err(|e| DaemonError::bad_request(format!("invalid filter name={v:?}: {e}")))
-        })
-        .collect()
-}
-
 /// Whether a `publish`/`expose` value (`80`, `80/tcp`, `8000-8080/udp`)
 /// covers `port` of `proto`.
 fn port_filter(value: &str, port: u16, proto: &str) -> bool {
@@ -245,7 +234,7 @@ impl ListFilter {
     fn new(sup: &Supervisor, q: &Query) -> Result<Self, DaemonError> {
         let f = Filters::parse(q.get("filters"), "containers", CONTAINER_FILTERS)?;
         Ok(Self {
-            names: name_patterns(&f)?,
+            names: f.regexes("name")?,
             before: created_of(sup, &f, "before")?,
             since: created_of(sup, &f, "since")?,
             f,

@@ -76,14 +76,7 @@ const NETWORK_FILTERS: &[&str] = &["dangling", "driver", "id", "label", "name", 
 
 pub fn list(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
     let f = Filters::parse(q.get("filters"), "networks", NETWORK_FILTERS)?;
-    let names = f
-        .values("name")
-        .iter()
-        .map(|v| {
-            regex::Regex::new(v)
-                .map_err(|e| DaemonError::bad_request(format!("invalid filter name={v:?}: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let names = f.regexes("name")?;
     for t in f.values("type") {
         if t != "custom" && t != "builtin" {
             return Err(DaemonError::bad_request(format!(

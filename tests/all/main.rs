@@ -6,6 +6,7 @@ mod archive;
 mod artifact;
 mod bad_input;
 mod build;
+mod cli_format;
 mod cluster;
 mod cluster_streams;
 mod compose;

@@ -5,16 +5,27 @@ use clap::Args;
 use hyper::Method;
 
 use super::Ctx;
+use super::template::Format;
 use crate::api::types::InfoResponse;
 
 /// Display system-wide information
 #[derive(Debug, Args)]
-pub struct InfoCommand {}
+pub struct InfoCommand {
+    /// Format output: json, or a Go template (`{{.ServerVersion}}`)
+    #[arg(short, long, value_name = "FORMAT")]
+    format: Option<String>,
+}
 
 impl InfoCommand {
     pub fn execute(self, ctx: &Ctx) -> Result<u8> {
+        let format = Format::parse(self.format.as_deref())?;
         super::block_on(async {
             let client = ctx.client().await?;
+            if !format.is_default() {
+                let v: serde_json::Value = client.json(Method::GET, "/info", None::<&()>).await?;
+                format.print_objects(&[v])?;
+                return Ok(0);
+            }
             let i: InfoResponse = client.json(Method::GET, "/info", None::<&()>).await?;
             println!("Server:");
             println!(" Server Version: {}", i.server_version);

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::Ctx;
 use super::format::json;
 use super::run::encode;
+use super::template::Format;
 use crate::client::ClientError;
 
 /// Return low-level information on containers or images
@@ -16,6 +17,10 @@ pub struct InspectCommand {
     /// Only inspect objects of this type: container or image
     #[arg(long = "type", value_name = "TYPE")]
     kind: Option<String>,
+    /// Format output: json, or a Go template (`{{.State.Status}}`,
+    /// `{{json .Config}}`)
+    #[arg(short, long, value_name = "FORMAT")]
+    format: Option<String>,
     #[arg(value_name = "NAME|ID", required = true)]
     names: Vec<String>,
 }
@@ -26,6 +31,7 @@ impl InspectCommand {
         if !matches!(kind, "" | "container" | "image") {
             bail!("invalid --type {kind:?}: use container or image");
         }
+        let format = Format::parse(self.format.as_deref())?;
         super::block_on(async {
             let client = ctx.client().await?;
             let mut out = Vec::new();
@@ -55,7 +61,11 @@ impl InspectCommand {
                     None => missing.push(format!("No such object: {name}")),
                 }
             }
-            println!("{}", json(&Value::Array(out)));
+            if format.is_default() {
+                println!("{}", json(&Value::Array(out)));
+            } else {
+                format.print_objects(&out)?;
+            }
             if !missing.is_empty() {
                 eprintln!("Error: {}", missing.join("; "));
                 return Ok(1);

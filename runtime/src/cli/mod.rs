@@ -4,6 +4,7 @@
 
 mod build;
 mod cluster;
+mod completion;
 mod containers;
 mod daemon;
 mod dashboard;
@@ -29,6 +30,7 @@ mod run;
 mod save;
 mod streams;
 mod tag;
+mod template;
 mod top;
 
 use std::path::PathBuf;
@@ -115,6 +117,7 @@ enum Command {
     Daemon(daemon::DaemonCommand),
     Cluster(cluster::ClusterCommand),
     Dashboard(dashboard::DashboardCommand),
+    Completion(completion::CompletionCommand),
 }
 
 /// What every command gets.
@@ -171,6 +174,9 @@ impl Cli {
 
     /// Runs the command; returns the process exit code.
     fn execute(self) -> Result<u8> {
+        if let Command::Completion(c) = self.command {
+            return c.execute();
+        }
         let ctx = self.ctx()?;
         match self.command {
             Command::Build(c) => c.execute(&ctx),
@@ -203,6 +209,7 @@ impl Cli {
             Command::Daemon(c) => c.execute(&ctx),
             Command::Cluster(c) => c.execute(&ctx),
             Command::Dashboard(c) => c.execute(&ctx),
+            Command::Completion(c) => c.execute(),
         }
     }
 }

@@ -8,9 +8,24 @@ use hyper::Method;
 use super::Ctx;
 use super::format::table;
 use super::run::encode;
+use super::template::{Format, refuse_quiet_with_format};
 use crate::api::types::{
     Ipam, IpamConfig, NetworkCreateRequest, NetworkCreateResponse, NetworkResource,
 };
+
+/// The column each `network ls --format` field heads, as the docker CLI
+/// names them (and wrun's `Subnet`).
+const HEADERS: &[(&str, &str)] = &[
+    ("ID", "NETWORK ID"),
+    ("Name", "NAME"),
+    ("Driver", "DRIVER"),
+    ("Scope", "SCOPE"),
+    ("IPv6", "IPV6"),
+    ("Internal", "INTERNAL"),
+    ("Labels", "LABELS"),
+    ("CreatedAt", "CREATED AT"),
+    ("Subnet", "SUBNET"),
+];
 
 /// Manage networks
 #[derive(Debug, Args)]
@@ -47,6 +62,10 @@ enum NetworkAction {
         /// Filter output (name=..., label=k=v, driver=..., type=custom, ...)
         #[arg(short, long, value_name = "KEY=VALUE")]
         filter: Vec<String>,
+        /// Format output: table, table TEMPLATE, json, or a Go template
+        /// (`{{.Name}} {{.Driver}}`)
+        #[arg(long, value_name = "FORMAT")]
+        format: Option<String>,
     },
     /// Remove one or more networks
     #[command(alias = "remove")]
@@ -95,7 +114,10 @@ impl NetworkCommand {
                     quiet,
                     no_trunc,
                     filter,
+                    format,
                 } => {
+                    let format = Format::parse(format.as_deref())?;
+                    refuse_quiet_with_format(quiet, &format)?;
                     let path = format!("/networks?{}", super::flags::filters_query(&filter)?);
                     let nets: Vec<NetworkResource> =
                         client.json(Method::GET, &path, None::<&()>).await?;
@@ -110,6 +132,26 @@ impl NetworkCommand {
                         for n in &nets {
                             println!("{}", id(n));
                         }
+                        return Ok(0);
+                    }
+                    if !format.is_default() {
+                        let fields: Vec<serde_json::Value> = nets
+                            .iter()
+                            .map(|n| {
+                                serde_json::json!({
+                                    "ID": id(n),
+                                    "Name": n.name,
+                                    "Driver": n.driver,
+                                    "Scope": n.scope,
+                                    "IPv6": n.enable_ipv6.to_string(),
+                                    "Internal": n.internal.to_string(),
+                                    "Labels": n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                                    "CreatedAt": n.created,
+                                    "Subnet": n.ipam.config.first().map(|c| c.subnet.clone()).unwrap_or_default(),
+                                })
+                            })
+                            .collect();
+                        format.print(&fields, HEADERS)?;
                         return Ok(0);
                     }
                     let rows: Vec<Vec<String>> = nets

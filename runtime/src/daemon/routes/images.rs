@@ -100,6 +100,24 @@ pub(super) fn filtered(
             && since.is_none_or(|s| row.created > s)
             && until.is_none_or(|u| row.created < u);
         if keep {
+            if !patterns.is_empty() {
+                // Docker lists only the tags the reference filter matched.
+                let matched: Vec<_> = i
+                    .tags
+                    .iter()
+                    .filter(|t| {
+                        patterns
+                            .iter()
+                            .any(|p| reference_matches(p, std::slice::from_ref(t)))
+                    })
+                    .collect();
+                row.repo_tags = matched.iter().map(|t| t.familiar()).collect();
+                row.repo_digests.retain(|d| {
+                    matched
+                        .iter()
+                        .any(|t| d.starts_with(&format!("{}@", t.familiar_repository())))
+                });
+            }
             out.push(row);
         }
     }

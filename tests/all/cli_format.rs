@@ -153,3 +153,52 @@ fn bash_completion_completes_verbs() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `wrun history` and `docker history` (through `GET
+/// /images/{name}/history`) show the build's steps, newest first, with the
+/// image's ID on the top step and the layer's size on the step that made
+/// it.
+#[test]
+fn history_shows_the_build_steps() {
+    let root = Root::new();
+    root.busybox();
+    let out = root.wrun(&[
+        "history",
+        "--format",
+        "{{.ID}}|{{.CreatedBy}}|{{.Size}}",
+        "busybox",
+    ]);
+    let lines: Vec<&str> = out.ok().lines().collect();
+    let id = root.image_id("busybox");
+    let short = &id["sha256:".len().."sha256:".len() + 12];
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines[0], format!("{short}|CMD [\"sh\"]|0B"));
+    assert!(
+        lines[2].starts_with("<missing>|COPY ${TARGET}/ /|"),
+        "{lines:?}"
+    );
+    assert!(
+        !lines[2].ends_with("|0B"),
+        "the COPY made the layer: {lines:?}"
+    );
+    root.wrun(&["history", "nothing-here"])
+        .fails(125, "nothing-here");
+
+    root.wrun(&["ps"]).ok();
+    let config = tempfile::tempdir().expect("tempdir");
+    let out = crate::docker_cli::ran(
+        crate::docker_cli::docker_cmd(
+            &root,
+            config.path(),
+            &["history", "--format", "{{.CreatedBy}}", "busybox"],
+        )
+        .output()
+        .unwrap_or_else(|e| crate::docker_cli::spawn_failed(e)),
+    );
+    assert_eq!(
+        out.ok(),
+        "CMD [\"sh\"]\nENV PATH=/usr/local/bin:/usr/bin:/bin\nCOPY ${TARGET}/ /\nARG TARGET=wasip2\n"
+    );
+    let missing = crate::support::api(&root, "GET", "/images/nothing-here/history", None);
+    assert_eq!(missing.status, 404, "{}", missing.message());
+}

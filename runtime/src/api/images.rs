@@ -65,3 +65,60 @@ pub fn summary(img: &StoredSummary, containers: i64) -> ImageSummary {
         containers,
     }
 }
+
+/// An image's history as `GET /images/{name}/history` answers it: newest
+/// step first; the top step carries the image's ID and tags, the others
+/// `<missing>` (as Docker says of steps it has no image for). A step that
+/// made a layer shows that layer's size; an image whose config has no
+/// history gets one step per layer.
+pub fn history(img: &Image) -> Vec<Value> {
+    let layers = img.manifest.layers();
+    let mut sizes = layers.iter().map(|l| l.size());
+    let created_at = |c: Option<&String>| {
+        c.and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+            .map(|t| t.timestamp())
+            .unwrap_or(0)
+    };
+    let mut steps: Vec<Value> = match img.config.history().as_deref() {
+        Some(h) if !h.is_empty() => h
+            .iter()
+            .map(|step| {
+                let size = if step.empty_layer().unwrap_or(false) {
+                    0
+                } else {
+                    sizes.next().unwrap_or(0)
+                };
+                json!({
+                    "Created": created_at(step.created().as_ref()),
+                    "CreatedBy": step.created_by().clone().unwrap_or_default(),
+                    "Size": size,
+                    "Comment": step.comment().clone().unwrap_or_default(),
+                })
+            })
+            .collect(),
+        _ => sizes
+            .map(|size| {
+                json!({
+                    "Created": created_at(img.config.created().as_ref()),
+                    "CreatedBy": "",
+                    "Size": size,
+                    "Comment": "",
+                })
+            })
+            .collect(),
+    };
+    steps.reverse();
+    for (i, step) in steps.iter_mut().enumerate() {
+        step["Id"] = if i == 0 {
+            json!(img.id.as_str())
+        } else {
+            json!("<missing>")
+        };
+        step["Tags"] = if i == 0 {
+            json!(img.tags.iter().map(|t| t.familiar()).collect::<Vec<_>>())
+        } else {
+            Value::Null
+        };
+    }
+    steps
+}

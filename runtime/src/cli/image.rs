@@ -1,11 +1,12 @@
-//! `wrun image`: the image management group (`inspect`, `ls`, `rm`).
+//! `wrun image`: the image management group (`inspect`, `ls`, `history`,
+//! `rm`).
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::format::json;
-use super::{Ctx, images, rmi};
+use super::{Ctx, history, images, rmi};
 use crate::image::ImageStore;
 
 /// Manage images
@@ -24,6 +25,8 @@ enum ImageSub {
     },
     /// List images
     Ls(images::ImagesCommand),
+    /// Show the history of an image
+    History(history::HistoryCommand),
     /// Remove one or more images
     Rm(rmi::RmiCommand),
 }
@@ -33,6 +36,7 @@ impl ImageCommand {
         match self.command {
             ImageSub::Ls(c) => c.execute(ctx),
             ImageSub::Rm(c) => c.execute(ctx),
+            ImageSub::History(c) => c.execute(ctx),
             ImageSub::Inspect { images } => {
                 let store = ImageStore::open(&ctx.root)?;
                 let mut out = Vec::new();

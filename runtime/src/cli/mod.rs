@@ -11,6 +11,7 @@ mod dashboard;
 mod exec;
 mod flags;
 pub(crate) mod format;
+mod history;
 mod image;
 mod images;
 mod info;
@@ -89,6 +90,7 @@ pub struct Cli {
 enum Command {
     Build(build::BuildCommand),
     Images(images::ImagesCommand),
+    History(history::HistoryCommand),
     Image(image::ImageCommand),
     Tag(tag::TagCommand),
     Rmi(rmi::RmiCommand),
@@ -181,6 +183,7 @@ impl Cli {
         match self.command {
             Command::Build(c) => c.execute(&ctx),
             Command::Images(c) => c.execute(&ctx),
+            Command::History(c) => c.execute(&ctx),
             Command::Image(c) => c.execute(&ctx),
             Command::Tag(c) => c.execute(&ctx),
             Command::Rmi(c) => c.execute(&ctx),

@@ -129,6 +129,15 @@ pub fn list(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
     Ok(http::json(StatusCode::OK, &filtered(sup, &f)?))
 }
 
+/// `GET /images/{name}/history`.
+pub fn history(sup: &Arc<Supervisor>, name: &str) -> Result<Resp, DaemonError> {
+    let img = sup.images().resolve(name)?;
+    Ok(http::json(
+        StatusCode::OK,
+        &crate::api::images::history(&img),
+    ))
+}
+
 pub fn inspect(sup: &Arc<Supervisor>, name: &str) -> Result<Resp, DaemonError> {
     let img = sup.images().resolve(name)?;
     Ok(http::json(

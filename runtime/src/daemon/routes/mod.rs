@@ -177,6 +177,9 @@ async fn route(
         (&M::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
             images::inspect(sup, &name.join("/"))
         }
+        (&M::GET, ["images", name @ .., "history"]) if !name.is_empty() => {
+            images::history(sup, &name.join("/"))
+        }
         (&M::POST, ["images", name @ .., "tag"]) if !name.is_empty() => {
             images::tag(sup, &name.join("/"), &q)
         }

@@ -20,6 +20,7 @@ mod layers;
 mod network;
 mod pull_on_demand;
 mod registry;
+mod registry_tls;
 mod run;
 mod sandbox;
 mod services;

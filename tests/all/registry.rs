@@ -12,8 +12,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::support::{Ran, Root};
 
-const USER: &str = "me";
-const PASSWORD: &str = "s3cret";
+pub(crate) const USER: &str = "me";
+pub(crate) const PASSWORD: &str = "s3cret";
 
 /// A `docker-registry serve` process, killed by its PID when dropped.
 pub(crate) struct Registry {
@@ -24,6 +24,16 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn start(auth: bool) -> Self {
+        Self::start_with(|dir, config| {
+            if auth {
+                Self::add_htpasswd(dir, config);
+            }
+        })
+    }
+
+    /// Starts a registry whose config `extra` may extend (under `http:`
+    /// first, so that `  tls:` lines belong there), in the test's own dir.
+    pub(crate) fn start_with(extra: impl FnOnce(&Path, &mut String)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -33,19 +43,25 @@ impl Registry {
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
-        if auth {
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", USER, PASSWORD])
-                .output()
-                .expect("htpasswd is needed (apt-get install apache2-utils)");
-            assert!(out.status.success(), "htpasswd failed");
-            let file = dir.path().join("htpasswd");
-            std::fs::write(&file, out.stdout).expect("write htpasswd");
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: wrun-test\n    path: {}\n",
-                file.display()
-            ));
-        }
+        extra(dir.path(), &mut config);
+        Self::serve(dir, port, config)
+    }
+
+    fn add_htpasswd(dir: &Path, config: &mut String) {
+        let out = Command::new("htpasswd")
+            .args(["-Bbn", USER, PASSWORD])
+            .output()
+            .expect("htpasswd is needed (apt-get install apache2-utils)");
+        assert!(out.status.success(), "htpasswd failed");
+        let file = dir.join("htpasswd");
+        std::fs::write(&file, out.stdout).expect("write htpasswd");
+        config.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: wrun-test\n    path: {}\n",
+            file.display()
+        ));
+    }
+
+    fn serve(dir: tempfile::TempDir, port: u16, config: String) -> Self {
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).expect("write config");
         let child = Command::new("docker-registry")
@@ -198,7 +214,7 @@ pub(crate) fn wrun(root: &Root, args: &[&str]) -> Ran {
 }
 
 /// Builds busybox, names it for `reg`, and returns the name and image ID.
-fn busybox_for(root: &Root, reg: &Registry) -> (String, String) {
+pub(crate) fn busybox_for(root: &Root, reg: &Registry) -> (String, String) {
     root.busybox();
     let name = format!("{}/me/busybox", reg.host());
     wrun(root, &["tag", "busybox", &name]).ok();

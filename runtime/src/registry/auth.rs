@@ -148,7 +148,7 @@ pub fn login(
     password: &str,
 ) -> Result<(), RegistryError> {
     let rt = super::runtime("login", registry)?;
-    rt.block_on(verify(registry, user, password))?;
+    rt.block_on(verify(root, registry, user, password))?;
     let path = auth_path(root);
     let mut file = read(&path)?;
     file.auths.insert(
@@ -178,8 +178,13 @@ pub fn logout(root: &StateRoot, registry: &str) -> Result<bool, RegistryError> {
 /// bearer tokens (it checks the password), else a manifest read with basic
 /// auth, where 401 means the password is wrong and "not found" means it
 /// is right.
-async fn verify(registry: &str, user: &str, password: &str) -> Result<(), RegistryError> {
-    let client = client_for(registry);
+async fn verify(
+    root: &StateRoot,
+    registry: &str,
+    user: &str,
+    password: &str,
+) -> Result<(), RegistryError> {
+    let client = client_for(root, registry)?;
     let probe = oci_client::Reference::with_tag(
         registry.to_string(),
         "wrun-login-check".to_string(),

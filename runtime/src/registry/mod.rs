@@ -8,13 +8,16 @@ pub mod auth;
 pub mod pull;
 pub mod push;
 
-use oci_client::client::{ClientConfig, ClientProtocol};
+use std::path::PathBuf;
+
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 
 use crate::image::blobs::BlobError;
 use crate::image::{ImageError, Reference};
+use crate::state::StateRoot;
 
 /// Everything that can go wrong talking to a registry.
 #[derive(Debug, thiserror::Error)]
@@ -96,23 +99,78 @@ fn host_of(registry: &str) -> &str {
     registry.rsplit_once(':').map_or(registry, |(h, _)| h)
 }
 
-/// A client for one registry: plain HTTP when that registry is insecure.
-pub fn client_for(registry: &str) -> Client {
+/// The directory whose `<host:port>/*.crt` files are extra CAs that a
+/// registry's certificate may chain to, as Docker's `certs.d`.
+pub fn certs_dir(root: &StateRoot) -> PathBuf {
+    root.dir().join("certs.d")
+}
+
+/// The CA certificates trusted for `registry` (PEM files named `*.crt`
+/// under `certs.d/<registry>/`), in a stable order. A missing directory
+/// means none; an unreadable one is an error that names it.
+fn registry_cas(root: &StateRoot, registry: &str) -> Result<Vec<Certificate>, RegistryError> {
+    // A registry name never climbs out of certs.d: it is host[:port].
+    if registry.is_empty() || registry.contains(['/', '\\']) || registry.starts_with('.') {
+        return Ok(Vec::new());
+    }
+    let dir = certs_dir(root).join(registry);
+    let unreadable = |e: std::io::Error| RegistryError::Runtime {
+        action: "trust",
+        name: registry.to_string(),
+        message: format!("cannot read {}: {e}", dir.display()),
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(unreadable(e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(unreadable)?.path();
+        if path.extension().is_some_and(|x| x == "crt") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let data = std::fs::read(&f).map_err(unreadable)?;
+        if !String::from_utf8_lossy(&data).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(RegistryError::Runtime {
+                action: "trust",
+                name: registry.to_string(),
+                message: format!("{} is not a PEM certificate", f.display()),
+            });
+        }
+        out.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data,
+        });
+    }
+    Ok(out)
+}
+
+/// A client for one registry. Plain HTTP when that registry is insecure
+/// and has no CA of its own under `certs.d`: a CA given for a host says it
+/// speaks TLS, loopback or not. Those CAs are trusted beside the system's.
+pub fn client_for(root: &StateRoot, registry: &str) -> Result<Client, RegistryError> {
     // reqwest is built without a default rustls provider (aws-lc does not
     // cross-compile for Windows): install ring once. A second install
     // fails harmlessly.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let protocol = if is_insecure(registry) {
+    let cas = registry_cas(root, registry)?;
+    let protocol = if cas.is_empty() && is_insecure(registry) {
         ClientProtocol::HttpsExcept(vec![registry.to_string()])
     } else {
         ClientProtocol::Https
     };
-    Client::new(ClientConfig {
+    Ok(Client::new(ClientConfig {
         protocol,
         platform_resolver: None,
         connect_timeout: Some(std::time::Duration::from_secs(30)),
+        extra_root_certificates: cas,
         ..ClientConfig::default()
-    })
+    }))
 }
 
 /// The `oci-client` form of a reference (tag defaults to `latest`).
@@ -194,11 +252,12 @@ fn describe(e: &OciDistributionError, registry: &str) -> String {
         }
         OciDistributionError::ServerError { code, message, .. } => {
             let message = message.trim();
-            if message.is_empty() {
+            let out = if message.is_empty() {
                 format!("registry answered HTTP {code}")
             } else {
                 format!("registry answered HTTP {code}: {message}")
-            }
+            };
+            out + &https_hint(*code, registry)
         }
         OciDistributionError::RequestError(err)
             if err.status().is_some_and(|s| s.as_u16() == 401) =>
@@ -206,7 +265,7 @@ fn describe(e: &OciDistributionError, registry: &str) -> String {
             login_hint
         }
         OciDistributionError::RequestError(err) if let Some(status) = err.status() => {
-            format!("registry answered HTTP {status}")
+            format!("registry answered HTTP {status}") + &https_hint(status.as_u16(), registry)
         }
         OciDistributionError::RequestError(err) => {
             let mut out = format!("cannot reach registry {registry}");
@@ -224,6 +283,18 @@ fn describe(e: &OciDistributionError, registry: &str) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// What to add to a 400 from a registry wrun spoke plain HTTP to: a TLS
+/// server answers plain HTTP with 400, so say how to trust its CA.
+fn https_hint(code: u16, registry: &str) -> String {
+    if code != 400 || !is_insecure(registry) {
+        return String::new();
+    }
+    format!(
+        " (wrun spoke plain HTTP to it, as to every loopback registry; if it serves HTTPS, \
+         put its CA certificate in certs.d/{registry}/ca.crt under wrun's state root)"
+    )
 }
 
 /// Builds the runtime the registry commands block on.

@@ -94,7 +94,7 @@ pub fn pull(
     let shown = reference.to_string();
     let registry = reference.registry().to_string();
     let image = oci_reference(&reference);
-    let client = client_for(&registry);
+    let client = client_for(store.root(), &registry)?;
     let credentials = super::auth::credentials(store.root(), &registry)?;
     let rt = super::runtime("pull", &shown)?;
 

@@ -78,7 +78,7 @@ pub fn push(store: &ImageStore, name: &str, progress: Progress) -> Result<Pushed
     }
     let registry = reference.registry().to_string();
     let target = oci_reference(&reference);
-    let client = client_for(&registry);
+    let client = client_for(store.root(), &registry)?;
     let credentials = super::auth::credentials(store.root(), &registry)?;
     progress(Event::Repository(reference.name()));
     let rt = super::runtime("push", &shown)?;

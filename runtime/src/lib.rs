@@ -16,16 +16,20 @@
 //! - [`cli`]: the `wrun` command line.
 
 pub mod api;
+#[cfg(feature = "runtime")]
 pub mod cli;
+#[cfg(feature = "runtime")]
 pub mod client;
 pub mod cluster;
 pub mod container;
+#[cfg(feature = "runtime")]
 pub mod daemon;
 pub mod host;
 pub mod image;
 pub mod kube;
 pub mod net;
 pub mod registry;
+#[cfg(feature = "runtime")]
 pub mod sandbox;
 pub mod state;
 pub mod transport;

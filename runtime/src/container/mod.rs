@@ -12,6 +12,7 @@
 
 mod names;
 mod records;
+#[cfg(feature = "runtime")]
 mod run;
 mod spec;
 
@@ -20,6 +21,7 @@ pub use records::{
     delete_detached, detach_container_dir, log_path, open_rootfs, own_size, remove_container_dir,
     rootfs_dir,
 };
+#[cfg(feature = "runtime")]
 pub use run::{Process, ProcessRequest, prepare};
 pub use spec::{ContainerSpec, RestartPolicy, SpecRequest, VolumeSpec, merge_env};
 
@@ -54,6 +56,7 @@ pub enum ContainerError {
         #[source]
         source: crate::image::rootfs::RootfsError,
     },
+    #[cfg(feature = "runtime")]
     #[error("container {id}: {source}")]
     Sandbox {
         id: String,
@@ -77,14 +80,16 @@ impl ContainerError {
     /// it is not found, 126 when it cannot be run, 125 otherwise.
     pub fn exit_code(&self) -> i32 {
         use crate::image::rootfs::RootfsError;
+        #[cfg(feature = "runtime")]
         use crate::sandbox::SandboxError;
         match self {
             Self::Exec {
                 source: RootfsError::NotFound(_) | RootfsError::NotInPath(_),
                 ..
             } => 127,
-            Self::Exec { .. }
-            | Self::Sandbox {
+            Self::Exec { .. } => 126,
+            #[cfg(feature = "runtime")]
+            Self::Sandbox {
                 source:
                     SandboxError::NotWasm { .. }
                     | SandboxError::Compile { .. }

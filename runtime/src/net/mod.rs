@@ -22,6 +22,7 @@ mod policy;
 pub mod proxy;
 pub mod publish;
 mod relay;
+#[cfg(feature = "runtime")]
 pub mod wasi;
 
 pub use fabric::{BRIDGE, DEFAULT_SUBNET, Fabric, HOST, NONE, NetworkInfo};

@@ -5,6 +5,7 @@
 mod archive;
 mod artifact;
 mod bad_input;
+mod bollard;
 mod build;
 mod cli_format;
 mod cluster;

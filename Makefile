@@ -1,11 +1,12 @@
 # One-liners for wrun. `make demo` is the first command on a fresh machine;
 # `make test` is the second. See README.md.
 
+SHELL := /bin/bash
 CARGO ?= cargo
 WRUN  ?= target/release/wrun
 export WRUN_ROOT ?= $(CURDIR)/target/wrun-root
 
-.PHONY: demo build release samples test unit e2e lint windows bench install clean-root
+.PHONY: demo build release samples test unit e2e lint windows fuzz bench install clean-root
 
 ## Build wrun and the sample images, then run the first step of the walk-through.
 demo: release samples
@@ -27,7 +28,7 @@ samples: release
 	$(WRUN) images
 
 ## Everything CI runs: lints, the Windows compile check, unit and end-to-end tests.
-test: lint windows unit e2e
+test: lint windows unit e2e fuzz
 
 unit:
 	$(CARGO) test -p wrun
@@ -53,10 +54,26 @@ tests/browser/node_modules: tests/browser/package.json tests/browser/package-loc
 	npm ci --prefix tests/browser --no-audit --no-fund
 	touch $@
 
+## Each fuzz target for FUZZ_SECONDS (cargo-fuzz, nightly), from the seeds
+## in fuzz/seeds/ plus what earlier runs found (fuzz/corpus/, not in git).
+## The targets build wrun without its `runtime` feature: no wasmtime.
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS = dockerfile reference image_archive layer_unpack docker_api kube_objects flags
+fuzz:
+	cd fuzz && cargo +nightly fuzz build -O
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $$t ($(FUZZ_SECONDS) s):" && mkdir -p corpus/$$t && \
+		cargo +nightly fuzz run -O $$t corpus/$$t seeds/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 | \
+			grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss)|ERROR|panicked|SUMMARY' ; \
+		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done
+
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) fmt --manifest-path samples/Cargo.toml --all --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --all --check
 	$(CARGO) clippy --manifest-path samples/Cargo.toml --target wasm32-wasip2 -- -D warnings
 	$(CARGO) clippy --manifest-path samples/Cargo.toml --target wasm32-wasip1 -- -D warnings
 

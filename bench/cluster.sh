@@ -69,6 +69,8 @@ say "cluster start: $START_RUNS fresh roots with the daemon's start, $START_RUNS
 say "a cluster with the kubia image"
 export WRUN_ROOT="$scratch/root"
 export KUBECONFIG="$scratch/kubeconfig"
+# kubia is built FROM busybox.
+"$WRUN" build -q -t busybox samples/busybox >/dev/null
 "$WRUN" build -q -t kubia samples/kubia >/dev/null
 "$WRUN" cluster start >/dev/null
 say "pods ($PODS one at a time, $PODS at once), $TOTAL listed, $WATCHERS watchers"

@@ -53,6 +53,8 @@ mkdir -p "$HOME" "$results"
 kc() { kubectl --cache-dir "$scratch/kube-cache" "$@"; }
 
 say "a cluster with $PODS kubia pods"
+# kubia is built FROM busybox.
+"$WRUN" build -q -t busybox samples/busybox >/dev/null
 "$WRUN" build -q -t kubia samples/kubia >/dev/null
 "$WRUN" cluster start >/dev/null
 kc create -f samples/kubia/kubia-rc.yaml >/dev/null

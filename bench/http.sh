@@ -89,6 +89,8 @@ unset WRUN_LOG RUST_LOG WASMTIME_LOG WRUN_HOST
 
 if [ "$ONLY" = all ]; then
   say "building kubia and kubia-http into a fresh state root"
+  # kubia is built FROM busybox.
+  "$WRUN" build -q -t busybox samples/busybox >/dev/null
   "$WRUN" build -q -t kubia samples/kubia >/dev/null
   "$WRUN" build -q -t kubia-http samples/kubia-http >/dev/null
 fi

@@ -213,6 +213,8 @@ mkdir -p "$raw"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"
 
 say "a cluster with the kubia and kubia-http images"
+# kubia is built FROM busybox.
+"$WRUN" build -q -t busybox samples/busybox >/dev/null
 "$WRUN" build -q -t kubia samples/kubia >/dev/null
 "$WRUN" build -q -t kubia-http samples/kubia-http >/dev/null
 "$WRUN" cluster start >/dev/null

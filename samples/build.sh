@@ -2,13 +2,13 @@
 # Builds the sample guests and lays out their Docker build contexts:
 #   kubia/kubia.wasm                  (wasm32-wasip2 component)
 #   kubia-http/kubia-http.wasm        (wasm32-wasip2 wasi:http proxy component)
-#   busybox/wasip2/, busybox/wasip1/  (bin/busybox + one symlink per applet, tmp/)
+#   busybox/wasip2/, busybox/wasip1/  (bin/busybox + one symlink per applet, etc/, tmp/)
 # Works from any directory; honours CARGO_TARGET_DIR (default: samples/target).
 set -euo pipefail
 
 # Applets symlinked into bin/. Keep in sync with src/applets/mod.rs (a unit
 # test checks it). The network applets need wasi:sockets, so wasip2 only.
-COMMON_APPLETS=(sh echo cat ls env hostname pwd mkdir rm sleep true false ps)
+COMMON_APPLETS=(sh echo cat ls env hostname pwd mkdir rm sleep true false ps touch printf head tail wc grep cut sort uniq tee date uname id whoami tar top)
 NET_APPLETS=(wget nc)
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,8 +42,11 @@ layout() {
   shift
   local root="$here/busybox/$target"
   rm -rf "$root"
-  mkdir -p "$root/bin" "$root/tmp"
+  mkdir -p "$root/bin" "$root/tmp" "$root/etc"
   : >"$root/tmp/.keep"
+  # The accounts `id`, `whoami` and `ps` name: root only, as in busybox.
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
   install -m 0755 "$target_dir/wasm32-$target/release/busybox.wasm" "$root/bin/busybox"
   local applet
   for applet in "$@"; do

@@ -1,7 +1,7 @@
 //! `wrun save` and `wrun load`: OCI image-layout archives that skopeo and
 //! umoci, real tools of the OCI ecosystem, read and write.
 
-use crate::support::{Root, sample, tool, umoci_busybox};
+use crate::support::{Root, tool, umoci_busybox};
 
 #[test]
 fn save_then_load_into_another_root() {
@@ -25,9 +25,7 @@ fn save_then_load_into_another_root() {
 #[test]
 fn skopeo_reads_what_wrun_saves() {
     let root = Root::new();
-    let ctx = sample("kubia");
-    root.wrun(&["build", "-t", "kubia", ctx.to_str().expect("utf8")])
-        .ok();
+    root.kubia();
     let archive = root.path().join("kubia.tar");
     root.wrun(&["save", "-o", archive.to_str().expect("utf8"), "kubia"])
         .ok();

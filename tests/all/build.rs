@@ -6,10 +6,11 @@ use crate::support::{Root, sample};
 #[test]
 fn builds_the_kubia_sample_like_docker() {
     let root = Root::new();
+    root.busybox();
     let ctx = sample("kubia");
     let out = root.wrun(&["build", "-t", "kubia", ctx.to_str().expect("utf8")]);
     let text = out.ok();
-    assert!(text.contains("Step 1/3 : FROM scratch"), "{text}");
+    assert!(text.contains("Step 1/3 : FROM busybox"), "{text}");
     assert!(
         text.contains("Step 2/3 : ADD kubia.wasm /app.wasm"),
         "{text}"
@@ -24,7 +25,11 @@ fn builds_the_kubia_sample_like_docker() {
     assert_eq!(v["Os"], "wasip2", "kubia is a component");
     assert_eq!(v["Config"]["Entrypoint"], serde_json::json!(["/app.wasm"]));
     assert_eq!(v["RepoTags"], serde_json::json!(["kubia:latest"]));
-    assert_eq!(v["RootFS"]["Layers"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        v["RootFS"]["Layers"].as_array().map(Vec::len),
+        Some(2),
+        "busybox's layer, then the component"
+    );
 }
 
 #[test]

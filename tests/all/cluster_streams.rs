@@ -187,8 +187,11 @@ fn kubectl_exec_runs_in_the_pods_container() {
     );
     kubectl(&c, None, &["exec", "bb", "--", "sh", "-c", "exit 42"]).exits(42);
     kubectl(&c, None, &["exec", "bb", "--", "true"]).ok();
-    // kubia's image has no ps: a clear error and Docker's 127.
-    let missing = kubectl(&c, None, &["exec", "kubia", "--", "ps"]);
+    // kubia is FROM busybox: ps shows the app. A missing program is a
+    // clear error and Docker's 127.
+    let ps = kubectl(&c, None, &["exec", "kubia", "--", "ps"]);
+    assert!(ps.ok().contains("/app.wasm"), "{}", ps.stdout);
+    let missing = kubectl(&c, None, &["exec", "kubia", "--", "bash"]);
     missing.exits(127);
     assert!(
         missing.stderr.contains("executable file not found"),
@@ -413,7 +416,7 @@ fn kubectl_1_28_streams_over_spdy() {
     );
     code.exits(7);
     assert!(code.stderr.contains("e\n"), "{}", code.stderr);
-    kubectl(&c, old, &["exec", "kubia", "--", "ps"]).exits(127);
+    kubectl(&c, old, &["exec", "kubia", "--", "bash"]).exits(127);
     let args = [
         "run",
         "-i",

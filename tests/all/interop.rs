@@ -6,11 +6,7 @@
 use std::path::Path;
 
 use crate::registry::{Registry, wrun};
-use crate::support::{Root, sample, tool, umoci_busybox};
-
-fn utf8(p: &Path) -> &str {
-    p.to_str().expect("utf8 path")
-}
+use crate::support::{Root, tool, umoci_busybox};
 
 fn read_json(path: &Path) -> serde_json::Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
@@ -27,8 +23,7 @@ fn blob(layout: &Path, digest: &str) -> std::path::PathBuf {
 fn skopeo_copies_what_wrun_pushed() {
     let reg = Registry::start(false);
     let root = Root::new();
-    let ctx = sample("kubia");
-    wrun(&root, &["build", "-q", "-t", "kubia", utf8(&ctx)]).ok();
+    root.kubia();
     let name = format!("{}/me/kubia:v1", reg.host());
     wrun(&root, &["tag", "kubia", &name]).ok();
     wrun(&root, &["push", &name]).ok();

@@ -7,6 +7,7 @@ mod artifact;
 mod bad_input;
 mod bollard;
 mod build;
+mod busybox;
 mod cli_format;
 mod cluster;
 mod cluster_streams;

@@ -92,7 +92,9 @@ fn https_registry_needs_its_ca_in_certs_d() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
         out.stderr.contains(&reg.host())
-            && out.stderr.contains(&format!("certs.d/{}/ca.crt", reg.host())),
+            && out
+                .stderr
+                .contains(&format!("certs.d/{}/ca.crt", reg.host())),
         "{}",
         out.stderr
     );

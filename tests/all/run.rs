@@ -265,9 +265,7 @@ fn rm_and_name_conflicts() {
 #[test]
 fn kubia_starts() {
     let root = Root::new();
-    let ctx = sample("kubia");
-    root.wrun(&["build", "-t", "kubia", ctx.to_str().expect("utf8")])
-        .ok();
+    root.kubia();
     // A server: it starts, binds 8080 in its namespace and keeps running
     // (tests/all/net.rs serves it).
     root.wrun(&["run", "-d", "--name", "k", "kubia"]).ok();

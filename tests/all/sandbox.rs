@@ -9,10 +9,29 @@ use crate::support::{Root, sample};
 fn the_host_filesystem_is_out_of_reach() {
     let root = Root::new();
     root.busybox();
-    for path in ["/etc/passwd", "../../../../etc/passwd", "/../../etc/passwd"] {
+    // A file only the host has, named by its host path and by climbing.
+    let host = tempfile::tempdir().expect("tempdir");
+    let secret = host.path().join("secret");
+    std::fs::write(&secret, "host-only secret\n").expect("write");
+    let abs = secret.to_str().expect("utf8").to_string();
+    let climbing = format!("../../../../..{abs}");
+    for path in [abs.as_str(), climbing.as_str()] {
         let r = root.wrun(&["run", "--rm", "busybox", "cat", path]);
         assert_ne!(r.code, 0, "{path}: {r:?}");
-        assert!(!r.stdout.contains("root:"), "{path} leaked the host's file");
+        assert!(
+            !r.stdout.contains("host-only"),
+            "{path} leaked the host's file"
+        );
+    }
+    // /etc/passwd is the image's own, however it is reached.
+    let image_passwd = std::fs::read_to_string(sample("busybox").join("wasip2/etc/passwd"))
+        .expect("the image's passwd");
+    for path in ["/etc/passwd", "../../../../etc/passwd", "/../../etc/passwd"] {
+        let r = root.wrun(&["run", "--rm", "busybox", "cat", path]);
+        assert!(
+            r.code != 0 || r.stdout == image_passwd,
+            "{path} is not the image's file: {r:?}"
+        );
     }
 }
 

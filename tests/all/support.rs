@@ -167,8 +167,10 @@ impl Root {
     }
 
     /// Builds `kubia:latest` (a WASIp2 HTTP server on 0.0.0.0:8080 that
-    /// answers `you've hit <HOSTNAME>`) into this root.
+    /// answers `you've hit <HOSTNAME>`, on top of busybox) into this root.
     pub fn kubia(&self) -> &Self {
+        // kubia is built FROM busybox, which must be in the store first.
+        self.busybox();
         let ctx = sample("kubia");
         self.wrun(&["build", "-q", "-t", "kubia", ctx.to_str().expect("utf8")])
             .ok();

@@ -2,7 +2,8 @@
 //! environment, so applets can run in-process under `sh` with redirections.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufRead, Read, Write};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
 
 /// Environment variables visible to an applet, sorted by name.
 pub type Env = BTreeMap<String, String>;
@@ -61,6 +62,24 @@ pub fn copy(from: &mut dyn Read, to: &mut dyn Write) -> Result<u64, CopyError> {
     }
     to.flush().map_err(CopyError::Write)?;
     Ok(total)
+}
+
+/// Opens input operand `name` for reading; `-` is `stdin`.
+pub fn open_input<'a>(stdin: &'a mut dyn BufRead, name: &str) -> io::Result<Box<dyn BufRead + 'a>> {
+    if name == "-" {
+        Ok(Box::new(stdin))
+    } else {
+        Ok(Box::new(BufReader::new(File::open(name)?)))
+    }
+}
+
+/// The input operands of a filter: stdin (`-`) when there are none.
+pub fn inputs(operands: &[String]) -> Vec<String> {
+    if operands.is_empty() {
+        vec!["-".to_string()]
+    } else {
+        operands.to_vec()
+    }
 }
 
 /// The last component of a `/`-separated path (`/bin/ls` -> `ls`).

@@ -138,15 +138,19 @@ pub fn hostname(ctx: &mut Ctx<'_>, args: &[String]) -> i32 {
             format!("{name}: setting the hostname is not supported"),
         );
     }
-    let name = ctx
-        .var("HOSTNAME")
-        .filter(|h| !h.is_empty())
-        .unwrap_or("localhost")
-        .to_string();
+    let name = nodename(ctx);
     match writeln!(ctx.stdout, "{name}") {
         Ok(()) => 0,
         Err(e) => ctx.fail("hostname", format!("write error: {}", errmsg(&e))),
     }
+}
+
+/// The host's name for this container: `$HOSTNAME`, or `localhost`.
+pub fn nodename(ctx: &Ctx<'_>) -> String {
+    ctx.var("HOSTNAME")
+        .filter(|h| !h.is_empty())
+        .unwrap_or("localhost")
+        .to_string()
 }
 
 /// `pwd`: the WASI current directory, or `$PWD` if that is unknown.

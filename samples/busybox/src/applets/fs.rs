@@ -1,11 +1,13 @@
-//! File applets that read or change the file system: cat, mkdir and rm.
-//! (`ls` has its own module because of its formatting.)
+//! File applets that read or change the file system: cat, mkdir, rm and
+//! touch. (`ls` has its own module because of its formatting.)
 
+use super::date::{Stamp, Tm, days_from_civil, parse_date};
 use crate::ctx::{CopyError, Ctx, copy, errmsg};
 use crate::opts;
-use std::fs;
+use std::fs::{self, FileTimes, OpenOptions};
 use std::io::ErrorKind;
 use std::path::Path;
+use std::time::SystemTime;
 
 /// `cat [FILE|-]...`: concatenates files (stdin when none or `-`).
 pub fn cat(ctx: &mut Ctx<'_>, args: &[String]) -> i32 {
@@ -115,6 +117,109 @@ pub fn rm(ctx: &mut Ctx<'_>, args: &[String]) -> i32 {
     status
 }
 
+/// `touch [-c] [-am] [-d DATE | -t STAMP | -r FILE] FILE...`: creates
+/// missing files (not with `-c`) and sets the times of existing ones.
+pub fn touch(ctx: &mut Ctx<'_>, args: &[String]) -> i32 {
+    let opts = match opts::parse(args, "camf", "dtr") {
+        Ok(o) => o,
+        Err(msg) => return ctx.fail("touch", msg),
+    };
+    if opts.operands.is_empty() {
+        return ctx.fail("touch", "missing file operand");
+    }
+    let time = if let Some(d) = opts.value('d') {
+        match parse_date(d, Stamp::now()).and_then(Stamp::to_system) {
+            Some(t) => t,
+            None => return ctx.fail("touch", format!("invalid date '{d}'")),
+        }
+    } else if let Some(t) = opts.value('t') {
+        match parse_touch_stamp(t, Stamp::now()).and_then(Stamp::to_system) {
+            Some(t) => t,
+            None => return ctx.fail("touch", format!("invalid date format '{t}'")),
+        }
+    } else if let Some(r) = opts.value('r') {
+        match fs::metadata(r).and_then(|m| m.modified()) {
+            Ok(t) => t,
+            Err(e) => {
+                return ctx.fail(
+                    "touch",
+                    format!("failed to get attributes of '{r}': {}", errmsg(&e)),
+                );
+            }
+        }
+    } else {
+        SystemTime::now()
+    };
+    // -a or -m alone set only that time.
+    let (access, modify) = match (opts.has('a'), opts.has('m')) {
+        (true, false) => (true, false),
+        (false, true) => (false, true),
+        _ => (true, true),
+    };
+    let mut times = FileTimes::new();
+    if access {
+        times = times.set_accessed(time);
+    }
+    if modify {
+        times = times.set_modified(time);
+    }
+    let mut status = 0;
+    for name in &opts.operands {
+        let file = match fs::metadata(name) {
+            Err(e) if e.kind() == ErrorKind::NotFound && opts.has('c') => continue,
+            Err(e) if e.kind() == ErrorKind::NotFound => OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(name),
+            Err(e) => Err(e),
+            // Directories cannot be opened for writing; other files are
+            // opened so when they can, as some systems require it.
+            Ok(m) if m.is_dir() => fs::File::open(name),
+            Ok(_) => OpenOptions::new()
+                .write(true)
+                .open(name)
+                .or_else(|_| fs::File::open(name)),
+        };
+        if let Err(e) = file.and_then(|f| f.set_times(times)) {
+            status = ctx.fail("touch", format!("cannot touch '{name}': {}", errmsg(&e)));
+        }
+    }
+    status
+}
+
+/// `touch -t [[CC]YY]MMDDhhmm[.ss]` (UTC).
+fn parse_touch_stamp(s: &str, now: Stamp) -> Option<Stamp> {
+    let (main, secs) = match s.split_once('.') {
+        Some((m, sec)) if sec.len() == 2 => (m, sec.parse::<u32>().ok()?),
+        Some(_) => return None,
+        None => (s, 0),
+    };
+    if !main.bytes().all(|b| b.is_ascii_digit()) || s.starts_with('+') {
+        return None;
+    }
+    let num = |from: usize| -> Option<u32> { main.get(from..from + 2)?.parse().ok() };
+    let (year, rest) = match main.len() {
+        8 => (Tm::from_stamp(now).year, 0),
+        10 => {
+            let yy = i64::from(num(0)?);
+            (if yy >= 69 { 1900 + yy } else { 2000 + yy }, 2)
+        }
+        12 => (main.get(..4)?.parse().ok()?, 4),
+        _ => return None,
+    };
+    let (month, day, hour, min) = (num(rest)?, num(rest + 2)?, num(rest + 4)?, num(rest + 6)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || secs > 60
+    {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    Some(Stamp {
+        secs: days * 86_400 + i64::from(hour * 3600 + min * 60 + secs),
+        nanos: 0,
+    })
+}
+
 /// `.`, `..` and `/` (however spelled) are never removed.
 fn is_dot_or_root(name: &str) -> bool {
     let t = name.trim_end_matches('/');
@@ -172,6 +277,57 @@ mod tests {
         }
         assert!(!is_dot_or_root("x/.y"));
         assert!(!is_dot_or_root("a") && !is_dot_or_root("a/b/"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn touch_creates_and_sets_times() {
+        let dir = crate::testutil::tempdir("touch");
+        let f = dir.join("new");
+        let fs_ = f.to_str().unwrap();
+        assert_eq!(
+            run(touch, &["-c", fs_], ""),
+            (0, String::new(), String::new())
+        );
+        assert!(!f.exists());
+        assert_eq!(run(touch, &[fs_], "").0, 0);
+        assert_eq!(fs::read(&f).unwrap(), b"");
+        fs::write(&f, "keep").unwrap();
+        assert_eq!(run(touch, &["-d", "@1000000000", fs_], "").0, 0);
+        let mtime = |p: &Path| Stamp::from_system(fs::metadata(p).unwrap().modified().unwrap());
+        assert_eq!(mtime(&f).secs, 1_000_000_000);
+        assert_eq!(fs::read(&f).unwrap(), b"keep");
+        assert_eq!(run(touch, &["-t", "200001021530.05", fs_], "").0, 0);
+        assert_eq!(mtime(&f).secs, 946_827_005);
+        let d = dir.to_str().unwrap();
+        assert_eq!(run(touch, &["-d", "2001-09-09 01:46:40", d], "").0, 0);
+        assert_eq!(mtime(&dir).secs, 1_000_000_000);
+        let other = dir.join("other");
+        let os = other.to_str().unwrap();
+        assert_eq!(run(touch, &["-r", fs_, os], "").0, 0);
+        assert_eq!(mtime(&other).secs, 946_827_005);
+        let (code, _, err) = run(touch, &["-d", "bogus", fs_], "");
+        assert_eq!(
+            (code, err.as_str()),
+            (1, "busybox: touch: invalid date 'bogus'\n")
+        );
+        let (code, _, err) = run(touch, &["/nonexistent/dir/f"], "");
+        assert_eq!(code, 1);
+        assert!(
+            err.starts_with("busybox: touch: cannot touch '/nonexistent/dir/f': "),
+            "{err}"
+        );
+        assert_eq!(
+            run(touch, &[], "").2,
+            "busybox: touch: missing file operand\n"
+        );
+        assert_eq!(
+            parse_touch_stamp("01021530", Stamp { secs: 0, nanos: 0 }).map(|s| s.secs),
+            Some(86_400 + 15 * 3600 + 30 * 60)
+        );
+        for bad in ["1", "0013010000", "2000010100.1", "x0010100"] {
+            assert_eq!(parse_touch_stamp(bad, Stamp::now()), None, "{bad}");
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 }

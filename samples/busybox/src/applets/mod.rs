@@ -2,9 +2,15 @@
 //! (or argv[1] when invoked as `busybox`) and runs it with a [`Ctx`].
 
 mod basic;
+mod date;
 mod fs;
+mod grep;
 mod ls;
+mod printf;
 mod ps;
+mod sys;
+mod tar;
+mod text;
 
 // Networking needs wasi:sockets, which only WASI preview 2 has. Native builds
 // keep the applets too so they can be tested on the host.
@@ -33,6 +39,22 @@ const COMMON: &[(&str, Run)] = &[
     ("true", basic::true_),
     ("false", basic::false_),
     ("ps", ps::main),
+    ("touch", fs::touch),
+    ("printf", printf::main),
+    ("head", text::head),
+    ("tail", text::tail),
+    ("wc", text::wc),
+    ("grep", grep::main),
+    ("cut", text::cut),
+    ("sort", text::sort),
+    ("uniq", text::uniq),
+    ("tee", text::tee),
+    ("date", date::main),
+    ("uname", sys::uname),
+    ("id", sys::id),
+    ("whoami", sys::whoami),
+    ("tar", tar::main),
+    ("top", ps::top),
 ];
 
 #[cfg(any(target_env = "p2", not(target_os = "wasi")))]

@@ -1,14 +1,33 @@
 //! The shell's lexer: turns source text into words (with quoting and `$`
-//! expansions kept apart for later), operators and redirections.
+//! expansions kept apart for later), operators and redirections. Command
+//! substitutions (`$(...)`, backquotes) are parsed here, as nested scripts.
 
+use super::parse::{self, Script};
 use std::fmt;
+use std::rc::Rc;
 
 /// A piece of a word. Quoted pieces are never field-split; unquoted
 /// variables are.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seg {
-    Lit { text: String, quoted: bool },
-    Var { name: String, quoted: bool },
+    Lit {
+        text: String,
+        quoted: bool,
+    },
+    Var {
+        name: String,
+        quoted: bool,
+    },
+    /// `$(script)` or `` `script` ``: replaced by the script's output.
+    Cmd {
+        script: Rc<Script>,
+        quoted: bool,
+    },
+    /// `$((expr))`: the expression may itself hold `$` expansions.
+    Arith {
+        expr: Word,
+        quoted: bool,
+    },
 }
 
 /// One shell word before expansion.
@@ -37,6 +56,8 @@ pub enum Tok {
     And,
     Or,
     Pipe,
+    LParen,
+    RParen,
 }
 
 impl fmt::Display for Tok {
@@ -49,6 +70,8 @@ impl fmt::Display for Tok {
             Tok::And => f.write_str("'&&'"),
             Tok::Or => f.write_str("'||'"),
             Tok::Pipe => f.write_str("'|'"),
+            Tok::LParen => f.write_str("'('"),
+            Tok::RParen => f.write_str("')'"),
         }
     }
 }
@@ -125,7 +148,14 @@ impl Lexer {
     }
 
     fn run(mut self) -> Result<Vec<Tok>, SyntaxError> {
+        self.tokens(false)
+    }
+
+    /// Lexes tokens up to the end of input or, when `nested` (inside `$(`),
+    /// up to and including the `)` that closes it.
+    fn tokens(&mut self, nested: bool) -> Result<Vec<Tok>, SyntaxError> {
         let mut toks = Vec::new();
+        let mut depth = 0usize;
         while let Some(c) = self.peek() {
             match c {
                 ' ' | '\t' | '\r' => self.pos += 1,
@@ -162,6 +192,19 @@ impl Lexer {
                     self.pos += 1;
                     toks.push(if self.eat('|') { Tok::Or } else { Tok::Pipe });
                 }
+                '(' => {
+                    self.pos += 1;
+                    depth += 1;
+                    toks.push(Tok::LParen);
+                }
+                ')' => {
+                    self.pos += 1;
+                    if nested && depth == 0 {
+                        return Ok(toks);
+                    }
+                    depth = depth.saturating_sub(1);
+                    toks.push(Tok::RParen);
+                }
                 '<' | '>' => toks.push(Tok::Redir(self.redir(None)?)),
                 d if d.is_ascii_digit() && matches!(self.peek_at(1), Some('<' | '>')) => {
                     self.pos += 1;
@@ -170,6 +213,9 @@ impl Lexer {
                 }
                 _ => toks.push(Tok::Word(self.word()?)),
             }
+        }
+        if nested {
+            return Err(SyntaxError::incomplete("unterminated '$('"));
         }
         Ok(toks)
     }
@@ -205,7 +251,7 @@ impl Lexer {
         let mut segs = Vec::new();
         while let Some(c) = self.peek() {
             match c {
-                ' ' | '\t' | '\r' | '\n' | ';' | '&' | '|' | '<' | '>' => break,
+                ' ' | '\t' | '\r' | '\n' | ';' | '&' | '|' | '<' | '>' | '(' | ')' => break,
                 '\'' => {
                     self.pos += 1;
                     let mut text = String::new();
@@ -239,7 +285,10 @@ impl Lexer {
                     self.pos += 1;
                     self.dollar(&mut segs, false)?;
                 }
-                '`' => return Err(SyntaxError::new("command substitution is not supported")),
+                '`' => {
+                    self.pos += 1;
+                    self.backquoted(&mut segs, false)?;
+                }
                 c => {
                     self.pos += 1;
                     push_lit(&mut segs, &c.to_string(), false);
@@ -263,7 +312,7 @@ impl Lexer {
                     None => return Err(SyntaxError::incomplete("unterminated double quote")),
                 },
                 Some('$') => self.dollar(segs, true)?,
-                Some('`') => return Err(SyntaxError::new("command substitution is not supported")),
+                Some('`') => self.backquoted(segs, true)?,
                 Some(c) => push_lit(segs, &c.to_string(), true),
             }
         }
@@ -287,7 +336,22 @@ impl Lexer {
                 }
                 name
             }
-            Some('(') => return Err(SyntaxError::new("command substitution is not supported")),
+            Some('(') if self.peek_at(1) == Some('(') => {
+                self.pos += 2;
+                let expr = self.arithmetic()?;
+                segs.push(Seg::Arith { expr, quoted });
+                return Ok(());
+            }
+            Some('(') => {
+                self.pos += 1;
+                let toks = self.tokens(true)?;
+                let script = parse::parse_tokens(toks)?;
+                segs.push(Seg::Cmd {
+                    script: Rc::new(script),
+                    quoted,
+                });
+                return Ok(());
+            }
             Some(c) if SPECIAL_VARS.contains(c) || c.is_ascii_digit() => {
                 self.pos += 1;
                 c.to_string()
@@ -307,6 +371,78 @@ impl Lexer {
         };
         segs.push(Seg::Var { name, quoted });
         Ok(())
+    }
+}
+
+impl Lexer {
+    /// Lexes a `` `...` `` substitution (the opening quote consumed): inside,
+    /// a backslash quotes only `$`, `` ` `` and itself; the text is a script.
+    fn backquoted(&mut self, segs: &mut Vec<Seg>, quoted: bool) -> Result<(), SyntaxError> {
+        let mut src = String::new();
+        loop {
+            match self.bump() {
+                None => return Err(SyntaxError::incomplete("unterminated '`'")),
+                Some('`') => break,
+                Some('\\') => match self.bump() {
+                    Some(c @ ('$' | '`' | '\\')) => src.push(c),
+                    Some(c) => {
+                        src.push('\\');
+                        src.push(c);
+                    }
+                    None => return Err(SyntaxError::incomplete("unterminated '`'")),
+                },
+                Some(c) => src.push(c),
+            }
+        }
+        let script = parse::parse(&src)?;
+        segs.push(Seg::Cmd {
+            script: Rc::new(script),
+            quoted,
+        });
+        Ok(())
+    }
+
+    /// Lexes the body of `$((...))` (the `$((` consumed) up to the closing
+    /// `))`. The text is literal but for `$` expansions and backquotes.
+    fn arithmetic(&mut self) -> Result<Word, SyntaxError> {
+        let mut raw = String::new();
+        let mut depth = 0usize;
+        loop {
+            match self.bump() {
+                None => return Err(SyntaxError::incomplete("unterminated '$(('")),
+                Some('(') => {
+                    depth += 1;
+                    raw.push('(');
+                }
+                Some(')') if depth == 0 => {
+                    if self.eat(')') {
+                        break;
+                    }
+                    return Err(SyntaxError::new("missing ')' in arithmetic expansion"));
+                }
+                Some(')') => {
+                    depth -= 1;
+                    raw.push(')');
+                }
+                Some(c) => raw.push(c),
+            }
+        }
+        let mut inner = Lexer {
+            chars: raw.chars().collect(),
+            pos: 0,
+        };
+        let mut segs = vec![Seg::Lit {
+            text: String::new(),
+            quoted: true,
+        }];
+        while let Some(c) = inner.bump() {
+            match c {
+                '$' => inner.dollar(&mut segs, true)?,
+                '`' => inner.backquoted(&mut segs, true)?,
+                c => push_lit(&mut segs, &c.to_string(), true),
+            }
+        }
+        Ok(Word(segs))
     }
 }
 

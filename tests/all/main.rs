@@ -26,5 +26,6 @@ mod registry_tls;
 mod run;
 mod sandbox;
 mod services;
+mod shim;
 mod support;
 mod workloads;

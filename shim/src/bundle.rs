@@ -1,0 +1,206 @@
+//! The OCI bundle containerd hands the shim: `config.json` (the program,
+//! its environment, mounts, annotations and memory limit) and the rootfs,
+//! which the shim mounts from the mounts in the create request.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use containerd_shim::protos::types::mount::Mount as RootfsMount;
+use serde::Deserialize;
+use wrun::sandbox::Mount;
+
+/// CRI's annotation naming the pod a container belongs to.
+pub const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
+/// CRI's annotation telling a pod's sandbox container from the others.
+const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
+
+/// What the shim takes from a bundle's `config.json`.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub process: ProcessConfig,
+    /// Host directories bound into the container (volumes).
+    pub mounts: Vec<Mount>,
+    pub annotations: BTreeMap<String, String>,
+    /// `linux.resources.memory.limit`, in bytes.
+    pub memory_limit: Option<u64>,
+}
+
+/// The program to run: from the spec's `process`, or an exec's.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ProcessConfig {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub terminal: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Spec {
+    process: Option<ProcessConfig>,
+    mounts: Vec<SpecMount>,
+    annotations: BTreeMap<String, String>,
+    linux: Option<Linux>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SpecMount {
+    destination: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    source: Option<String>,
+    options: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Linux {
+    resources: Option<Resources>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Resources {
+    memory: Option<Memory>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Memory {
+    limit: Option<i64>,
+}
+
+impl Bundle {
+    /// Reads `dir/config.json`. Errors name the bundle and what is wrong.
+    pub fn read(dir: &Path) -> Result<Self, String> {
+        let path = dir.join("config.json");
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let spec: Spec = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}: not an OCI runtime spec: {e}", path.display()))?;
+        let mounts = spec.mounts.iter().filter_map(volume).collect::<Vec<_>>();
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            process: spec.process.unwrap_or_default(),
+            mounts,
+            annotations: spec.annotations,
+            memory_limit: spec
+                .linux
+                .and_then(|l| l.resources)
+                .and_then(|r| r.memory)
+                .and_then(|m| m.limit)
+                .and_then(|l| u64::try_from(l).ok())
+                .filter(|l| *l > 0),
+        })
+    }
+
+    /// The pod's sandbox container, which runs nothing: CRI only needs it
+    /// to stay up until the pod is stopped.
+    pub fn is_pod_sandbox(&self) -> bool {
+        self.annotations.get(CONTAINER_TYPE).map(String::as_str) == Some("sandbox")
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.join("rootfs")
+    }
+}
+
+/// The pod a bundle's container belongs to, for grouping (its own ID when
+/// it is not in a pod). Read in the shim's `start` action, in the bundle.
+pub fn grouping(dir: &Path, id: &str) -> String {
+    Bundle::read(dir)
+        .ok()
+        .and_then(|b| b.annotations.get(SANDBOX_ID).cloned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// A bind mount of a host directory becomes a preopen. The kernel's own
+/// file systems (`proc`, `sysfs`, `devpts`, `tmpfs`, ...) mean nothing to
+/// a wasm guest (`/proc` is served from memory), and a bind of a single
+/// file cannot be preopened: both are left out.
+fn volume(m: &SpecMount) -> Option<Mount> {
+    let is_bind =
+        m.kind.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind");
+    let source = m.source.as_deref()?;
+    if !is_bind || !Path::new(source).is_dir() || !m.destination.starts_with('/') {
+        return None;
+    }
+    Some(Mount {
+        host: PathBuf::from(source),
+        guest: m.destination.clone(),
+        read_only: m.options.iter().any(|o| o == "ro"),
+    })
+}
+
+/// Mounts what containerd prepared (the snapshotter's bind or overlay
+/// mounts) onto the bundle's rootfs.
+pub fn mount_rootfs(mounts: &[RootfsMount], rootfs: &Path) -> Result<(), String> {
+    for m in mounts {
+        containerd_shim::mount::mount_rootfs(
+            Some(m.type_.as_str()).filter(|s| !s.is_empty()),
+            Some(m.source.as_str()).filter(|s| !s.is_empty()),
+            &m.options,
+            rootfs,
+        )
+        .map_err(|e| format!("mount {} on {}: {e}", m.source, rootfs.display()))?;
+    }
+    Ok(())
+}
+
+/// Unmounts the rootfs, and whatever is mounted below it.
+pub fn unmount_rootfs(rootfs: &Path) {
+    if let Some(p) = rootfs.to_str()
+        && let Err(e) = containerd_shim::mount::umount_recursive(Some(p), 0)
+    {
+        log::warn!("unmount {p}: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_the_shim_needs() {
+        let dir = tempfile_dir();
+        let vol = dir.join("vol");
+        std::fs::create_dir(&vol).expect("mkdir");
+        let spec = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {"args": ["/app.wasm", "-v"], "env": ["A=1"], "cwd": "/srv", "terminal": false},
+            "root": {"path": "rootfs"},
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/data", "type": "bind", "source": vol, "options": ["rbind", "ro"]},
+                {"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts", "options": ["rbind"]}
+            ],
+            "annotations": {"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "pod1"},
+            "linux": {"resources": {"memory": {"limit": 67108864}}}
+        });
+        std::fs::write(dir.join("config.json"), spec.to_string()).expect("write");
+        let b = Bundle::read(&dir).expect("reads");
+        assert_eq!(b.process.args, ["/app.wasm", "-v"]);
+        assert_eq!(b.process.cwd, "/srv");
+        assert_eq!(b.memory_limit, Some(64 << 20));
+        assert!(b.is_pod_sandbox());
+        assert_eq!(b.mounts.len(), 1, "{:?}", b.mounts);
+        assert_eq!(b.mounts[0].guest, "/data");
+        assert!(b.mounts[0].read_only);
+        assert_eq!(grouping(&dir, "c1"), "pod1");
+        std::fs::write(dir.join("config.json"), "{not json").expect("write");
+        let e = Bundle::read(&dir).expect_err("refused");
+        assert!(e.contains("config.json: not an OCI runtime spec"), "{e}");
+        assert_eq!(grouping(&dir, "c1"), "c1");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("wrun-shim-bundle-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        d
+    }
+}

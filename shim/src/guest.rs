@@ -1,0 +1,124 @@
+//! One guest program of a container: found in the rootfs as `wrun run`
+//! finds it (PATH, relative symlinks inside the root only), compiled once
+//! per shim, and run by wrun's sandbox with the container's grant.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use wrun::image::rootfs;
+use wrun::net::{NetGrant, NetMode};
+use wrun::sandbox::proctable::{ProcEntry, ProcTable};
+use wrun::sandbox::{Mount, ProcessSpec, Sandbox, Stdio, StopHandle, Usage};
+
+use crate::bundle::ProcessConfig;
+
+/// What a container gives each of its guests.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub rootfs: PathBuf,
+    pub mounts: Vec<Mount>,
+    pub procs: ProcTable,
+    pub usage: Arc<Usage>,
+    pub memory_limit: Option<u64>,
+}
+
+/// A guest ready to run: its program compiled and its process entry in
+/// the container's table.
+pub struct Prepared {
+    name: String,
+    program: wrun::sandbox::Program,
+    spec: ProcessSpec,
+    _entry: ProcEntry,
+}
+
+/// Finds and compiles `process`'s program. Errors are what `ctr` and the
+/// kubelet show: the program's name and why it cannot run.
+pub fn prepare(
+    sandbox: &Sandbox,
+    c: &Container,
+    process: &ProcessConfig,
+    stdio: Stdio,
+    ppid: u32,
+) -> Result<Prepared, String> {
+    let argv0 = process
+        .args
+        .first()
+        .ok_or("the OCI spec has no process.args: nothing to run")?;
+    let cwd = if process.cwd.starts_with('/') {
+        process.cwd.clone()
+    } else {
+        "/".to_string()
+    };
+    let env: Vec<(String, String)> = process
+        .env
+        .iter()
+        .map(|e| match e.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (e.clone(), String::new()),
+        })
+        .collect();
+    let path_env = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str());
+    let root = rootfs::open(&c.rootfs).map_err(|e| e.to_string())?;
+    let path = rootfs::find_program(&root, argv0, path_env, &cwd).map_err(|e| e.to_string())?;
+    let bytes = rootfs::read(&root, &path).map_err(|e| e.to_string())?;
+    let program = sandbox.load(&path, &bytes).map_err(|e| e.to_string())?;
+    let mut env = env;
+    if !env.iter().any(|(k, _)| k == "PWD") {
+        // wasi-libc starts in `/`: the working directory travels as PWD.
+        env.push(("PWD".into(), cwd.clone()));
+    }
+    let mut mounts = vec![Mount {
+        host: c.rootfs.clone(),
+        guest: "/".into(),
+        read_only: false,
+    }];
+    mounts.extend(c.mounts.iter().cloned());
+    let entry = c.procs.spawn(&process.args, ppid);
+    Ok(Prepared {
+        name: path,
+        program,
+        spec: ProcessSpec {
+            argv: process.args.clone(),
+            env,
+            cwd,
+            root: None,
+            proc: Some(c.procs.clone()),
+            mounts,
+            stdio,
+            memory_limit: c.memory_limit,
+            usage: c.usage.clone(),
+            // Under containerd the pod has a real network namespace: the
+            // guests use real sockets.
+            network: NetGrant {
+                mode: NetMode::Host,
+                egress: Vec::new(),
+            },
+            http_port: 8080,
+        },
+        _entry: entry,
+    })
+}
+
+impl Prepared {
+    /// Runs the guest to its end; returns its exit code (137 when killed).
+    pub async fn run(self, sandbox: &Sandbox, stop: &StopHandle) -> i32 {
+        match sandbox
+            .run(&self.name, &self.program, self.spec, stop)
+            .await
+        {
+            Ok(exit) => {
+                if let Some(why) = exit.describe() {
+                    log::info!("{}: {why}", self.name);
+                }
+                exit.code()
+            }
+            Err(e) => {
+                log::warn!("{}: {e}", self.name);
+                126
+            }
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The containerd shim, `containerd-shim-wrun-v1`, driven by a real
+//! containerd 1.6 (Debian's, unpacked by `make target/tools/containerd`)
+//! through `ctr`: images that `wrun save` wrote are imported and run, with
+//! their output, exit codes, stdin, exec and kill.
+//!
+//! Each test starts its own containerd with root, state and sockets in a
+//! temporary directory, and stops it (and the shims it started, found by
+//! their `-address`) by PID when it ends. containerd needs root.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Ran, Root, repo};
+
+/// Where `make target/tools/containerd` unpacked Debian's containerd.
+fn tools() -> PathBuf {
+    let dir = repo().join("target/tools/containerd");
+    assert!(
+        dir.join("usr/bin/containerd").exists(),
+        "{} is missing: run `make target/tools/containerd`",
+        dir.display()
+    );
+    dir
+}
+
+/// The directory holding `containerd-shim-wrun-v1` (built beside `wrun`).
+fn shim_dir() -> PathBuf {
+    let wrun = crate::support::wrun_bin();
+    let dir = wrun.parent().expect("target dir").to_path_buf();
+    assert!(
+        dir.join("containerd-shim-wrun-v1").exists(),
+        "containerd-shim-wrun-v1 is missing: run `cargo build -p wrun-shim` (or `make e2e`)"
+    );
+    dir
+}
+
+/// One containerd, private to a test.
+pub(crate) struct Containerd {
+    child: Child,
+    pub(crate) dir: tempfile::TempDir,
+    path_env: String,
+}
+
+const NAMESPACE: &str = "wrun-test";
+
+impl Containerd {
+    pub(crate) fn start() -> Self {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "the shim's tests run containerd, which needs root"
+        );
+        // Under /tmp: the socket paths must stay short.
+        let dir = tempfile::Builder::new()
+            .prefix("ctrd")
+            .tempdir_in("/tmp")
+            .expect("tempdir");
+        let d = dir.path();
+        let config = format!(
+            r#"version = 2
+root = "{root}"
+state = "{state}"
+[grpc]
+  address = "{sock}"
+[ttrpc]
+  address = "{sock}.ttrpc"
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = "docker.io/library/busybox:latest"
+    restrict_oom_score_adj = true
+    disable_apparmor = true
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      snapshotter = "native"
+      default_runtime_name = "wrun"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wrun]
+        runtime_type = "io.containerd.wrun.v1"
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      conf_dir = "{cni}"
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "{opt}"
+"#,
+            root = d.join("root").display(),
+            state = d.join("state").display(),
+            sock = d.join("c.sock").display(),
+            cni = d.join("cni").display(),
+            opt = d.join("opt").display(),
+        );
+        std::fs::write(d.join("config.toml"), config).expect("config");
+        let tools = tools();
+        let path_env = format!(
+            "{}:{}:{}:{}",
+            shim_dir().display(),
+            tools.join("usr/bin").display(),
+            tools.join("usr/sbin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let log = std::fs::File::create(d.join("containerd.log")).expect("log");
+        let child = Command::new(tools.join("usr/bin/containerd"))
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .env("PATH", &path_env)
+            .env("WRUN_SHIM_CACHE_DIR", d.join("cache"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        let c = Self {
+            child,
+            dir,
+            path_env,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !c.ctr(&["version"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not start: {}",
+                c.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        c
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("c.sock")
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    pub(crate) fn ctr_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(tools().join("usr/bin/ctr"));
+        c.arg("--address")
+            .arg(self.socket())
+            .arg("--namespace")
+            .arg(NAMESPACE)
+            .args(args)
+            .env("PATH", &self.path_env)
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub(crate) fn ctr(&self, args: &[&str]) -> Output {
+        self.ctr_cmd(args).output().expect("run ctr")
+    }
+
+    pub(crate) fn ran(&self, args: &[&str]) -> Ran {
+        let out = self.ctr(args);
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Imports an archive `wrun save` wrote.
+    pub(crate) fn import(&self, archive: &Path) {
+        let out = self.ran(&[
+            "images",
+            "import",
+            "--snapshotter",
+            "native",
+            archive.to_str().expect("utf8"),
+        ]);
+        out.ok();
+    }
+
+    /// `ctr run` with the wrun runtime; `extra` goes before the image.
+    pub(crate) fn run(&self, extra: &[&str], image: &str, id: &str, cmd: &[&str]) -> Ran {
+        let mut args = vec![
+            "run",
+            "--snapshotter",
+            "native",
+            "--runtime",
+            "io.containerd.wrun.v1",
+        ];
+        args.extend(extra);
+        args.push(image);
+        args.push(id);
+        args.extend(cmd);
+        self.ran(&args)
+    }
+
+    /// The shims this containerd started: every process whose command
+    /// line names this containerd's socket.
+    pub(crate) fn shims(&self) -> Vec<u32> {
+        let needle = self.socket().display().to_string();
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if pid == self.child.id() {
+                continue;
+            }
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains("containerd-shim-wrun-v1") && cmdline.contains(&needle) {
+                out.push(pid);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // The shims outlive containerd and ignore SIGTERM: SIGKILL them,
+        // then containerd, all by the PIDs this test started.
+        for pid in self.shims() {
+            let socket = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .ok()
+                .map(|c| String::from_utf8_lossy(&c).into_owned())
+                .and_then(|c| {
+                    c.split('\0')
+                        .find_map(|a| a.strip_prefix("unix://").map(str::to_string))
+                });
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            if let Some(s) = socket {
+                let _ = std::fs::remove_file(s);
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Whatever is still mounted below the test's directory.
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") {
+            let base = self.dir.path().display().to_string();
+            let mut points: Vec<&str> = mounts
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .filter(|p| p.starts_with(&base))
+                .collect();
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for p in points {
+                let _ = Command::new("umount").arg("-l").arg(p).status();
+            }
+        }
+    }
+}
+
+/// busybox built and saved by wrun, as an archive containerd imports.
+fn saved_busybox(root: &Root) -> PathBuf {
+    root.busybox();
+    let archive = root.path().join("busybox.tar");
+    root.wrun(&["save", "-o", archive.to_str().expect("utf8"), "busybox"])
+        .ok();
+    archive
+}
+
+const BUSYBOX: &str = "docker.io/library/busybox:latest";
+
+#[test]
+fn ctr_runs_wrun_images_through_the_shim() {
+    let root = Root::new();
+    let archive = saved_busybox(&root);
+    let c = Containerd::start();
+    c.import(&archive);
+
+    // Output, and the guest's exit code as ctr's.
+    let out = c.run(&["--rm"], BUSYBOX, "t1", &["echo", "hi from the shim"]);
+    assert_eq!(out.ok(), "hi from the shim\n", "{}", c.log());
+    let out = c.run(
+        &["--rm"],
+        BUSYBOX,
+        "t2",
+        &["sh", "-c", "echo out; echo err >&2; exit 3"],
+    );
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(out.stdout, "out\n");
+    assert!(out.stderr.contains("err\n"), "{out:?}");
+
+    // stdin, without a terminal (ctr run always passes its own).
+    let mut child = c
+        .ctr_cmd(&[
+            "run",
+            "--rm",
+            "--snapshotter",
+            "native",
+            "--runtime",
+            "io.containerd.wrun.v1",
+            BUSYBOX,
+            "t3",
+            "wc",
+            "-l",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ctr");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"one\ntwo\nthree\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "3\n");
+
+    // A program that is not there: a clear error through containerd.
+    let out = c.run(&["--rm"], BUSYBOX, "t4", &["no-such-program"]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("no-such-program") && out.stderr.contains("not found"),
+        "{out:?}"
+    );
+    assert!(
+        c.shims().is_empty(),
+        "a shim stayed behind: {:?}",
+        c.shims()
+    );
+}
+
+#[test]
+fn ctr_task_exec_ps_kill_and_delete() {
+    let root = Root::new();
+    let archive = saved_busybox(&root);
+    let c = Containerd::start();
+    c.import(&archive);
+    c.run(&["-d"], BUSYBOX, "sleeper", &["sleep", "300"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tasks = c.ran(&["task", "ls"]);
+        if tasks
+            .ok()
+            .lines()
+            .any(|l| l.starts_with("sleeper") && l.contains("RUNNING"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{tasks:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // exec: a second guest in the same container, which sees only the
+    // container's own guests.
+    let ps = c.ran(&["task", "exec", "--exec-id", "e1", "sleeper", "ps", "aux"]);
+    let text = ps.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[1].ends_with("sleep 300"), "{text}");
+    assert!(lines[2].ends_with("ps aux"), "{text}");
+    let code = c.ran(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e2",
+        "sleeper",
+        "sh",
+        "-c",
+        "exit 5",
+    ]);
+    assert_eq!(code.code, 5, "{code:?}");
+
+    // ctr task ps lists the guests by their PIDs in the container.
+    let tps = c.ran(&["task", "ps", "sleeper"]);
+    let text = tps.ok();
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("1 ")),
+        "{text}"
+    );
+
+    // Bad input: an exec of nothing there, an unknown exec ID.
+    let missing = c.ran(&["task", "exec", "--exec-id", "e3", "sleeper", "bash"]);
+    assert_ne!(missing.code, 0, "{missing:?}");
+    assert!(missing.stderr.contains("bash"), "{missing:?}");
+    let unknown = c.ran(&["task", "delete", "--exec-id", "nope", "sleeper"]);
+    assert_ne!(unknown.code, 0, "{unknown:?}");
+    assert!(unknown.stderr.contains("nope"), "{unknown:?}");
+
+    // kill, then delete.
+    c.ran(&["task", "kill", "-s", "SIGKILL", "sleeper"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tasks = c.ran(&["task", "ls"]);
+        if tasks
+            .ok()
+            .lines()
+            .any(|l| l.starts_with("sleeper") && l.contains("STOPPED"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{tasks:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.ran(&["task", "delete", "sleeper"]).ok();
+    c.ran(&["container", "delete", "sleeper"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.shims().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the shim did not end: {}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

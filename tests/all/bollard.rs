@@ -825,14 +825,12 @@ async fn bollard_commits_a_container() {
     assert_eq!(image.repo_tags, Some(strings(&["noted:v1"])));
     let history = docker.image_history("noted:v1").await.expect("history");
     assert_eq!(history[0].id, made.id);
-    // The newest step is the commit, with its message (which wrun keeps
-    // as the step's CreatedBy; Docker has the container's command there
-    // and the message as its Comment).
+    // The newest step is the commit: the container's command made it, and
+    // the message is its comment, as Docker records them.
     let step = &history[0];
-    assert!(
-        step.comment == "from bollard" || step.created_by == "from bollard",
-        "{step:?}"
-    );
+    assert_eq!(step.comment, "from bollard", "{step:?}");
+    assert!(step.created_by.contains("/tmp/note.txt"), "{step:?}");
+    assert_eq!(image.comment.as_deref(), Some("from bollard"));
 
     let body = ContainerCreateBody {
         image: Some("noted:v1".into()),

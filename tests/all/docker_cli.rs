@@ -605,6 +605,44 @@ fn docker_commit_then_run_and_export() {
         &["image", "inspect", "-f", "{{json .Config.Cmd}}", "noted:1"],
     );
     assert_eq!(cmd.ok().trim(), r#"["sleep","3600"]"#);
+    let comment = docker(
+        &root,
+        &["image", "inspect", "-f", "{{.Comment}}", "noted:1"],
+    );
+    assert_eq!(comment.ok().trim(), "a note");
+    let history = docker(
+        &root,
+        &[
+            "history",
+            "--format",
+            "{{.CreatedBy}}|{{.Comment}}",
+            "noted:1",
+        ],
+    );
+    assert_eq!(history.ok().lines().next(), Some("sleep 3600|a note"));
+
+    // --change applies Dockerfile instructions to the committed config;
+    // one that needs files is refused, naming it.
+    docker(
+        &root,
+        &[
+            "commit",
+            "--change",
+            "ENV MODE=committed",
+            "--change",
+            r#"CMD ["sh", "-c", "echo $MODE"]"#,
+            "c",
+            "changed:1",
+        ],
+    )
+    .ok();
+    assert_eq!(
+        docker(&root, &["run", "--rm", "changed:1"]).ok(),
+        "committed\n"
+    );
+    let refused = docker(&root, &["commit", "--change", "COPY a /b", "c", "x:2"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("COPY a /b"), "{}", refused.stderr);
 
     let exported = docker_cmd(
         &root,

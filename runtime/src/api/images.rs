@@ -18,7 +18,18 @@ pub fn inspect(img: &Image) -> Value {
         "Id": img.id.as_str(),
         "RepoTags": img.tags.iter().map(|t| t.familiar()).collect::<Vec<_>>(),
         "RepoDigests": [],
+        "Parent": "",
+        // The last step's comment: `docker commit -m`'s message.
+        "Comment": img
+            .config
+            .history()
+            .as_ref()
+            .and_then(|h| h.last())
+            .and_then(|s| s.comment().clone())
+            .unwrap_or_default(),
         "Created": img.config.created(),
+        "DockerVersion": "",
+        "Author": img.config.author().clone().unwrap_or_default(),
         "Config": {
             "Env": c.env(),
             "Entrypoint": c.entrypoint(),

@@ -577,6 +577,12 @@ impl Supervisor {
     /// it to end. 304 when it is not running.
     pub async fn stop(&self, name_or_id: &str, reason: StopReason) -> Result<(), DaemonError> {
         let (rec, entry) = self.find(name_or_id)?;
+        if entry.live().is_some() {
+            // Docker's stop sends SIGTERM first and says so; a wasm guest
+            // has no handler for it, so it ends at once.
+            self.events
+                .publish(Self::container_event_of(&rec, "kill").with("signal", "15"));
+        }
         self.stop_run(&rec, &entry, reason).await?;
         self.container_event(&rec, "stop");
         Ok(())
@@ -610,9 +616,10 @@ impl Supervisor {
     pub async fn kill(&self, name_or_id: &str, reason: StopReason) -> Result<(), DaemonError> {
         let (rec, entry) = self.find(name_or_id)?;
         if entry.live().is_some() {
+            // Docker's events give the signal's number.
             let signal = match reason {
-                StopReason::Interrupted => "SIGINT",
-                StopReason::Killed => "SIGKILL",
+                StopReason::Interrupted => "2",
+                StopReason::Killed => "9",
             };
             self.events
                 .publish(Self::container_event_of(&rec, "kill").with("signal", signal));

@@ -19,24 +19,48 @@ pub struct LayerRef {
     pub size: u64,
 }
 
+/// One step of an image's history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryStep {
+    /// What made it: a Dockerfile instruction, or a committed container's
+    /// command.
+    pub created_by: String,
+    /// It changed the config only.
+    pub empty_layer: bool,
+    /// `docker commit -m`'s message.
+    pub comment: String,
+}
+
+impl HistoryStep {
+    pub fn new(created_by: impl Into<String>, empty_layer: bool) -> Self {
+        Self {
+            created_by: created_by.into(),
+            empty_layer,
+            comment: String::new(),
+        }
+    }
+}
+
 /// Returns `(manifest, config)` bytes for a wasm image: architecture `wasm`,
-/// os from `kind`, `created` (RFC 3339) on the image and every history entry;
-/// `history` is (created_by, empty_layer) per step.
+/// os from `kind`, `created` (RFC 3339) on the image and every history entry.
 pub fn assemble(
     config: Config,
     kind: WasmKind,
     created: &str,
     layers: &[LayerRef],
-    history: &[(String, bool)],
+    history: &[HistoryStep],
 ) -> Result<(Vec<u8>, Vec<u8>), String> {
     let history = history
         .iter()
-        .map(|(by, empty)| {
+        .map(|step| {
             let mut b = HistoryBuilder::default()
                 .created(created.to_string())
-                .created_by(by.clone());
-            if *empty {
+                .created_by(step.created_by.clone());
+            if step.empty_layer {
                 b = b.empty_layer(true);
+            }
+            if !step.comment.is_empty() {
+                b = b.comment(step.comment.clone());
             }
             b.build().map_err(|e| e.to_string())
         })

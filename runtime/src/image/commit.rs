@@ -9,7 +9,7 @@ use std::path::Path;
 
 use oci_spec::image::Config;
 
-use super::assemble::{LayerRef, assemble};
+use super::assemble::{HistoryStep, LayerRef, assemble};
 use super::layer::pack::{EntryKind, pack};
 use super::store::NewImage;
 use super::wasm::WasmKind;
@@ -23,8 +23,9 @@ pub struct Commit<'a> {
     /// which gives an empty layer, as Docker's does.
     pub layer: &'a Path,
     pub config: Config,
-    /// The history line (`docker commit -m`, else what made it).
-    pub comment: String,
+    /// The history step: what ran in the container, and `docker commit
+    /// -m`'s message.
+    pub step: HistoryStep,
     pub tag: Option<&'a Reference>,
 }
 
@@ -123,7 +124,10 @@ pub fn commit(store: &mut ImageStore, c: Commit<'_>) -> Result<Digest, ImageErro
         size: packed.size,
     });
     let mut history = c.base.history_lines();
-    history.push((c.comment, false));
+    history.push(HistoryStep {
+        empty_layer: false,
+        ..c.step
+    });
     let kind = match c.base.config.os().to_string().as_str() {
         "wasip1" => WasmKind::Module,
         "wasip2" => WasmKind::Component,

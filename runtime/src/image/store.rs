@@ -41,18 +41,17 @@ impl Image {
             .unwrap_or_else(|| self.id.short().to_string())
     }
 
-    /// The config's history: what made each step, and whether it left no
-    /// layer.
-    pub fn history_lines(&self) -> Vec<(String, bool)> {
+    /// The config's history: what made each step, whether it left no
+    /// layer, and its comment.
+    pub fn history_lines(&self) -> Vec<super::assemble::HistoryStep> {
         self.config
             .history()
             .iter()
             .flatten()
-            .map(|h| {
-                (
-                    h.created_by().clone().unwrap_or_default(),
-                    h.empty_layer().unwrap_or(false),
-                )
+            .map(|h| super::assemble::HistoryStep {
+                created_by: h.created_by().clone().unwrap_or_default(),
+                empty_layer: h.empty_layer().unwrap_or(false),
+                comment: h.comment().clone().unwrap_or_default(),
             })
             .collect()
     }

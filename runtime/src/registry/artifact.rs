@@ -11,7 +11,7 @@ use std::io::Read;
 use oci_spec::image::ConfigBuilder;
 
 use super::RegistryError;
-use crate::image::assemble::{LayerRef, assemble};
+use crate::image::assemble::{HistoryStep, LayerRef, assemble};
 use crate::image::layer::pack::{EntryKind, pack};
 use crate::image::wasm::WasmKind;
 use crate::image::{Digest, ImageStore};
@@ -82,7 +82,7 @@ pub fn convert(
         diff_id: packed.diff_id,
         size: packed.size,
     }];
-    let history = [(
+    let history = [HistoryStep::new(
         format!("converted from the wasm artifact {shown} (layer {wasm})"),
         false,
     )];

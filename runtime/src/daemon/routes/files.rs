@@ -17,6 +17,7 @@ use hyper::header::HeaderValue;
 use hyper::{Request, StatusCode};
 use tokio::sync::mpsc;
 
+use crate::api::types::ContainerConfig;
 use crate::container::{ContainerRecord, Rootfs};
 use crate::daemon::error::DaemonError;
 use crate::daemon::http::{self, Query, Resp};
@@ -257,18 +258,22 @@ pub fn export(sup: &Arc<Supervisor>, id: &str) -> Result<Resp, DaemonError> {
 /// `POST /commit?container=ID&repo=R&tag=T&comment=C`: a new image from
 /// the container's image and its writable layer, with its configuration
 /// (command, environment, working directory, labels).
-pub fn commit(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
+/// `POST /commit`: an image from a container's writable layer. Its
+/// config is the container's, then the body's fields that are set (a
+/// container `Config`, as Docker takes it), then the `changes` (Dockerfile
+/// instructions, as `docker commit --change` sends them).
+pub async fn commit(
+    sup: &Arc<Supervisor>,
+    q: &Query,
+    req: Request<Incoming>,
+) -> Result<Resp, DaemonError> {
     let id = q.str("container");
     if id.is_empty() {
         return Err(DaemonError::bad_request(
             "commit: the container parameter is required",
         ));
     }
-    if q.get("changes").is_some_and(|c| !c.is_empty()) {
-        return Err(DaemonError::bad_request(
-            "commit --change is not supported: wrun commits the container's own configuration",
-        ));
-    }
+    let body: ContainerConfig = http::read_json(req, "commit").await?;
     // Checks the container has layers to commit, and that it exists.
     let (rec, _) = view(sup, id)?;
     let base = sup.images().resolve(&rec.image_id)?;
@@ -287,9 +292,18 @@ pub fn commit(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
     let mut labels = config.labels().clone().unwrap_or_default();
     labels.extend(spec.labels.clone());
     config.set_labels(Some(labels));
-    let comment = match q.get("comment").filter(|c| !c.is_empty()) {
-        Some(c) => c.to_string(),
-        None => format!("wrun commit {}", rec.short_id()),
+    merge_body(&mut config, body);
+    apply_changes(&mut config, &q.all("changes"))?;
+    let step = crate::image::assemble::HistoryStep {
+        created_by: spec
+            .entrypoint()
+            .iter()
+            .chain(spec.cmd())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" "),
+        empty_layer: false,
+        comment: q.str("comment").to_string(),
     };
     let layer = crate::container::container_dir(sup.root(), &rec.id).join("upper");
     let image_id = crate::image::commit::commit(
@@ -298,7 +312,7 @@ pub fn commit(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
             base: &base,
             layer: &layer,
             config,
-            comment,
+            step,
             tag: tag.as_ref(),
         },
     )?;
@@ -309,6 +323,74 @@ pub fn commit(sup: &Arc<Supervisor>, q: &Query) -> Result<Resp, DaemonError> {
         StatusCode::CREATED,
         &serde_json::json!({ "Id": image_id.to_string() }),
     ))
+}
+
+/// The fields of a commit's body `Config` that are set replace the
+/// container's; its labels are added.
+fn merge_body(config: &mut oci_spec::image::Config, body: ContainerConfig) {
+    if let Some(cmd) = body.cmd.filter(|c| !c.is_empty()) {
+        config.set_cmd(Some(cmd));
+    }
+    if let Some(ep) = body.entrypoint.filter(|e| !e.is_empty()) {
+        config.set_entrypoint(Some(ep));
+    }
+    if let Some(env) = body.env.filter(|e| !e.is_empty()) {
+        config.set_env(Some(env));
+    }
+    if !body.working_dir.is_empty() {
+        config.set_working_dir(Some(body.working_dir));
+    }
+    if !body.user.is_empty() {
+        config.set_user(Some(body.user));
+    }
+    if let Some(l) = body.labels.filter(|l| !l.is_empty()) {
+        let mut labels = config.labels().clone().unwrap_or_default();
+        labels.extend(l);
+        config.set_labels(Some(labels));
+    }
+    if let Some(ports) = body.exposed_ports.filter(|p| !p.is_empty()) {
+        let mut all = config.exposed_ports().clone().unwrap_or_default();
+        for p in ports.into_keys() {
+            if !all.contains(&p) {
+                all.push(p);
+            }
+        }
+        all.sort();
+        config.set_exposed_ports(Some(all));
+    }
+}
+
+/// `docker commit --change`: each a Dockerfile instruction that changes
+/// the config only. Anything else is refused, naming it.
+fn apply_changes(
+    config: &mut oci_spec::image::Config,
+    changes: &[&str],
+) -> Result<(), DaemonError> {
+    let changes: Vec<&str> = changes
+        .iter()
+        .flat_map(|c| c.lines())
+        .filter(|c| !c.trim().is_empty())
+        .collect();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let text = format!("FROM scratch\n{}\n", changes.join("\n"));
+    let parsed = crate::image::dockerfile::parse(&text, &Default::default()).map_err(|e| {
+        DaemonError::bad_request(format!("commit --change {:?}: {e}", changes.join("; ")))
+    })?;
+    let stage = parsed
+        .final_stage()
+        .ok_or_else(|| DaemonError::bad_request("commit --change: nothing to apply"))?;
+    let mut cmd_set_here = false;
+    for ins in &stage.instructions {
+        if !crate::image::build::apply_config(config, &ins.kind, &mut cmd_set_here) {
+            return Err(DaemonError::bad_request(format!(
+                "commit --change {:?}: only CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR and STOPSIGNAL change a committed image",
+                ins.original
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// One entry of an archive to unpack, checked before anything is written.

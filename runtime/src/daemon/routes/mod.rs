@@ -163,7 +163,7 @@ async fn route(
         (&M::GET, ["images", "json"]) => images::list(sup, &q),
         (&M::POST, ["images", "create"]) => images::create(sup, &q),
         (&M::POST, ["build"]) => images::build(sup, req).await,
-        (&M::POST, ["commit"]) => files::commit(sup, &q),
+        (&M::POST, ["commit"]) => files::commit(sup, &q, req).await,
         (&M::GET, ["images", "get"]) => images::get(
             sup,
             q.all("names").into_iter().map(str::to_string).collect(),

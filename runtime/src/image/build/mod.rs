@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use oci_spec::image::{Config, ConfigBuilder};
 
-use super::assemble::{LayerRef, assemble};
+use super::assemble::{HistoryStep, LayerRef, assemble};
 use super::digest::Digest;
 use super::dockerfile::{self, Command, InstructionKind};
 use super::store::{ImageStore, NewImage};
@@ -134,7 +134,6 @@ pub fn build(
     for ins in &stage.instructions {
         step += 1;
         say(out, format!("Step {step}/{steps} : {}", ins.original));
-        let cfg = &mut state.config;
         match &ins.kind {
             InstructionKind::Copy { from: Some(_), .. } => {
                 return Err(BuildError::Unsupported {
@@ -165,7 +164,11 @@ pub fn build(
                         })
                     })
                     .transpose()?;
-                let workdir = cfg.working_dir().clone().unwrap_or_else(|| "/".into());
+                let workdir = state
+                    .config
+                    .working_dir()
+                    .clone()
+                    .unwrap_or_else(|| "/".into());
                 let staging = tempfile::Builder::new()
                     .prefix("build-")
                     .tempdir_in(store.root().tmp_dir())
@@ -202,61 +205,19 @@ pub fn build(
                 say(out, format!(" ---> {}", layer.digest.short()));
                 state.cache_key = key;
                 state.layers.push(layer);
-                state.history.push((ins.original.clone(), false));
+                state
+                    .history
+                    .push(HistoryStep::new(ins.original.clone(), false));
                 continue;
             }
-            InstructionKind::Entrypoint(c) => {
-                cfg.set_entrypoint(Some(argv(c)));
-                if !state.cmd_set_here {
-                    cfg.set_cmd(None);
-                }
-            }
-            InstructionKind::Cmd(c) => {
-                cfg.set_cmd(Some(argv(c)));
-                state.cmd_set_here = true;
-            }
-            InstructionKind::Env(pairs) => {
-                let mut env = cfg.env().clone().unwrap_or_default();
-                for (k, v) in pairs {
-                    env.retain(|e| e.split_once('=').map(|(ek, _)| ek) != Some(k.as_str()));
-                    env.push(format!("{k}={v}"));
-                }
-                cfg.set_env(Some(env));
-            }
-            InstructionKind::Label(pairs) => {
-                let mut labels = cfg.labels().clone().unwrap_or_default();
-                labels.extend(pairs.iter().cloned());
-                cfg.set_labels(Some(labels));
-            }
-            InstructionKind::Workdir(dir) => {
-                let cwd = cfg.working_dir().clone().unwrap_or_else(|| "/".into());
-                cfg.set_working_dir(Some(rootfs::guest_path(&cwd, dir)));
-            }
-            InstructionKind::Expose(ports) => {
-                let mut all = cfg.exposed_ports().clone().unwrap_or_default();
-                for p in ports {
-                    if !all.contains(p) {
-                        all.push(p.clone());
-                    }
-                }
-                all.sort();
-                cfg.set_exposed_ports(Some(all));
-            }
-            InstructionKind::Arg { .. } => {}
-            InstructionKind::User(u) => {
-                cfg.set_user(Some(u.clone()));
-            }
-            InstructionKind::Volume(v) => {
-                let mut all = cfg.volumes().clone().unwrap_or_default();
-                all.extend(v.iter().cloned());
-                cfg.set_volumes(Some(all));
-            }
-            InstructionKind::StopSignal(s) => {
-                cfg.set_stop_signal(Some(s.clone()));
+            other => {
+                apply_config(&mut state.config, other, &mut state.cmd_set_here);
             }
         }
         // A config-only step writes no layer, so there is no new ID to show.
-        state.history.push((ins.original.clone(), true));
+        state
+            .history
+            .push(HistoryStep::new(ins.original.clone(), true));
     }
 
     let os = state.detect_os(store)?;
@@ -282,11 +243,11 @@ pub fn build(
 struct State {
     base_id: Option<Digest>,
     base_size: u64,
-    base_created: Vec<(String, bool)>,
+    base_created: Vec<HistoryStep>,
     config: Config,
     layers: Vec<Layer>,
-    /// (created_by, empty_layer) per instruction of this build.
-    history: Vec<(String, bool)>,
+    /// One step per instruction of this build.
+    history: Vec<HistoryStep>,
     cache_key: String,
     cmd_set_here: bool,
 }
@@ -392,7 +353,7 @@ impl State {
         let created = DateTime::<Utc>::from_timestamp(mtime as i64, 0)
             .unwrap_or_default()
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let history: Vec<(String, bool)> = self
+        let history: Vec<HistoryStep> = self
             .base_created
             .iter()
             .chain(&self.history)
@@ -441,4 +402,66 @@ pub(crate) fn looks_like_tar(path: &Path) -> bool {
         layer::Compression::Gzip | layer::Compression::Zstd => true,
         layer::Compression::None => n >= 262 && &head[257..262] == b"ustar",
     }
+}
+
+/// Applies a config-only instruction (`CMD`, `ENTRYPOINT`, `ENV`, `LABEL`,
+/// `WORKDIR`, `EXPOSE`, `USER`, `VOLUME`, `STOPSIGNAL`; `ARG` changes
+/// nothing) to `cfg`, as a build step does and as `docker commit --change`
+/// does. `cmd_set_here` records a `CMD` among these steps, which an
+/// `ENTRYPOINT` then keeps. Returns false for an instruction that needs
+/// files (`COPY`, `ADD`), which it leaves alone.
+pub fn apply_config(cfg: &mut Config, kind: &InstructionKind, cmd_set_here: &mut bool) -> bool {
+    match kind {
+        InstructionKind::Copy { .. } | InstructionKind::Add { .. } => return false,
+        InstructionKind::Entrypoint(c) => {
+            cfg.set_entrypoint(Some(argv(c)));
+            if !*cmd_set_here {
+                cfg.set_cmd(None);
+            }
+        }
+        InstructionKind::Cmd(c) => {
+            cfg.set_cmd(Some(argv(c)));
+            *cmd_set_here = true;
+        }
+        InstructionKind::Env(pairs) => {
+            let mut env = cfg.env().clone().unwrap_or_default();
+            for (k, v) in pairs {
+                env.retain(|e| e.split_once('=').map(|(ek, _)| ek) != Some(k.as_str()));
+                env.push(format!("{k}={v}"));
+            }
+            cfg.set_env(Some(env));
+        }
+        InstructionKind::Label(pairs) => {
+            let mut labels = cfg.labels().clone().unwrap_or_default();
+            labels.extend(pairs.iter().cloned());
+            cfg.set_labels(Some(labels));
+        }
+        InstructionKind::Workdir(dir) => {
+            let cwd = cfg.working_dir().clone().unwrap_or_else(|| "/".into());
+            cfg.set_working_dir(Some(rootfs::guest_path(&cwd, dir)));
+        }
+        InstructionKind::Expose(ports) => {
+            let mut all = cfg.exposed_ports().clone().unwrap_or_default();
+            for p in ports {
+                if !all.contains(p) {
+                    all.push(p.clone());
+                }
+            }
+            all.sort();
+            cfg.set_exposed_ports(Some(all));
+        }
+        InstructionKind::Arg { .. } => {}
+        InstructionKind::User(u) => {
+            cfg.set_user(Some(u.clone()));
+        }
+        InstructionKind::Volume(v) => {
+            let mut all = cfg.volumes().clone().unwrap_or_default();
+            all.extend(v.iter().cloned());
+            cfg.set_volumes(Some(all));
+        }
+        InstructionKind::StopSignal(s) => {
+            cfg.set_stop_signal(Some(s.clone()));
+        }
+    }
+    true
 }

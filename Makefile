@@ -93,6 +93,7 @@ windows:
 
 bench: release
 	$(CARGO) build --release -p wrun --examples
+	$(CARGO) build --release -p wrun-shim
 	bash bench/run.sh
 	bash bench/daemon.sh
 	bash bench/registry.sh
@@ -100,6 +101,7 @@ bench: release
 	bash bench/cluster.sh
 	bash bench/workloads.sh
 	bash bench/dashboard.sh
+	bash bench/shim.sh
 
 install: release
 	install -m 0755 target/release/wrun $(HOME)/.cargo/bin/wrun

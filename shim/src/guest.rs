@@ -8,7 +8,7 @@ use std::sync::Arc;
 use wrun::image::rootfs;
 use wrun::net::{NetGrant, NetMode};
 use wrun::sandbox::proctable::{ProcEntry, ProcTable};
-use wrun::sandbox::{Mount, ProcessSpec, Sandbox, Stdio, StopHandle, Usage};
+use wrun::sandbox::{Exit, Mount, ProcessSpec, Sandbox, Stdio, StopHandle, Usage};
 
 use crate::bundle::ProcessConfig;
 
@@ -103,22 +103,30 @@ pub fn prepare(
 }
 
 impl Prepared {
-    /// Runs the guest to its end; returns its exit code (137 when killed).
-    pub async fn run(self, sandbox: &Sandbox, stop: &StopHandle) -> i32 {
-        match sandbox
+    /// Runs the guest to its end; returns its exit code (137 when killed,
+    /// or out of memory; 134 for a trap). Why it did not simply exit goes
+    /// to `notes`, its stderr, as `wrun run` prints it.
+    pub async fn run(
+        self,
+        sandbox: &Sandbox,
+        stop: &StopHandle,
+        notes: Option<std::fs::File>,
+    ) -> i32 {
+        let (code, why) = match sandbox
             .run(&self.name, &self.program, self.spec, stop)
             .await
         {
-            Ok(exit) => {
-                if let Some(why) = exit.describe() {
-                    log::info!("{}: {why}", self.name);
-                }
-                exit.code()
-            }
-            Err(e) => {
-                log::warn!("{}: {e}", self.name);
-                126
+            // Being stopped needs no word: whoever stopped it knows.
+            Ok(Exit::Stopped(r)) => (r.exit_code(), None),
+            Ok(exit) => (exit.code(), exit.describe()),
+            Err(e) => (126, Some(e.to_string())),
+        };
+        if let Some(why) = why {
+            log::info!("{}: {why}", self.name);
+            if let Some(mut f) = notes {
+                let _ = std::io::Write::write_all(&mut f, format!("{why}\n").as_bytes());
             }
         }
+        code
     }
 }

@@ -52,8 +52,18 @@ impl StdinCloser {
     }
 }
 
+/// A guest's streams, and what the shim keeps of them.
+pub struct Opened {
+    pub stdio: Stdio,
+    pub stdin: StdinCloser,
+    /// A second handle on stderr, for the shim's own last word (a trap, out
+    /// of memory) after the guest's: the reader sees end-of-file only
+    /// once both are closed.
+    pub notes: Option<std::fs::File>,
+}
+
 /// Opens the streams in `paths` for a guest.
-pub fn open(paths: &Paths) -> io::Result<(Stdio, StdinCloser)> {
+pub fn open(paths: &Paths) -> io::Result<Opened> {
     let closer = StdinCloser::default();
     let stdin = if paths.stdin.is_empty() {
         Input::Null
@@ -67,25 +77,35 @@ pub fn open(paths: &Paths) -> io::Result<(Stdio, StdinCloser)> {
             shared: closer.0.clone(),
         }))
     };
-    Ok((
-        Stdio {
+    let notes = if paths.stderr.is_empty() {
+        None
+    } else {
+        Some(open_rw(&paths.stderr)?)
+    };
+    Ok(Opened {
+        stdio: Stdio {
             stdin,
             stdout: output(&paths.stdout)?,
             stderr: output(&paths.stderr)?,
         },
-        closer,
-    ))
+        stdin: closer,
+        notes,
+    })
+}
+
+fn open_rw(path: &str) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| named(path, e))
 }
 
 fn output(path: &str) -> io::Result<Output> {
     if path.is_empty() {
         return Ok(Output::Null);
     }
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| named(path, e))?;
+    let f = open_rw(path)?;
     Ok(Output::Stream(Box::new(tokio::fs::File::from_std(f))))
 }
 

@@ -183,7 +183,7 @@ impl Inner {
 
     /// Starts the guest of `id`/`exec` in the background.
     fn launch(self: &Arc<Self>, id: &str, exec: &str) -> Result<(), String> {
-        let (prepared, stop) = {
+        let prepared = {
             let mut all = self.containers();
             let c = all.get_mut(id).ok_or_else(|| format!("task {id}: gone"))?;
             let ppid = if exec.is_empty() { 0 } else { 1 };
@@ -207,17 +207,18 @@ impl Inner {
                     .get_mut(exec)
                     .ok_or_else(|| format!("task {id}: no such exec {exec:?}"))?
             };
-            let (stdio, closer) = stdio::open(&p.io).map_err(|e| e.to_string())?;
-            p.stdin = Some(closer);
-            let prepared = guest::prepare(&self.sandbox, &guests, &p.config, stdio, ppid)
+            let opened = stdio::open(&p.io).map_err(|e| e.to_string())?;
+            p.stdin = Some(opened.stdin);
+            let prepared = guest::prepare(&self.sandbox, &guests, &p.config, opened.stdio, ppid)
                 .map_err(|e| format!("task {id}: {e}"))?;
             p.status = Status::RUNNING;
-            (prepared, p.stop.clone())
+            (prepared, p.stop.clone(), opened.notes)
         };
+        let (prepared, stop, notes) = prepared;
         let me = self.clone();
         let (id, exec) = (id.to_string(), exec.to_string());
         tokio::spawn(async move {
-            let code = prepared.run(&me.sandbox, &stop).await;
+            let code = prepared.run(&me.sandbox, &stop, notes).await;
             me.exited(&id, &exec, code).await;
         });
         Ok(())

@@ -27,5 +27,6 @@ mod run;
 mod sandbox;
 mod services;
 mod shim;
+mod shim_cri;
 mod support;
 mod workloads;

@@ -156,6 +156,31 @@ state = "{state}"
         }
     }
 
+    /// Imports an archive `wrun save` wrote into containerd namespace `ns`
+    /// (CRI's is `k8s.io`).
+    pub(crate) fn import_into(&self, ns: &str, archive: &Path) {
+        let out = Command::new(tools().join("usr/bin/ctr"))
+            .arg("--address")
+            .arg(self.socket())
+            .args([
+                "--namespace",
+                ns,
+                "images",
+                "import",
+                "--snapshotter",
+                "native",
+            ])
+            .arg(archive)
+            .env("PATH", &self.path_env)
+            .output()
+            .expect("run ctr");
+        assert!(
+            out.status.success(),
+            "import into {ns}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Imports an archive `wrun save` wrote.
     pub(crate) fn import(&self, archive: &Path) {
         let out = self.ran(&[
@@ -404,4 +429,50 @@ fn ctr_task_exec_ps_kill_and_delete() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A guest that traps ends with 134 and the trap on its stderr; one that
+/// outgrows the OCI spec's memory limit (`ctr run --memory-limit`) ends
+/// with 137 and says so.
+#[test]
+fn traps_and_memory_limits_end_as_they_should() {
+    let root = Root::new();
+    root.wat_image(
+        "trap",
+        r#"(module (memory (export "memory") 1)
+             (func $boom unreachable)
+             (func (export "_start") call $boom))"#,
+    );
+    root.wat_image(
+        "bomb",
+        r#"(module (memory (export "memory") 1)
+             (func (export "_start")
+               (loop (drop (memory.grow (i32.const 16))) (br 0))))"#,
+    );
+    let archive = root.path().join("wasm.tar");
+    root.wrun(&[
+        "save",
+        "-o",
+        archive.to_str().expect("utf8"),
+        "trap",
+        "bomb",
+    ])
+    .ok();
+    let c = Containerd::start();
+    c.import(&archive);
+    let trap = c.run(&["--rm"], "docker.io/library/trap:latest", "trap1", &[]);
+    assert_eq!(trap.code, 134, "{trap:?}");
+    assert!(trap.stderr.contains("unreachable"), "{trap:?}");
+    let bomb = c.run(
+        &["--rm", "--memory-limit", "33554432"],
+        "docker.io/library/bomb:latest",
+        "bomb1",
+        &[],
+    );
+    assert_eq!(bomb.code, 137, "{bomb:?}");
+    assert!(bomb.stderr.contains("out of memory"), "{bomb:?}");
+    assert!(
+        bomb.stderr.contains("33554432"),
+        "names the limit: {bomb:?}"
+    );
 }

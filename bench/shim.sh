@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The containerd shim against runc, in the same run, through a private
+# containerd 1.6 (Debian's, from `make target/tools/containerd`):
+#  - `ctr run --rm` of busybox `echo hi`: wrun's busybox image through
+#    containerd-shim-wrun-v1, against runc running Debian's static busybox
+#    (busybox-static) from a rootfs directory (hyperfine);
+#  - tasks per second through the shim, with 1 and 8 concurrent clients
+#    (each client a loop of `ctr run --rm`); runwasi publishes 330/s;
+#  - the RSS of one shim holding a pod of two running containers (grouped
+#    by the CRI sandbox-id annotation); runwasi: 22.7 MB per container.
+#
+# Needs root (containerd). Usually run through `make bench`; results go to
+# bench/results/shim.txt. Exits non-zero only when something fails.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo="$PWD"
+results="$repo/bench/results"
+tools="$repo/bench/.tools"
+WRUN="$repo/target/release/wrun"
+SHIM="$repo/target/release/containerd-shim-wrun-v1"
+RUNS="${BENCH_SHIM_RUNS:-30}"
+TASKS="${BENCH_SHIM_TASKS:-200}"
+RUNWASI_TASKS_PER_SEC=330
+RUNWASI_MB_PER_CONTAINER=22.7
+
+# shellcheck source=bench/lib.sh
+source "$repo/bench/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || die "the shim benchmark runs containerd: run it as root"
+apt_tool hyperfine
+if [ ! -x "$WRUN" ] || [ ! -x "$SHIM" ]; then
+  say "building wrun and the shim (release)"
+  cargo build --release -p wrun -p wrun-shim
+fi
+[ -x target/tools/containerd/usr/bin/containerd ] || make target/tools/containerd
+ctrd="$repo/target/tools/containerd"
+if [ ! -x "$tools/busybox-static/bin/busybox" ]; then
+  say "fetching Debian's busybox-static for runc"
+  mkdir -p "$tools/debs" && (cd "$tools/debs" && apt-get download busybox-static)
+  rm -rf "$tools/busybox-static.x" && dpkg-deb -x "$tools"/debs/busybox-static_*.deb "$tools/busybox-static.x"
+  mkdir -p "$tools/busybox-static/bin"
+  install -m 0755 "$tools/busybox-static.x/bin/busybox" "$tools/busybox-static/bin/busybox"
+  rm -rf "$tools/busybox-static.x"
+fi
+say "building the sample guests"
+bash samples/build.sh
+
+scratch="$(mktemp -d /tmp/wrun-bench-shim.XXXXXX)"
+sock="$scratch/c.sock"
+containerd_pid=""
+shims() {
+  # The shims this containerd started: their command line names its socket.
+  local p
+  for p in /proc/[0-9]*; do
+    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "containerd-shim-wrun-v1.*$sock" && basename "$p"
+  done
+  true
+}
+cleanup() {
+  local p
+  for p in $(shims); do kill -9 "$p" 2>/dev/null || true; done
+  [ -n "$containerd_pid" ] && kill "$containerd_pid" 2>/dev/null && wait "$containerd_pid" 2>/dev/null
+  grep -o " $scratch[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
+  WRUN_ROOT="$scratch/wrun" "$WRUN" daemon stop >/dev/null 2>&1 || true
+  remove_scratch "$scratch"
+}
+trap cleanup EXIT
+
+# The runc rootfs: Debian's static busybox alone.
+rootfs="$scratch/runc-rootfs"
+mkdir -p "$rootfs/bin" "$rootfs/proc" "$rootfs/dev" "$rootfs/sys"
+cp "$tools/busybox-static/bin/busybox" "$rootfs/bin/busybox"
+
+cat >"$scratch/config.toml" <<EOF
+version = 2
+root = "$scratch/root"
+state = "$scratch/state"
+[grpc]
+  address = "$sock"
+[ttrpc]
+  address = "$sock.ttrpc"
+[plugins]
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "$scratch/opt"
+EOF
+export PATH="$repo/target/release:$ctrd/usr/bin:$ctrd/usr/sbin:$PATH"
+WRUN_SHIM_CACHE_DIR="$scratch/cache" containerd --config "$scratch/config.toml" >"$scratch/containerd.log" 2>&1 &
+containerd_pid=$!
+ctr() { command ctr --address "$sock" --namespace bench "$@"; }
+for _ in $(seq 100); do ctr version >/dev/null 2>&1 && break; sleep 0.05; done
+ctr version >/dev/null || die "containerd did not start: $(tail -5 "$scratch/containerd.log")"
+
+WRUN_ROOT="$scratch/wrun" "$WRUN" build -q -t busybox samples/busybox >/dev/null
+WRUN_ROOT="$scratch/wrun" "$WRUN" save -o "$scratch/busybox.tar" busybox
+ctr images import --snapshotter native "$scratch/busybox.tar" >/dev/null
+image=docker.io/library/busybox:latest
+# Warm: the first run compiles the guest into the shim's cache.
+[ "$(ctr run --rm --snapshotter native --runtime io.containerd.wrun.v1 "$image" warm echo hi)" = hi ] ||
+  die "the shim did not run busybox"
+[ "$(ctr run --rm --rootfs --runtime io.containerd.runc.v2 "$rootfs" warm-runc /bin/busybox echo hi)" = hi ] ||
+  die "runc did not run busybox-static"
+
+say "ctr run --rm echo: wrun shim against runc ($RUNS runs each)"
+a="$(command -v ctr) --address $sock --namespace bench"
+# Each run needs a fresh container ID: the shell makes one.
+hyperfine --warmup 3 --runs "$RUNS" --export-json "$scratch/run.json" \
+  -n wrun-shim "$a run --rm --snapshotter native --runtime io.containerd.wrun.v1 $image w-\$(date +%s%N) echo hi" \
+  -n runc "$a run --rm --rootfs --runtime io.containerd.runc.v2 $rootfs r-\$(date +%s%N) /bin/busybox echo hi" >&2
+read -r shim_ms runc_ms < <(python3 -c '
+import json, sys
+r = {x["command"]: x["mean"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}
+print(f"{r[\"wrun-shim\"]:.1f} {r[\"runc\"]:.1f}")' "$scratch/run.json")
+
+# clients N TOTAL: TOTAL `ctr run --rm` through the shim, N at a time;
+# prints tasks per second.
+clients() {
+  local n="$1" total="$2" per start end i
+  per=$((total / n))
+  start=$(date +%s%N)
+  for i in $(seq "$n"); do
+    (for j in $(seq "$per"); do
+      ctr run --rm --snapshotter native --runtime io.containerd.wrun.v1 "$image" "c$i-$j" true >/dev/null
+    done) &
+  done
+  wait
+  end=$(date +%s%N)
+  python3 -c "print(f'{$per * $n / (($end - $start) / 1e9):.0f}')"
+}
+say "tasks per second, 1 client ($TASKS tasks)"
+tps1="$(clients 1 "$TASKS")"
+say "tasks per second, 8 clients ($TASKS tasks)"
+tps8="$(clients 8 "$TASKS")"
+
+say "RSS of one shim holding a pod of two containers"
+ctr run -d --snapshotter native --runtime io.containerd.wrun.v1 \
+  --annotation io.kubernetes.cri.sandbox-id=bench-pod "$image" pod-a sleep 600 >/dev/null
+ctr run -d --snapshotter native --runtime io.containerd.wrun.v1 \
+  --annotation io.kubernetes.cri.sandbox-id=bench-pod "$image" pod-b sleep 600 >/dev/null
+sleep 0.5
+pids="$(shims)"
+[ "$(echo "$pids" | wc -w)" -eq 1 ] || die "expected one shim for the pod, found: $pids"
+rss_kb="$(awk '/^VmRSS:/ {print $2}' "/proc/$pids/status")"
+
+mkdir -p "$results"
+{
+  echo "# bench/shim.sh, $(date -u +%Y-%m-%dT%H:%MZ), containerd $(command ctr --version | awk '{print $3}')"
+  printf 'ctr run --rm echo: wrun shim %s ms, runc %s ms, ratio %s (goal <= 0.5)\n' \
+    "$shim_ms" "$runc_ms" "$(python3 -c "print(f'{$shim_ms / $runc_ms:.2f}')")"
+  printf 'tasks/s through the shim: 1 client %s, 8 clients %s (runwasi publishes %s)\n' \
+    "$tps1" "$tps8" "$RUNWASI_TASKS_PER_SEC"
+  printf 'shim RSS, one pod of two containers: %.1f MB (goal < 10 MB per pod; runwasi %s MB per container)\n' \
+    "$(python3 -c "print($rss_kb / 1024)")" "$RUNWASI_MB_PER_CONTAINER"
+} | tee "$results/shim.txt"

@@ -59,6 +59,15 @@ struct SpecMount {
 #[serde(default)]
 struct Linux {
     resources: Option<Resources>,
+    namespaces: Vec<Namespace>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Namespace {
+    #[serde(rename = "type")]
+    kind: String,
+    path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,6 +114,21 @@ impl Bundle {
     pub fn rootfs(&self) -> PathBuf {
         self.dir.join("rootfs")
     }
+}
+
+/// The network namespace a bundle's spec names by path (the pod's, made
+/// by CNI; or `ctr run --with-ns network:PATH`), if any. Without a path
+/// the guests use the shim's own namespace, the node's.
+pub fn network_namespace(dir: &Path) -> Option<PathBuf> {
+    let bytes = std::fs::read(dir.join("config.json")).ok()?;
+    let spec: Spec = serde_json::from_slice(&bytes).ok()?;
+    spec.linux?
+        .namespaces
+        .into_iter()
+        .find(|n| n.kind == "network")
+        .and_then(|n| n.path)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The pod a bundle's container belongs to, for grouping (its own ID when
@@ -178,7 +202,8 @@ mod tests {
                 {"destination": "/etc/hosts", "type": "bind", "source": "/etc/hosts", "options": ["rbind"]}
             ],
             "annotations": {"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "pod1"},
-            "linux": {"resources": {"memory": {"limit": 67108864}}}
+            "linux": {"resources": {"memory": {"limit": 67108864}},
+                      "namespaces": [{"type": "pid"}, {"type": "network", "path": "/var/run/netns/cni-1"}]}
         });
         std::fs::write(dir.join("config.json"), spec.to_string()).expect("write");
         let b = Bundle::read(&dir).expect("reads");
@@ -190,6 +215,10 @@ mod tests {
         assert_eq!(b.mounts[0].guest, "/data");
         assert!(b.mounts[0].read_only);
         assert_eq!(grouping(&dir, "c1"), "pod1");
+        assert_eq!(
+            network_namespace(&dir),
+            Some(PathBuf::from("/var/run/netns/cni-1"))
+        );
         std::fs::write(dir.join("config.json"), "{not json").expect("write");
         let e = Bundle::read(&dir).expect_err("refused");
         assert!(e.contains("config.json: not an OCI runtime spec"), "{e}");

@@ -13,10 +13,12 @@
 //! - `stdio.rs`: containerd's stdio FIFOs, opened without blocking;
 //! - `guest.rs`: one guest program, found in the rootfs and run;
 //! - `task.rs`: the task service (create, start, exec, kill, wait, ...);
-//! - `service.rs`: the shim process itself (start, grouping, delete).
+//! - `service.rs`: the shim process itself (start, grouping, delete);
+//! - `netns.rs`: entering the pod's network namespace before anything runs.
 
 mod bundle;
 mod guest;
+mod netns;
 mod service;
 mod stdio;
 mod task;
@@ -24,7 +26,26 @@ mod task;
 /// The runtime name containerd knows the shim by.
 pub const RUNTIME: &str = "io.containerd.wrun.v1";
 
-/// Runs the shim: parses containerd's flags and serves the action they name.
-pub async fn run() {
-    containerd_shim::asynchronous::run::<service::Service>(RUNTIME, None).await;
+/// The binary's entry point: enters the pod's network namespace when this
+/// is the process that serves a pod (before any thread starts, so that
+/// every thread is in it), then parses containerd's flags and serves the
+/// action they name.
+pub fn main() {
+    if let Err(e) = netns::enter_from_env() {
+        eprintln!("containerd-shim-wrun-v1: {e}");
+        std::process::exit(1);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("containerd-shim-wrun-v1: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    rt.block_on(containerd_shim::asynchronous::run::<service::Service>(
+        RUNTIME, None,
+    ));
 }

@@ -1,7 +1,6 @@
 //! `containerd-shim-wrun-v1`: containerd's runtime `io.containerd.wrun.v1`.
 //! Everything is in the library; see `lib.rs`.
 
-#[tokio::main]
-async fn main() {
-    wrun_shim::run().await;
+fn main() {
+    wrun_shim::main();
 }

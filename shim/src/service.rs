@@ -51,7 +51,16 @@ impl Shim for Service {
     /// this process prints as the address, so it prints nothing else.
     async fn start_shim(&mut self, opts: StartOpts) -> Result<String, Error> {
         let grouping = bundle::grouping(Path::new("."), &opts.id);
-        let address = spawn(opts, &grouping, Vec::new()).await?;
+        // The process that serves the pod starts inside the pod's network
+        // namespace, so every socket its guests open is the pod's.
+        let netns = bundle::network_namespace(Path::new("."))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let mut vars = Vec::new();
+        if !netns.is_empty() {
+            vars.push((crate::netns::ENV, netns.as_str()));
+        }
+        let address = spawn(opts, &grouping, vars).await?;
         // containerd reconnects through it after a restart.
         containerd_shim::asynchronous::util::write_str_to_file("address", &address).await?;
         Ok(address)

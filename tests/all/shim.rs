@@ -476,3 +476,90 @@ fn traps_and_memory_limits_end_as_they_should() {
         "names the limit: {bomb:?}"
     );
 }
+
+/// A network namespace made for the test (`ip netns add`), deleted when
+/// dropped.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Self {
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("wrun-test-{}-{n}", std::process::id());
+        let ip = |args: &[&str]| {
+            let st = Command::new("ip")
+                .args(args)
+                .status()
+                .expect("ip (iproute2)");
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &name]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        Self(name)
+    }
+
+    fn path(&self) -> String {
+        format!("/run/netns/{}", self.0)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// The guests' sockets are in the network namespace the spec names (a
+/// pod's, made by CNI; here one the test makes and hands over with
+/// `--with-ns`): the shim serving them lives in it, a listener there is
+/// reached from the same container and not from the host.
+#[test]
+fn guests_use_the_network_namespace_the_spec_names() {
+    use std::os::unix::fs::MetadataExt as _;
+    let root = Root::new();
+    let archive = saved_busybox(&root);
+    let c = Containerd::start();
+    c.import(&archive);
+    let ns = Netns::new();
+    let port = crate::support::free_port().to_string();
+    c.run(
+        &["-d", "--with-ns", &format!("network:{}", ns.path())],
+        BUSYBOX,
+        "listener",
+        &["nc", "-l", "-p", &port],
+    )
+    .ok();
+    let shims = c.shims();
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    let inode = |p: &str| std::fs::metadata(p).expect(p).ino();
+    assert_eq!(
+        inode(&format!("/proc/{}/ns/net", shims[0])),
+        inode(&ns.path()),
+        "the shim serves from the spec's namespace"
+    );
+    // The host's loopback has nothing there...
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().expect("port"))).is_err(),
+        "the listener leaked into the host's namespace"
+    );
+    // ...the namespace's has the listener.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for attempt in 0.. {
+        let sent = c.ran(&[
+            "task",
+            "exec",
+            "--exec-id",
+            &format!("send-{attempt}"),
+            "listener",
+            "sh",
+            "-c",
+            &format!("echo hello | nc 127.0.0.1 {port}"),
+        ]);
+        if sent.code == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{sent:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.ran(&["task", "kill", "-s", "SIGKILL", "listener"]);
+}

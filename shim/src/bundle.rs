@@ -24,6 +24,9 @@ pub struct Bundle {
     pub annotations: BTreeMap<String, String>,
     /// `linux.resources.memory.limit`, in bytes.
     pub memory_limit: Option<u64>,
+    /// `root.path`: relative to the bundle (containerd's `rootfs`, where
+    /// the shim mounts the snapshot), or absolute (`ctr run --rootfs`).
+    root: PathBuf,
 }
 
 /// The program to run: from the spec's `process`, or an exec's.
@@ -40,9 +43,16 @@ pub struct ProcessConfig {
 #[serde(default)]
 struct Spec {
     process: Option<ProcessConfig>,
+    root: Option<SpecRoot>,
     mounts: Vec<SpecMount>,
     annotations: BTreeMap<String, String>,
     linux: Option<Linux>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SpecRoot {
+    path: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,7 +100,13 @@ impl Bundle {
         let spec: Spec = serde_json::from_slice(&bytes)
             .map_err(|e| format!("{}: not an OCI runtime spec: {e}", path.display()))?;
         let mounts = spec.mounts.iter().filter_map(volume).collect::<Vec<_>>();
+        let root = spec
+            .root
+            .map(|r| r.path)
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| dir.join("rootfs"), |p| dir.join(p));
         Ok(Self {
+            root,
             dir: dir.to_path_buf(),
             process: spec.process.unwrap_or_default(),
             mounts,
@@ -111,8 +127,10 @@ impl Bundle {
         self.annotations.get(CONTAINER_TYPE).map(String::as_str) == Some("sandbox")
     }
 
+    /// The container's root directory (`Path::join` keeps an absolute
+    /// `root.path` as it is).
     pub fn rootfs(&self) -> PathBuf {
-        self.dir.join("rootfs")
+        self.root.clone()
     }
 }
 

@@ -66,6 +66,9 @@ impl Process {
 
 struct Container {
     bundle: Bundle,
+    /// The shim mounted the rootfs (from the create request's mounts), so
+    /// it unmounts it too.
+    mounted: bool,
     /// The pod's sandbox container: it runs no guest.
     pod_sandbox: bool,
     guests: guest::Container,
@@ -247,7 +250,11 @@ impl Task for TaskService {
         let rootfs = bundle.rootfs();
         bundle::mount_rootfs(&req.rootfs, &rootfs)
             .map_err(|e| precondition(format!("task {}: {e}", req.id)))?;
+        let mounted = !req.rootfs.is_empty();
         if !pod_sandbox && !rootfs.is_dir() {
+            if mounted {
+                bundle::unmount_rootfs(&rootfs);
+            }
             return Err(precondition(format!(
                 "task {}: the rootfs {} is missing",
                 req.id,
@@ -261,6 +268,7 @@ impl Task for TaskService {
             terminal: req.terminal,
         };
         let container = Container {
+            mounted,
             pod_sandbox,
             guests: guest::Container {
                 rootfs,
@@ -461,7 +469,9 @@ impl Task for TaskService {
             for p in c.execs.values() {
                 p.stop.stop(StopReason::Killed);
             }
-            bundle::unmount_rootfs(&c.bundle.rootfs());
+            if c.mounted {
+                bundle::unmount_rootfs(&c.bundle.rootfs());
+            }
             self.inner
                 .publish(TaskDelete {
                     container_id: req.id.clone(),

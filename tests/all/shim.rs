@@ -563,3 +563,83 @@ fn guests_use_the_network_namespace_the_spec_names() {
     }
     let _ = c.ran(&["task", "kill", "-s", "SIGKILL", "listener"]);
 }
+
+/// Bad input through containerd: a program that is not wasm, a rootfs
+/// that is not there. Each is a clear error, and no shim stays behind.
+#[test]
+fn bad_specs_are_clear_errors() {
+    let root = Root::new();
+    let archive = saved_busybox(&root);
+    let c = Containerd::start();
+    c.import(&archive);
+    let text = c.run(&["--rm"], BUSYBOX, "t1", &["/etc/passwd"]);
+    assert_ne!(text.code, 0, "{text:?}");
+    assert!(
+        text.stderr.contains("/etc/passwd") && text.stderr.contains("WebAssembly"),
+        "{text:?}"
+    );
+    let missing = c.dir.path().join("no-such-rootfs");
+    let out = c.ran(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "io.containerd.wrun.v1",
+        "--rootfs",
+        missing.to_str().expect("utf8"),
+        "t2",
+        "/app.wasm",
+    ]);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("no-such-rootfs") && out.stderr.contains("missing"),
+        "{out:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.shims().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "a shim stayed behind: {}",
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `ctr run -t`: with a terminal on ctr's side (util-linux's `script`
+/// gives it one), the guest's stdin and stdout still flow.
+#[test]
+fn a_terminal_run_reads_stdin() {
+    let root = Root::new();
+    let archive = saved_busybox(&root);
+    let c = Containerd::start();
+    c.import(&archive);
+    let ctr = format!(
+        "{} --address {} --namespace {NAMESPACE} run --rm -t --snapshotter native --runtime io.containerd.wrun.v1 {BUSYBOX} tty1 head -n 1",
+        tools().join("usr/bin/ctr").display(),
+        c.socket().display()
+    );
+    // `timeout`: a guest that never saw its input would wait forever.
+    let mut child = Command::new("timeout")
+        .args(["60", "script", "-qec", &ctr, "/dev/null"])
+        .env("PATH", &c.path_env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"typed at a terminal\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The terminal echoes the line, and the guest prints it back.
+    assert!(text.matches("typed at a terminal").count() >= 2, "{text:?}");
+}

@@ -53,15 +53,18 @@ shims() {
   # The shims this containerd started: their command line names its socket.
   local p
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "containerd-shim-wrun-v1.*$sock" && basename "$p"
+    { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -q "containerd-shim-wrun-v1.*$sock" && basename "$p"
   done
   true
 }
 cleanup() {
   local p
   for p in $(shims); do kill -9 "$p" 2>/dev/null || true; done
-  [ -n "$containerd_pid" ] && kill "$containerd_pid" 2>/dev/null && wait "$containerd_pid" 2>/dev/null
-  grep -o " $scratch[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
+  if [ -n "$containerd_pid" ]; then
+    kill "$containerd_pid" 2>/dev/null || true
+    wait "$containerd_pid" 2>/dev/null || true
+  fi
+  { grep -o " $scratch[^ ]*" /proc/self/mounts || true; } | sort -r | while read -r m; do umount -l "$m" || true; done
   WRUN_ROOT="$scratch/wrun" "$WRUN" daemon stop >/dev/null 2>&1 || true
   remove_scratch "$scratch"
 }
@@ -110,7 +113,7 @@ hyperfine --warmup 3 --runs "$RUNS" --export-json "$scratch/run.json" \
 read -r shim_ms runc_ms < <(python3 -c '
 import json, sys
 r = {x["command"]: x["mean"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}
-print(f"{r[\"wrun-shim\"]:.1f} {r[\"runc\"]:.1f}")' "$scratch/run.json")
+print("%.1f %.1f" % (r["wrun-shim"], r["runc"]))' "$scratch/run.json")
 
 # clients N TOTAL: TOTAL `ctr run --rm` through the shim, N at a time;
 # prints tasks per second.

@@ -76,6 +76,21 @@ struct Container {
     execs: HashMap<String, Process>,
 }
 
+impl Container {
+    /// The init process (`exec` empty) or one of the execs.
+    fn process(
+        &self,
+        id: &str,
+        exec: &str,
+    ) -> Result<&Process, containerd_shim::protos::ttrpc::Error> {
+        if exec.is_empty() {
+            Ok(&self.init)
+        } else {
+            self.execs.get(exec).ok_or_else(|| not_found(id, exec))
+        }
+    }
+}
+
 /// The shim's tasks, shared by every request.
 pub struct TaskService {
     inner: Arc<Inner>,
@@ -314,13 +329,7 @@ impl Task for TaskService {
         {
             let all = self.inner.containers();
             let c = all.get(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
-            let p = if req.exec_id.is_empty() {
-                &c.init
-            } else {
-                c.execs
-                    .get(&req.exec_id)
-                    .ok_or_else(|| not_found(&req.id, &req.exec_id))?
-            };
+            let p = c.process(&req.id, &req.exec_id)?;
             if p.status != Status::CREATED {
                 return Err(precondition(format!(
                     "task {}: {} already started",
@@ -370,13 +379,7 @@ impl Task for TaskService {
     ) -> TtrpcResult<api::StateResponse> {
         let all = self.inner.containers();
         let c = all.get(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
-        let p = if req.exec_id.is_empty() {
-            &c.init
-        } else {
-            c.execs
-                .get(&req.exec_id)
-                .ok_or_else(|| not_found(&req.id, &req.exec_id))?
-        };
+        let p = c.process(&req.id, &req.exec_id)?;
         let exit = p.exit.borrow().clone();
         Ok(api::StateResponse {
             id: req.id.clone(),
@@ -498,13 +501,7 @@ impl Task for TaskService {
         let mut rx = {
             let all = self.inner.containers();
             let c = all.get(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
-            let p = if req.exec_id.is_empty() {
-                &c.init
-            } else {
-                c.execs
-                    .get(&req.exec_id)
-                    .ok_or_else(|| not_found(&req.id, &req.exec_id))?
-            };
+            let p = c.process(&req.id, &req.exec_id)?;
             p.exit.subscribe()
         };
         let exit = rx
@@ -676,13 +673,7 @@ impl Task for TaskService {
     ) -> TtrpcResult<api::Empty> {
         let all = self.inner.containers();
         let c = all.get(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
-        let p = if req.exec_id.is_empty() {
-            &c.init
-        } else {
-            c.execs
-                .get(&req.exec_id)
-                .ok_or_else(|| not_found(&req.id, &req.exec_id))?
-        };
+        let p = c.process(&req.id, &req.exec_id)?;
         if req.stdin
             && let Some(closer) = &p.stdin
         {

@@ -53,15 +53,7 @@ impl HistoryCommand {
             return Ok(0);
         }
         let columns = ["ID", "CreatedSince", "CreatedBy", "Size", "Comment"];
-        let rows: Vec<Vec<String>> = fields
-            .iter()
-            .map(|f| {
-                columns
-                    .iter()
-                    .map(|c| f[*c].as_str().unwrap_or_default().to_string())
-                    .collect()
-            })
-            .collect();
+        let rows = super::template::cells(&fields, &columns);
         table(
             &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
             &rows,

@@ -88,15 +88,7 @@ impl ImagesCommand {
         }
         header.extend(["IMAGE ID", "CREATED", "SIZE"]);
         columns.extend(["ID", "CreatedSince", "Size"]);
-        let rows: Vec<Vec<String>> = fields
-            .iter()
-            .map(|f| {
-                columns
-                    .iter()
-                    .map(|c| f[*c].as_str().unwrap_or_default().to_string())
-                    .collect()
-            })
-            .collect();
+        let rows = super::template::cells(&fields, &columns);
         table(&header, &rows)?;
         Ok(0)
     }

@@ -107,15 +107,7 @@ impl PsCommand {
             header.push("SIZE");
             columns.push("Size");
         }
-        let rows: Vec<Vec<String>> = fields
-            .iter()
-            .map(|f| {
-                columns
-                    .iter()
-                    .map(|c| f[*c].as_str().unwrap_or_default().to_string())
-                    .collect()
-            })
-            .collect();
+        let rows = super::template::cells(&fields, &columns);
         table(&header, &rows)?;
         Ok(0)
     }

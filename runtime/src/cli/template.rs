@@ -336,6 +336,19 @@ fn pad(a: &[Tv]) -> Result<Tv, FuncError> {
     )))
 }
 
+/// The cells of a verb's own table: the named `columns` of each row of
+/// `--format` fields, so that both outputs come from the same rows.
+pub fn cells(rows: &[Value], columns: &[&str]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| r[*c].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .collect()
+}
+
 /// `--format` and `--quiet` together are the docker CLI's error too.
 pub fn refuse_quiet_with_format(quiet: bool, format: &Format) -> Result<()> {
     if quiet && !format.is_default() {

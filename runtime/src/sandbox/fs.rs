@@ -115,6 +115,18 @@ fn code(e: VfsError) -> ErrorCode {
     }
 }
 
+/// A `/proc` file's bytes from `offset` on (none past its end); a
+/// directory there cannot be read.
+fn proc_from<'a>(n: &ProcNode, bytes: &'a [u8], offset: types::Filesize) -> FsResult<&'a [u8]> {
+    if n.is_dir() {
+        return Err(ErrorCode::IsDirectory.into());
+    }
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    Ok(&bytes[start..])
+}
+
 fn fs_err(e: VfsError) -> FsError {
     code(e).into()
 }
@@ -390,16 +402,9 @@ impl HostDescriptor for FsCtxView<'_> {
         offset: types::Filesize,
     ) -> FsResult<(Vec<u8>, bool)> {
         if let Node::Proc(_, n, bytes) = self.node(&fd) {
-            if n.is_dir() {
-                return Err(ErrorCode::IsDirectory.into());
-            }
-            let start = usize::try_from(offset)
-                .unwrap_or(usize::MAX)
-                .min(bytes.len());
-            let end = start
-                .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
-                .min(bytes.len());
-            return Ok((bytes[start..end].to_vec(), end == bytes.len()));
+            let rest = proc_from(&n, &bytes, offset)?;
+            let take = rest.len().min(usize::try_from(len).unwrap_or(usize::MAX));
+            return Ok((rest[..take].to_vec(), take == rest.len()));
         }
         if self.dir(&fd).is_some() {
             return Err(ErrorCode::IsDirectory.into());
@@ -705,14 +710,8 @@ impl HostDescriptor for FsCtxView<'_> {
         offset: types::Filesize,
     ) -> FsResult<Resource<DynInputStream>> {
         if let Node::Proc(_, n, bytes) = self.node(&fd) {
-            if n.is_dir() {
-                return Err(ErrorCode::IsDirectory.into());
-            }
-            let start = usize::try_from(offset)
-                .unwrap_or(usize::MAX)
-                .min(bytes.len());
             let pipe: DynInputStream = Box::new(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(
-                bytes[start..].to_vec(),
+                proc_from(&n, &bytes, offset)?.to_vec(),
             ));
             return Ok(self.table.push(pipe)?);
         }

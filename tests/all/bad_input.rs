@@ -120,12 +120,7 @@ fn non_wasm_and_corrupt_programs() {
 #[test]
 fn a_trapping_guest_shows_the_trap() {
     let root = Root::new();
-    root.wat_image(
-        "trap",
-        r#"(module (memory (export "memory") 1)
-             (func $boom unreachable)
-             (func (export "_start") call $boom))"#,
-    );
+    root.wat_image("trap", crate::support::TRAP_WAT);
     let r = root.wrun(&["run", "--rm", "trap"]);
     r.fails(134, "guest trapped");
     assert!(r.stderr.contains("unreachable"), "{}", r.stderr);
@@ -134,12 +129,7 @@ fn a_trapping_guest_shows_the_trap() {
 #[test]
 fn a_memory_bomb_hits_its_limit() {
     let root = Root::new();
-    root.wat_image(
-        "bomb",
-        r#"(module (memory (export "memory") 1)
-             (func (export "_start")
-               (loop (drop (memory.grow (i32.const 16))) (br 0))))"#,
-    );
+    root.wat_image("bomb", crate::support::MEMORY_BOMB_WAT);
     let r = root.wrun(&["run", "--rm", "--memory", "32m", "bomb"]);
     r.fails(137, "out of memory");
     assert!(

@@ -3,7 +3,6 @@
 //! built FROM busybox, explored with exec as in the walk-through; and tar
 //! through exec, the way `kubectl cp` moves files.
 
-use std::io::Write as _;
 use std::process::Stdio;
 
 use crate::support::Root;
@@ -126,25 +125,11 @@ fn tar_through_exec_both_ways() {
     add("up/link", tar::EntryType::Symlink, b"", Some("hello.txt"));
     let bytes = archive.into_inner().expect("tar");
 
-    let mut child = root
-        .cmd(&["exec", "-i", "box", "tar", "xf", "-", "-C", "/tmp"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&bytes)
-        .expect("write tar");
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = root.wrun_with_input(
+        &["exec", "-i", "box", "tar", "xf", "-", "-C", "/tmp"],
+        &bytes,
     );
+    out.ok();
     let cat = root.wrun(&["exec", "box", "cat", "/tmp/up/link"]);
     assert_eq!(cat.ok(), "hello from the host\n");
 
@@ -208,25 +193,12 @@ fn tar_through_exec_both_ways() {
     evil.append_data(&mut ok, "fine.txt", &b"ok\n"[..])
         .expect("append");
     let evil = evil.into_inner().expect("tar");
-    let mut child = root
-        .cmd(&["exec", "-i", "box", "tar", "xf", "-", "-C", "/tmp/up"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&evil)
-        .expect("write");
-    let out = child.wait_with_output().expect("wait");
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("../escaped"),
-        "{out:?}"
+    let out = root.wrun_with_input(
+        &["exec", "-i", "box", "tar", "xf", "-", "-C", "/tmp/up"],
+        &evil,
     );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("../escaped"), "{out:?}");
     let ls = root.wrun(&["exec", "box", "ls", "/tmp"]);
     assert!(!ls.ok().contains("escaped"), "{ls:?}");
     assert_eq!(

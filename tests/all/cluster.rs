@@ -941,12 +941,7 @@ spec:
         .fails("not found");
 
     // Going past resources.limits.memory ends the container as OOMKilled.
-    c.root.wat_image(
-        "bomb",
-        r#"(module (memory (export "memory") 1)
-             (func (export "_start")
-               (loop (drop (memory.grow (i32.const 16))) (br 0))))"#,
-    );
+    c.root.wat_image("bomb", crate::support::MEMORY_BOMB_WAT);
     let bomb = r#"
 apiVersion: v1
 kind: Pod

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{HANG, Ran, Root, api, connect, poll};
+use crate::support::{HANG, Root, api, connect, poll};
 
 /// Waits for a child this test started, killing it (and failing) if it
 /// hangs.
@@ -27,26 +27,6 @@ fn wait_child(child: &mut Child, what: &str) -> ExitStatus {
             panic!("{what} did not end");
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Runs `wrun args` with `input` on its stdin.
-fn wrun_with_input(root: &Root, args: &[&str], input: &str) -> Ran {
-    let mut child = root
-        .cmd(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wrun");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input.as_bytes()).expect("write stdin");
-    drop(stdin);
-    let out = child.wait_with_output().expect("wait");
-    Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 
@@ -308,13 +288,12 @@ fn exec_interactive_shell_reads_stdin_and_returns_its_status() {
     root.busybox();
     root.wrun(&["run", "-d", "--name", "c", "busybox", "sleep", "600"])
         .ok();
-    let r = wrun_with_input(&root, &["exec", "-i", "c", "sh"], "echo hi\nexit 4\n");
+    let r = root.wrun_with_input(&["exec", "-i", "c", "sh"], "echo hi\nexit 4\n");
     assert_eq!((r.code, r.stdout.as_str()), (4, "hi\n"), "{r:?}");
 
     // Output goes to the right stream; end of input ends the shell with
     // the last command's status.
-    let r = wrun_with_input(
-        &root,
+    let r = root.wrun_with_input(
         &["exec", "-i", "c", "sh"],
         "echo out\necho err >&2\nfalse\n",
     );
@@ -322,9 +301,9 @@ fn exec_interactive_shell_reads_stdin_and_returns_its_status() {
     assert!(r.stderr.contains("err\n"), "{r:?}");
 
     // Without -i the program's stdin is empty.
-    let r = wrun_with_input(&root, &["exec", "c", "cat"], "not passed\n");
+    let r = root.wrun_with_input(&["exec", "c", "cat"], "not passed\n");
     assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{r:?}");
-    let r = wrun_with_input(&root, &["exec", "-i", "c", "cat"], "line 1\nline 2\n");
+    let r = root.wrun_with_input(&["exec", "-i", "c", "cat"], "line 1\nline 2\n");
     assert_eq!(
         (r.code, r.stdout.as_str()),
         (0, "line 1\nline 2\n"),

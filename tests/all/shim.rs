@@ -10,9 +10,9 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{Ran, Root, repo};
+use crate::support::{Ran, Root, poll_within, repo};
 
 /// Where `make target/tools/containerd` unpacked Debian's containerd.
 fn tools() -> PathBuf {
@@ -44,6 +44,10 @@ pub(crate) struct Containerd {
 }
 
 const NAMESPACE: &str = "wrun-test";
+
+/// How long a task, an exec or a shim gets to reach the state a test waits
+/// for.
+const WAIT: Duration = Duration::from_secs(10);
 
 impl Containerd {
     pub(crate) fn start() -> Self {
@@ -111,16 +115,41 @@ state = "{state}"
             dir,
             path_env,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !c.ctr(&["version"]).status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not start: {}",
-                c.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll_within("containerd to start", Duration::from_secs(30), || {
+            if c.ctr(&["version"]).status.success() {
+                Ok(())
+            } else {
+                Err(c.log())
+            }
+        });
         c
+    }
+
+    /// Waits until `ctr task ls` shows task `id` in `status`.
+    fn await_task(&self, id: &str, status: &str) {
+        poll_within(&format!("task {id} to be {status}"), WAIT, || {
+            let tasks = self.ran(&["task", "ls"]);
+            if tasks
+                .ok()
+                .lines()
+                .any(|l| l.starts_with(id) && l.contains(status))
+            {
+                Ok(())
+            } else {
+                Err(tasks.stdout)
+            }
+        });
+    }
+
+    /// Waits until no shim this containerd started is left.
+    pub(crate) fn await_no_shims(&self) {
+        poll_within("the shims to end", WAIT, || {
+            if self.shims().is_empty() {
+                Ok(())
+            } else {
+                Err(self.log())
+            }
+        });
     }
 
     fn socket(&self) -> PathBuf {
@@ -353,19 +382,7 @@ fn ctr_task_exec_ps_kill_and_delete() {
     let c = Containerd::start();
     c.import(&archive);
     c.run(&["-d"], BUSYBOX, "sleeper", &["sleep", "300"]).ok();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let tasks = c.ran(&["task", "ls"]);
-        if tasks
-            .ok()
-            .lines()
-            .any(|l| l.starts_with("sleeper") && l.contains("RUNNING"))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{tasks:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    c.await_task("sleeper", "RUNNING");
 
     // exec: a second guest in the same container, which sees only the
     // container's own guests.
@@ -405,30 +422,10 @@ fn ctr_task_exec_ps_kill_and_delete() {
 
     // kill, then delete.
     c.ran(&["task", "kill", "-s", "SIGKILL", "sleeper"]).ok();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let tasks = c.ran(&["task", "ls"]);
-        if tasks
-            .ok()
-            .lines()
-            .any(|l| l.starts_with("sleeper") && l.contains("STOPPED"))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{tasks:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    c.await_task("sleeper", "STOPPED");
     c.ran(&["task", "delete", "sleeper"]).ok();
     c.ran(&["container", "delete", "sleeper"]).ok();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !c.shims().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the shim did not end: {}",
-            c.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    c.await_no_shims();
 }
 
 /// A guest that traps ends with 134 and the trap on its stderr; one that
@@ -437,18 +434,8 @@ fn ctr_task_exec_ps_kill_and_delete() {
 #[test]
 fn traps_and_memory_limits_end_as_they_should() {
     let root = Root::new();
-    root.wat_image(
-        "trap",
-        r#"(module (memory (export "memory") 1)
-             (func $boom unreachable)
-             (func (export "_start") call $boom))"#,
-    );
-    root.wat_image(
-        "bomb",
-        r#"(module (memory (export "memory") 1)
-             (func (export "_start")
-               (loop (drop (memory.grow (i32.const 16))) (br 0))))"#,
-    );
+    root.wat_image("trap", crate::support::TRAP_WAT);
+    root.wat_image("bomb", crate::support::MEMORY_BOMB_WAT);
     let archive = root.path().join("wasm.tar");
     root.wrun(&[
         "save",
@@ -543,8 +530,9 @@ fn guests_use_the_network_namespace_the_spec_names() {
         "the listener leaked into the host's namespace"
     );
     // ...the namespace's has the listener.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for attempt in 0.. {
+    let mut attempt = 0;
+    poll_within("the listener to answer in its namespace", WAIT, || {
+        attempt += 1;
         let sent = c.ran(&[
             "task",
             "exec",
@@ -556,11 +544,11 @@ fn guests_use_the_network_namespace_the_spec_names() {
             &format!("echo hello | nc 127.0.0.1 {port}"),
         ]);
         if sent.code == 0 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{sent:?}"))
         }
-        assert!(Instant::now() < deadline, "{sent:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
     let _ = c.ran(&["task", "kill", "-s", "SIGKILL", "listener"]);
 }
 
@@ -594,15 +582,7 @@ fn bad_specs_are_clear_errors() {
         out.stderr.contains("no-such-rootfs") && out.stderr.contains("missing"),
         "{out:?}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !c.shims().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "a shim stayed behind: {}",
-            c.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    c.await_no_shims();
 }
 
 /// `ctr run -t`: with a terminal on ctr's side (util-linux's `script`

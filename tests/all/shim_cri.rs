@@ -4,7 +4,7 @@
 //! logs in the CRI format, ExecSync, stats, then stop and remove. The pod
 //! is one shim process.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
@@ -18,7 +18,7 @@ use k8s_cri::v1::{
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::shim::Containerd;
-use crate::support::Root;
+use crate::support::{Root, poll_within};
 
 const IMAGE: &str = "docker.io/library/busybox:latest";
 
@@ -151,19 +151,16 @@ async fn cri_runs_a_pod_of_two_containers_in_one_shim() {
 
     // The greeter's output, in the CRI log format at its log_path.
     let log = logs.path().join("greeter.log");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let text = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if text.contains("oops") && text.contains("hello") {
-            break text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no logs at {}: {text:?}",
-            log.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let text = tokio::task::block_in_place(|| {
+        poll_within("the greeter's logs", Duration::from_secs(10), || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("oops") && text.contains("hello") {
+                Ok(text)
+            } else {
+                Err(format!("{}: {text:?}", log.display()))
+            }
+        })
+    });
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines
@@ -236,13 +233,5 @@ async fn cri_runs_a_pod_of_two_containers_in_one_shim() {
     })
     .await
     .expect("RemovePodSandbox");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !c.shims().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the pod's shim did not end: {}",
-            c.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tokio::task::block_in_place(|| c.await_no_shims());
 }

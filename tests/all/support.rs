@@ -42,6 +42,16 @@ pub fn sample(name: &str) -> PathBuf {
     dir
 }
 
+/// A guest that traps (`unreachable`) as soon as it starts.
+pub const TRAP_WAT: &str = r#"(module (memory (export "memory") 1)
+  (func $boom unreachable)
+  (func (export "_start") call $boom))"#;
+
+/// A guest that grows its memory until something stops it.
+pub const MEMORY_BOMB_WAT: &str = r#"(module (memory (export "memory") 1)
+  (func (export "_start")
+    (loop (drop (memory.grow (i32.const 16))) (br 0))))"#;
+
 /// One test's private wrun state root.
 pub struct Root {
     pub dir: tempfile::TempDir,
@@ -156,6 +166,21 @@ impl Root {
 
     pub fn wrun(&self, args: &[&str]) -> Ran {
         Ran::from(self.cmd(args).output().expect("spawn wrun"))
+    }
+
+    /// Runs `wrun args` with `input` on its stdin, then closed.
+    pub fn wrun_with_input(&self, args: &[&str], input: impl AsRef<[u8]>) -> Ran {
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wrun");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_ref()).expect("write stdin");
+        drop(stdin);
+        Ran::from(child.wait_with_output().expect("wait"))
     }
 
     /// Builds `busybox:latest` (WASIp2) into this root.
@@ -368,12 +393,27 @@ pub const HANG: Duration = Duration::from_secs(60);
 /// Calls `f` until it returns `Some`, failing after [`HANG`].
 #[track_caller]
 pub fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + HANG;
+    poll_within(what, HANG, || f().ok_or_else(String::new))
+}
+
+/// Calls `f` until it returns `Ok`, failing after `limit` with `what` and
+/// the last `Err` it gave: what it saw instead.
+#[track_caller]
+pub fn poll_within<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
     loop {
-        if let Some(v) = f() {
-            return v;
+        match f() {
+            Ok(v) => return v,
+            Err(seen) if seen.is_empty() => {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            }
+            Err(seen) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "timed out waiting for {what}: {seen}"
+                );
+            }
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }

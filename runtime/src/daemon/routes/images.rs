@@ -27,11 +27,10 @@ const MAX_CONTEXT: usize = 1 << 30;
 const IMAGE_FILTERS: &[&str] = &["before", "dangling", "label", "reference", "since", "until"];
 
 /// Whether a `reference` filter (a glob such as `busybox`, `kubia:*` or
-/// `*/app`) matches one of the image's tags, as Docker matches it: against
-/// the familiar name with its tag, or without.
-fn reference_matches(pattern: &globset::GlobMatcher, tags: &[crate::image::Reference]) -> bool {
-    tags.iter()
-        .any(|t| pattern.is_match(t.familiar()) || pattern.is_match(t.familiar_repository()))
+/// `*/app`) matches a tag, as Docker matches it: against the familiar name
+/// with its tag, or without.
+fn reference_matches(pattern: &globset::GlobMatcher, tag: &crate::image::Reference) -> bool {
+    pattern.is_match(tag.familiar()) || pattern.is_match(tag.familiar_repository())
 }
 
 /// `GET /images/json`, and the rows `/system/df` and prunes work on: each
@@ -93,7 +92,13 @@ pub(super) fn filtered(
                 .into_iter()
                 .collect();
         }
-        let keep = (patterns.is_empty() || patterns.iter().any(|p| reference_matches(p, &i.tags)))
+        // The tags a reference filter matched: Docker lists only those.
+        let matched: Vec<_> = i
+            .tags
+            .iter()
+            .filter(|t| patterns.iter().any(|p| reference_matches(p, t)))
+            .collect();
+        let keep = (patterns.is_empty() || !matched.is_empty())
             && dangling.is_none_or(|d| d == i.tags.is_empty())
             && f.labels_match(&row.labels)
             && before.is_none_or(|b| row.created < b)
@@ -101,16 +106,6 @@ pub(super) fn filtered(
             && until.is_none_or(|u| row.created < u);
         if keep {
             if !patterns.is_empty() {
-                // Docker lists only the tags the reference filter matched.
-                let matched: Vec<_> = i
-                    .tags
-                    .iter()
-                    .filter(|t| {
-                        patterns
-                            .iter()
-                            .any(|p| reference_matches(p, std::slice::from_ref(t)))
-                    })
-                    .collect();
                 row.repo_tags = matched.iter().map(|t| t.familiar()).collect();
                 row.repo_digests.retain(|d| {
                     matched

@@ -1,12 +1,14 @@
 //! The dashboard in a real browser: `wrun dashboard --url` prints a login
-//! link, and `tests/browser/dashboard.mjs` (playwright-core driving
-//! Debian's headless Chromium) uses the page as a user would. The
-//! cluster's state is then checked here with kubectl, so both sides agree.
+//! link, and `tests/browser/dashboard.mjs` (the cluster) and `docker.mjs`
+//! (the Docker side, the keyboard, light and dark), with playwright-core
+//! driving Debian's headless Chromium, use the page as a user would. The
+//! state is then checked here with kubectl and wrun, so both sides agree.
 
 use std::process::Command;
+use std::time::Duration;
 
 use crate::cluster::Cluster;
-use crate::support::{free_port, poll, repo};
+use crate::support::{Root, free_port, http_get_ok, poll, repo};
 
 const RC: &str = r#"
 apiVersion: v1
@@ -124,4 +126,62 @@ fn the_dashboard_in_a_browser() {
     assert_eq!(web.ok(), "2");
     c.kubectl(&["get", "deployment", "broken"])
         .fails("NotFound");
+}
+
+#[test]
+fn the_dashboards_docker_side_by_keyboard_in_light_and_dark() {
+    let root = Root::new();
+    root.kubia();
+    let web_port = free_port().to_string();
+    root.wrun(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("127.0.0.1:{web_port}:8080"),
+        "kubia",
+    ])
+    .ok();
+    root.wrun(&["run", "-d", "--name", "shell", "busybox", "sleep", "3600"])
+        .ok();
+    root.wrun(&["run", "--name", "done", "busybox", "echo", "finished"])
+        .ok();
+    http_get_ok(web_port.parse().expect("port"), Duration::from_secs(30));
+
+    let url = root.wrun(&["dashboard", "--url"]).ok().trim().to_string();
+    assert!(url.contains("/login?token="), "{url}");
+    let shots = repo().join("target").join("dashboard-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let browser_dir = repo().join("tests").join("browser");
+    let run = Command::new("node")
+        .arg(browser_dir.join("docker.mjs"))
+        .arg(&url)
+        .arg(&shots)
+        .arg(root.path().join("wrun.sock"))
+        .arg(&web_port)
+        .current_dir(&browser_dir)
+        .output()
+        .expect("run node tests/browser/docker.mjs (npm ci --prefix tests/browser first)");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success() && stdout.lines().last() == Some("ok"),
+        "the browser test failed (screenshots in {}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        shots.display()
+    );
+
+    // What the page did is what the daemon holds.
+    let names = root
+        .wrun(&["ps", "-a", "--format", "{{.Names}}"])
+        .ok()
+        .to_string();
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort_unstable();
+    assert_eq!(names, ["done", "shell", "web"]);
+    assert_eq!(
+        root.image_id("kubia").len(),
+        71,
+        "kubia was in use and stays"
+    );
 }

@@ -91,8 +91,9 @@ try {
   step('scale the RC to 3 from the page; three pods appear without a reload');
   const navigations = [];
   page.on('framenavigated', (f) => { if (f === page.mainFrame()) navigations.push(f.url()); });
+  // By keyboard: the field, then Enter.
   await page.getByLabel('Replicas of kubia').fill('3');
-  await page.getByRole('button', { name: 'Scale kubia' }).click();
+  await page.keyboard.press('Enter');
   await page.waitForFunction(() => [...document.querySelectorAll('table[aria-label="Pods"] tbody tr')]
     .filter((r) => r.textContent.includes('kubia-') && r.textContent.includes('Running')).length === 3, null, { timeout: WAIT });
   const rcRow = page.getByRole('table', { name: 'ReplicationControllers' }).locator('tbody tr', { hasText: 'kubia' });

@@ -318,6 +318,13 @@ async fn handle(
         }
         "/wrun/usage" => usage::serve(sup, req)
             .unwrap_or_else(|why| text(StatusCode::BAD_REQUEST, format!("{why}\n"))),
+        // A terminal into a Docker-side container (`/wrun/containers/ID/exec`).
+        p if p.starts_with("/wrun/containers/") && p.ends_with("/exec") => {
+            let id = &p["/wrun/containers/".len()..p.len() - "/exec".len()];
+            let q = Query::parse(req.uri().query());
+            super::kube::container_exec(sup, id, &q, req)
+                .unwrap_or_else(|why| text(StatusCode::BAD_REQUEST, format!("{why}\n")))
+        }
         "/wrun/traffic" => {
             let proxy = sup.networks().fabric().proxy().clone();
             traffic::serve(proxy, req)

@@ -1,6 +1,6 @@
-//! The dashboard's live usage: each pod's memory (its guests' linear
-//! memory now) and CPU time (cumulative; the page turns it into a rate),
-//! sent over a WebSocket once a second. The same figures serve
+//! The dashboard's live usage: each pod's and each container's memory
+//! (its guests' linear memory now) and CPU time (cumulative; the page
+//! turns it into a rate), sent over a WebSocket once a second. The same figures serve
 //! `metrics.k8s.io` (`kubectl top`).
 
 use std::collections::BTreeMap;
@@ -20,27 +20,39 @@ use crate::daemon::websocket;
 
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Memory (bytes) and CPU time (ns) per pod uid, summed over the pod's
-/// running containers.
-fn per_pod(sup: &Supervisor) -> BTreeMap<String, (u64, u64)> {
-    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+/// Memory (bytes) and CPU time (ns) of one running container, or of a
+/// pod's running containers together.
+type Usage = (u64, u64);
+
+/// Every running container's usage by ID, and each pod's by uid.
+fn measure(sup: &Supervisor) -> (BTreeMap<String, Usage>, BTreeMap<String, Usage>) {
+    let mut pods: BTreeMap<String, Usage> = BTreeMap::new();
+    let mut containers = BTreeMap::new();
     let records = sup.db().list().unwrap_or_default();
     for rec in records {
-        let Some(uid) = rec.spec.labels.get(LABEL_POD_UID) else {
-            continue;
-        };
         let Some(live) = sup.find(&rec.id).ok().and_then(|(_, e)| e.live()) else {
             continue;
         };
-        let e = out.entry(uid.clone()).or_default();
-        e.0 = e.0.saturating_add(live.usage.memory());
+        let memory = live.usage.memory();
         let cpu = u64::try_from(live.usage.cpu().as_nanos()).unwrap_or(u64::MAX);
-        e.1 = e.1.saturating_add(cpu);
+        if let Some(uid) = rec.spec.labels.get(LABEL_POD_UID) {
+            let e = pods.entry(uid.clone()).or_default();
+            e.0 = e.0.saturating_add(memory);
+            e.1 = e.1.saturating_add(cpu);
+        }
+        containers.insert(rec.id, (memory, cpu));
     }
-    out
+    (containers, pods)
 }
 
-/// Streams each pod's usage to a WebSocket client until it goes.
+fn as_json(m: BTreeMap<String, Usage>) -> serde_json::Map<String, serde_json::Value> {
+    m.into_iter()
+        .map(|(k, (memory, cpu))| (k, json!({"memory": memory, "cpuNs": cpu})))
+        .collect()
+}
+
+/// Streams the usage of each pod and each container to a WebSocket client
+/// until it goes.
 pub fn serve(sup: Arc<Supervisor>, mut req: Request<Incoming>) -> Result<Resp, String> {
     let Some(hs) = websocket::handshake(&req, &[])? else {
         return Err("the usage figures are served over a WebSocket only".into());
@@ -49,14 +61,15 @@ pub fn serve(sup: Arc<Supervisor>, mut req: Request<Incoming>) -> Result<Resp, S
     tokio::spawn(async move {
         loop {
             let s = sup.clone();
-            let Ok(pods) = tokio::task::spawn_blocking(move || per_pod(&s)).await else {
+            let Ok((containers, pods)) = tokio::task::spawn_blocking(move || measure(&s)).await
+            else {
                 return;
             };
-            let pods: serde_json::Map<String, serde_json::Value> = pods
-                .into_iter()
-                .map(|(uid, (memory, cpu))| (uid, json!({"memory": memory, "cpuNs": cpu})))
-                .collect();
-            let msg = json!({"at": chrono::Utc::now().timestamp_millis(), "pods": pods});
+            let msg = json!({
+                "at": chrono::Utc::now().timestamp_millis(),
+                "pods": as_json(pods),
+                "containers": as_json(containers),
+            });
             if tx.send(Bytes::from(msg.to_string())).await.is_err() {
                 return;
             }

@@ -15,6 +15,8 @@ mod routes;
 mod scale;
 mod watch;
 
+pub use pods::container_exec;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 

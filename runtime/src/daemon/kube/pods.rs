@@ -24,6 +24,8 @@ use crate::kube::KubeError;
 #[path = "streams.rs"]
 mod streams;
 
+pub use streams::container_exec;
+
 /// The container a request names, or the pod's only one.
 fn pick_container(pod: &Value, asked: Option<&str>) -> Result<String, KubeError> {
     let name = pod["metadata"]["name"].as_str().unwrap_or_default();

@@ -41,7 +41,7 @@ use super::{attempts, pick_container};
 use crate::daemon::http::{self, Query, Resp};
 use crate::daemon::kube::Api;
 use crate::daemon::kube::objects::Target;
-use crate::daemon::supervisor::Entry;
+use crate::daemon::supervisor::{Entry, Supervisor};
 use crate::kube::KubeError;
 use crate::net::{NetMode, Proto};
 use remotecmd::{Protocol, Wanted};
@@ -220,20 +220,66 @@ pub async fn serve(
         jobs::attach_job(api, &pod, &container, &id, entry, wanted)?
     };
     Ok(upgrade(&mut req, up, move |conn| {
-        Box::pin(async move {
-            match conn {
-                Conn::WebSocket(ws, protocol) => {
-                    if let Some(p) = Protocol::parse(&protocol) {
-                        remotecmd::serve_ws(*ws, p, wanted, job).await;
-                    }
-                }
-                Conn::Spdy(io, protocol) => {
-                    let version = Protocol::parse(&protocol).map_or(4, |p| p.version);
-                    let (sender, streams) = spdyconn::start(io);
-                    remotecmd::serve_spdy(sender, streams, version, wanted, job).await;
+        remote_command(conn, wanted, job)
+    }))
+}
+
+/// Serves an exec or an attach on the upgraded connection.
+fn remote_command(
+    conn: Conn,
+    wanted: Wanted,
+    job: remotecmd::Job,
+) -> futures_util::future::BoxFuture<'static, ()> {
+    Box::pin(async move {
+        match conn {
+            Conn::WebSocket(ws, protocol) => {
+                if let Some(p) = Protocol::parse(&protocol) {
+                    remotecmd::serve_ws(*ws, p, wanted, job).await;
                 }
             }
-        })
+            Conn::Spdy(io, protocol) => {
+                let version = Protocol::parse(&protocol).map_or(4, |p| p.version);
+                let (sender, streams) = spdyconn::start(io);
+                remotecmd::serve_spdy(sender, streams, version, wanted, job).await;
+            }
+        }
+    })
+}
+
+/// An exec into any running container, named by ID or name, over the
+/// same WebSocket channels as a pod's exec: the dashboard's terminal for
+/// the Docker side, where Docker's own exec needs a hijacked connection
+/// that a browser cannot make.
+pub fn container_exec(
+    sup: Arc<Supervisor>,
+    container: &str,
+    q: &Query,
+    mut req: Request<Incoming>,
+) -> Result<Resp, KubeError> {
+    let (rec, entry) = sup
+        .find(container)
+        .map_err(|e| KubeError::bad_request(format!("container {container}: {e}")))?;
+    if entry.live().is_none() {
+        return Err(KubeError::bad_request(format!(
+            "container {container} is not running"
+        )));
+    }
+    let up = negotiate(req.headers(), remotecmd::WS_PROTOCOLS, &[])?;
+    let wanted = Wanted {
+        stdin: q.flag("stdin"),
+        stdout: q.flag("stdout"),
+        stderr: q.flag("stderr"),
+        tty: q.flag("tty"),
+    };
+    let argv: Vec<String> = q.all("command").into_iter().map(str::to_string).collect();
+    if argv.is_empty() {
+        return Err(KubeError::bad_request(
+            "you must specify at least 1 command",
+        ));
+    }
+    let job = jobs::exec_job(sup, rec.id, argv, wanted);
+    Ok(upgrade(&mut req, up, move |conn| {
+        remote_command(conn, wanted, job)
     }))
 }
 

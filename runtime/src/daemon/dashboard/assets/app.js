@@ -186,29 +186,146 @@ function followTraffic() {
   ws.onclose = () => setTimeout(followTraffic, 1000);
 }
 
-// --- usage: each pod's memory and CPU, once a second ------------------------------
+// --- the Docker side: lists kept current by the Docker API's event stream -------------
 
-/** By pod uid: the last minute of { cores, memory } points. */
-const usage = new Map();
+/**
+ * A Docker list (containers or images) as the Docker API gives it, listed
+ * again whenever the event stream reports a change to it. Changes that
+ * arrive while a list is in flight are folded into one more list.
+ */
+class DockerList {
+  constructor(path) {
+    this.path = path;
+    this.items = [];
+    this.synced = false;
+    /** Counts the lists, so a detail page knows its inspect is stale. */
+    this.version = 0;
+    this.busy = false;
+    this.again = false;
+  }
+
+  async refresh() {
+    if (this.busy) { this.again = true; return; }
+    this.busy = true;
+    try {
+      do {
+        this.again = false;
+        this.items = await api(this.path);
+        this.synced = true;
+        this.version += 1;
+        scheduleRender();
+      } while (this.again);
+    } catch (e) {
+      showError(e);
+    } finally {
+      this.busy = false;
+    }
+  }
+}
+
+const docker = {
+  containers: new DockerList('/docker/containers/json?all=1'),
+  images: new DockerList('/docker/images/json'),
+  followed: false,
+};
+
+/**
+ * Follows `GET /docker/events` (a JSON object a line) and lists containers
+ * and images once it is open, so no change falls between the list and the
+ * stream; lists again on each change, and after a reconnect. Started when
+ * a view first shows the Docker side.
+ */
+function followDocker() {
+  if (docker.followed) return;
+  docker.followed = true;
+  (async () => {
+    for (;;) {
+      try {
+        const r = await fetch('/docker/events');
+        if (!r.ok) throw new ApiError(`GET /docker/events: ${(await r.text()) || r.status}`);
+        docker.containers.refresh();
+        docker.images.refresh();
+        const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buf += value;
+          for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+            const line = buf.slice(0, nl).trim();
+            buf = buf.slice(nl + 1);
+            if (!line) continue;
+            const ev = JSON.parse(line);
+            if (ev.Type === 'container') docker.containers.refresh();
+            if (ev.Type === 'image') {
+              docker.images.refresh();
+              // A container's image name changes when its tag moves.
+              docker.containers.refresh();
+            }
+          }
+        }
+      } catch (e) {
+        showError(e);
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  })();
+}
+
+/** Inspect answers (`/docker/containers/ID/json`, …) fetched for detail pages, by path. */
+const inspected = new Map();
+/** The answer at `path`, fetched again when `list` has changed since; null until it arrives. */
+function inspect(path, list) {
+  const have = inspected.get(path);
+  if (!have || (have.version !== list.version && !have.busy)) {
+    const entry = { version: list.version, busy: true, doc: have?.doc ?? null, error: null };
+    inspected.set(path, entry);
+    api(path).then((doc) => { entry.doc = doc; }, (e) => { entry.error = e; entry.doc = null; })
+      .finally(() => { entry.busy = false; scheduleRender(); });
+  }
+  return inspected.get(path);
+}
+
+// --- usage: each pod's and each container's memory and CPU, once a second -----------
+
+/** The last minute of { cores, memory } points: pods by uid, containers by ID. */
+const usage = { pods: new Map(), containers: new Map() };
 const HISTORY = 60;
 function followUsage() {
   const ws = new WebSocket(wsUrl('/wrun/usage'));
   let last = null;
   ws.onmessage = (m) => {
     const msg = JSON.parse(m.data);
-    for (const [uid, u] of Object.entries(msg.pods)) {
-      const prev = last?.pods[uid];
-      const cores = prev ? Math.max(0, u.cpuNs - prev.cpuNs) / ((msg.at - last.at) * 1e6) : 0;
-      const points = usage.get(uid) || [];
-      points.push({ cores, memory: u.memory });
-      if (points.length > HISTORY) points.shift();
-      usage.set(uid, points);
+    for (const kind of ['pods', 'containers']) {
+      const now = msg[kind] || {};
+      const before = last?.[kind] || {};
+      const series = usage[kind];
+      for (const [key, u] of Object.entries(now)) {
+        const prev = before[key];
+        const cores = prev ? Math.max(0, u.cpuNs - prev.cpuNs) / ((msg.at - last.at) * 1e6) : 0;
+        const points = series.get(key) || [];
+        points.push({ cores, memory: u.memory });
+        if (points.length > HISTORY) points.shift();
+        series.set(key, points);
+      }
+      for (const key of [...series.keys()]) if (!(key in now)) series.delete(key);
     }
-    for (const uid of [...usage.keys()]) if (!(uid in msg.pods)) usage.delete(uid);
     last = msg;
     scheduleRender();
   };
   ws.onclose = () => setTimeout(followUsage, 1000);
+}
+
+/** What every pod uses now, summed: the node's use. */
+function nodeUse() {
+  let cores = 0;
+  let memory = 0;
+  for (const points of usage.pods.values()) {
+    const now = points[points.length - 1];
+    cores += now.cores;
+    memory += now.memory;
+  }
+  return { cores, memory };
 }
 
 /** A small line chart of the last values, as SVG. */
@@ -232,14 +349,14 @@ function sparkline(values, label) {
 function cpuText(cores) { return `${Math.round(cores * 1000)}m`; }
 function memText(b) { return b >= 1048576 ? `${(b / 1048576).toFixed(1)}Mi` : `${Math.ceil(b / 1024)}Ki`; }
 
-/** A pod's CPU and memory cells: the latest figure and its chart. */
-function usageCells(p) {
-  const points = usage.get(p.metadata.uid);
-  if (!points?.length) return ['', ''];
+/** CPU and memory cells (the latest figure and its chart) of a pod (by uid) or a container (by ID). */
+function usageCells(kind, key, name) {
+  const points = usage[kind].get(key);
+  if (!points?.length) return [h('td', {}), h('td', {})];
   const now = points[points.length - 1];
   return [
-    h('td', { 'data-cpu': now.cores }, cpuText(now.cores), ' ', sparkline(points.map((x) => x.cores), `CPU of ${p.metadata.name}`)),
-    h('td', { 'data-memory': now.memory }, memText(now.memory), ' ', sparkline(points.map((x) => x.memory), `Memory of ${p.metadata.name}`)),
+    h('td', { 'data-cpu': now.cores }, cpuText(now.cores), ' ', sparkline(points.map((x) => x.cores), `CPU of ${name}`)),
+    h('td', { 'data-memory': now.memory }, memText(now.memory), ' ', sparkline(points.map((x) => x.memory), `Memory of ${name}`)),
   ];
 }
 
@@ -330,18 +447,28 @@ function overview() {
     });
   const node = nodes[0];
   const pods = informer('pods').list();
+  followDocker();
+  const card = (href, kind, n, label) => h('a', { class: 'card', href, 'data-kind': kind },
+    h('div', { class: 'n' }, n), h('div', { class: 'k' }, label));
+  const containers = docker.containers.items;
+  const running = containers.filter((c) => c.State === 'running').length;
+  const use = nodeUse();
   return [
     h('h1', {}, 'Overview'),
-    h('div', { class: 'cards' }, counts.map(([p, n]) => h('a', { class: 'card', href: p === 'services' ? '/ui/services' : '/ui/workloads', 'data-kind': p },
-      h('div', { class: 'n' }, n), h('div', { class: 'k' }, KINDS[p].kind + (n === 1 ? '' : 's'))))),
+    h('div', { class: 'cards' },
+      counts.map(([p, n]) => card(p === 'services' ? '/ui/services' : '/ui/workloads', p, n, KINDS[p].kind + (n === 1 ? '' : 's'))),
+      card('/ui/containers', 'containers', `${running}/${containers.length}`, 'Containers running'),
+      card('/ui/images', 'images', docker.images.items.length, docker.images.items.length === 1 ? 'Image' : 'Images')),
     h('h2', {}, 'Node'),
-    node ? table(['NAME', 'STATUS', 'PODS', 'CPU', 'MEMORY', 'VERSION'], [{
+    node ? table(['NAME', 'STATUS', 'PODS', 'CPU USED', 'CPU', 'MEMORY USED', 'MEMORY', 'VERSION'], [{
       name: node.metadata.name,
       cells: [
         link(detailHref('nodes', node), node.metadata.name),
         statusCell((node.status?.conditions || []).find((c) => c.type === 'Ready')?.status === 'True' ? 'Ready' : 'NotReady'),
         `${pods.length} / ${node.status?.capacity?.pods ?? '?'}`,
+        h('td', { 'data-cpu': use.cores }, cpuText(use.cores)),
         node.status?.capacity?.cpu ?? '',
+        h('td', { 'data-memory': use.memory }, memText(use.memory)),
         node.status?.capacity?.memory ?? '',
         node.status?.nodeInfo?.kubeletVersion ?? '',
       ],
@@ -385,9 +512,22 @@ const ACTIONS = {
     await api(objectPath(plural, ns, name), { method: 'DELETE' });
     if (plural !== 'pods') navigate(plural === 'services' ? '/ui/services' : '/ui/workloads');
   },
-  'all-pods': () => { showAllPods = true; scheduleRender(); },
-  logs: (el, where) => showLogs(where),
-  terminal: (el, where) => openTerminal(where),
+  'show-all': (el, { what }) => { showAll.add(what); scheduleRender(); },
+  'docker-start': (el, { id }) => api(`/docker/containers/${encodeURIComponent(id)}/start`, { method: 'POST' }),
+  'docker-stop': (el, { id }) => api(`/docker/containers/${encodeURIComponent(id)}/stop`, { method: 'POST' }),
+  'docker-restart': (el, { id }) => api(`/docker/containers/${encodeURIComponent(id)}/restart`, { method: 'POST' }),
+  'docker-remove': async (el, { id, name }) => {
+    if (!confirm(`Delete container ${name}?`)) return;
+    await api(`/docker/containers/${encodeURIComponent(id)}?force=1`, { method: 'DELETE' });
+    navigate('/ui/containers');
+  },
+  'image-remove': async (el, { id, name }) => {
+    if (!confirm(`Delete image ${name}?`)) return;
+    await api(`/docker/images/${encodeURIComponent(id)}`, { method: 'DELETE' });
+    navigate('/ui/images');
+  },
+  logs: (el, { key }) => showLogs(key),
+  terminal: (el, { key }) => openTerminal(key),
   restart: (el, { plural, ns, name }) => api(objectPath(plural, ns, name), {
     method: 'PATCH',
     type: 'application/strategic-merge-patch+json',
@@ -410,13 +550,21 @@ document.addEventListener('keydown', (e) => {
 
 /** Rows a long table shows until the user asks for every one. */
 const PAGE = 100;
-let showAllPods = false;
+/** The long tables the user asked to see whole. */
+const showAll = new Set();
+
+/** Says how many rows a long table hides, with a button that shows them. */
+function more(what, shown, total) {
+  return total > shown ? h('p', { class: 'actions' },
+    `Showing ${shown} of ${total} ${what}. `,
+    h('button', { 'data-action': 'show-all', 'data-what': what }, `Show all ${total}`)) : null;
+}
 
 function workloads() {
   const ns = namespace();
   const podInformer = informer('pods');
   const allPods = podInformer.list(ns);
-  const pods = showAllPods ? allPods : allPods.slice(0, PAGE);
+  const pods = showAll.has('pods') ? allPods : allPods.slice(0, PAGE);
   // While only the first page is known, its count is the server's.
   const podCount = !ns && podInformer.total !== null ? podInformer.total : allPods.length;
   const section = (title, plural, headers, row) => {
@@ -436,11 +584,9 @@ function workloads() {
     pods.length ? table(['NAME', 'NAMESPACE', 'READY', 'STATUS', 'RESTARTS', 'IP', 'CPU', 'MEMORY', 'AGE'], pods.map((p) => ({
       name: p.metadata.name,
       cells: [nameCell('pods', p), p.metadata.namespace, podReady(p), statusCell(podStatus(p)), restarts(p),
-        p.status?.podIP || '', ...usageCells(p), age(p.metadata.creationTimestamp)],
+        p.status?.podIP || '', ...usageCells('pods', p.metadata.uid, p.metadata.name), age(p.metadata.creationTimestamp)],
     })), 'Pods') : h('p', { class: 'muted' }, 'No pods.'),
-    podCount > pods.length ? h('p', { class: 'actions' },
-      `Showing ${pods.length} of ${podCount} pods. `,
-      h('button', { 'data-action': 'all-pods' }, `Show all ${podCount}`)) : null,
+    more('pods', pods.length, podCount),
     section('ReplicationControllers', 'replicationcontrollers',
       ['NAME', 'NAMESPACE', 'DESIRED', 'CURRENT', 'READY', 'AGE', 'SCALE'], replicaRow('replicationcontrollers')),
     section('Deployments', 'deployments', ['NAME', 'NAMESPACE', 'DESIRED', 'CURRENT', 'READY', 'AGE', 'SCALE'], replicaRow('deployments')),
@@ -529,6 +675,130 @@ function eventsView() {
     : h('p', { class: 'muted' }, 'No events.')];
 }
 
+// --- the Docker side's views ----------------------------------------------------------
+
+function shortId(id) { return (id || '').replace(/^sha256:/, '').slice(0, 12); }
+function containerName(c) { return (c.Names?.[0] || '').replace(/^\//, '') || shortId(c.Id); }
+function unixAge(seconds) { return seconds ? age(new Date(seconds * 1000).toISOString()) : ''; }
+function containerHref(c) { return `/ui/containers/${encodeURIComponent(containerName(c))}`; }
+function imageHref(id) { return `/ui/images/${shortId(id)}`; }
+
+/** PORTS as `docker ps` prints them. */
+function dockerPorts(c) {
+  return (c.Ports || []).map((p) => (p.PublicPort
+    ? `${p.IP || '0.0.0.0'}:${p.PublicPort}->${p.PrivatePort}/${p.Type}` : `${p.PrivatePort}/${p.Type}`)).join(', ');
+}
+
+/** Where a Docker action's object is, as data attributes. */
+function dockerTarget(kind, id, name) { return { 'data-kind': kind, 'data-id': id, 'data-name': name }; }
+
+function containersView() {
+  followDocker();
+  const list = docker.containers;
+  if (!list.synced) return [h('h1', {}, 'Containers'), h('p', {}, 'Loading…')];
+  const all = [...list.items].sort((a, b) => b.Created - a.Created || containerName(a).localeCompare(containerName(b)));
+  const items = showAll.has('containers') ? all : all.slice(0, PAGE);
+  return [
+    h('h1', {}, 'Containers'),
+    items.length ? table(['NAME', 'CONTAINER ID', 'IMAGE', 'COMMAND', 'STATE', 'CPU', 'MEMORY', 'PORTS', 'CREATED'], items.map((c) => ({
+      name: containerName(c),
+      cells: [link(containerHref(c), containerName(c)), shortId(c.Id), c.Image, h('td', { class: 'cmd' }, c.Command || ''),
+        statusCell(c.State), ...usageCells('containers', c.Id, containerName(c)), dockerPorts(c), unixAge(c.Created)],
+    })), 'Containers') : h('p', { class: 'muted' }, 'No containers.'),
+    more('containers', items.length, all.length),
+  ];
+}
+
+function imagesView() {
+  followDocker();
+  const list = docker.images;
+  if (!list.synced) return [h('h1', {}, 'Images'), h('p', {}, 'Loading…')];
+  // A row a tag, as `docker images` prints them; an untagged image once.
+  const rows = [];
+  for (const img of [...list.items].sort((a, b) => b.Created - a.Created)) {
+    const tags = img.RepoTags?.length ? img.RepoTags : ['<none>:<none>'];
+    for (const tag of tags) {
+      const at = tag.lastIndexOf(':');
+      rows.push({
+        name: tag,
+        cells: [link(imageHref(img.Id), tag.slice(0, at)), tag.slice(at + 1), shortId(img.Id), unixAge(img.Created), bytes(img.Size || 0),
+          docker.containers.items.filter((c) => c.ImageID === img.Id).length],
+      });
+    }
+  }
+  return [
+    h('h1', {}, 'Images'),
+    rows.length ? table(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE', 'CONTAINERS'], rows, 'Images')
+      : h('p', { class: 'muted' }, 'No images.'),
+  ];
+}
+
+/** The YAML of an inspect answer, once js-yaml and the answer are there. */
+function inspectYaml(entry) {
+  if (entry.error) return h('p', { class: 'muted' }, entry.error.message);
+  if (!entry.doc || !yaml) {
+    if (!yaml) loadYaml();
+    return h('p', {}, 'Loading…');
+  }
+  return h('pre', { 'aria-label': 'Inspect' }, yaml.dump(entry.doc, { noRefs: true, lineWidth: 120 }));
+}
+
+function containerDetail(name) {
+  followDocker();
+  const list = docker.containers;
+  if (!list.synced) return [h('p', {}, 'Loading…')];
+  const c = list.items.find((x) => containerName(x) === name || x.Id === name || shortId(x.Id) === name);
+  if (!c) return [h('h1', {}, `Container ${name}`), h('p', { class: 'muted' }, 'It is gone (or not created yet).')];
+  const info = inspect(`/docker/containers/${encodeURIComponent(c.Id)}/json`, list);
+  const running = c.State === 'running';
+  const t = dockerTarget('container', c.Id, containerName(c));
+  const exit = info.doc?.State && !running ? ` (exit code ${info.doc.State.ExitCode})` : '';
+  return [
+    h('h1', {}, `Container ${containerName(c)}`),
+    h('div', { class: 'actions' },
+      running ? h('button', { 'data-action': 'docker-stop', ...t }, 'Stop') : h('button', { 'data-action': 'docker-start', ...t }, 'Start'),
+      h('button', { 'data-action': 'docker-restart', ...t }, 'Restart'),
+      h('button', { class: 'danger', 'data-action': 'docker-remove', ...t }, 'Delete')),
+    h('p', {}, 'State: ', h('span', { class: `status-${c.State}`, 'data-status': c.State }, c.State), exit,
+      ' · image ', link(imageHref(c.ImageID), c.Image), ` · ID ${shortId(c.Id)}`,
+      dockerPorts(c) ? ` · ports ${dockerPorts(c)}` : ''),
+    running ? table(['CPU', 'MEMORY'], [{ name: containerName(c), cells: usageCells('containers', c.Id, containerName(c)) }], 'Usage') : null,
+    ...(running ? containerTools(c) : containerTools(c).slice(0, 3)),
+    h('h2', {}, 'Inspect'),
+    inspectYaml(info),
+  ];
+}
+
+function imageDetail(ref) {
+  followDocker();
+  const list = docker.images;
+  if (!list.synced) return [h('p', {}, 'Loading…')];
+  const img = list.items.find((i) => shortId(i.Id) === ref || i.Id === ref);
+  if (!img) return [h('h1', {}, `Image ${ref}`), h('p', { class: 'muted' }, 'It is gone.')];
+  const id = encodeURIComponent(img.Id);
+  const info = inspect(`/docker/images/${id}/json`, list);
+  const hist = inspect(`/docker/images/${id}/history`, list);
+  const users = docker.containers.items.filter((c) => c.ImageID === img.Id);
+  const title = img.RepoTags?.[0] || shortId(img.Id);
+  return [
+    h('h1', {}, `Image ${title}`),
+    h('div', { class: 'actions' }, h('button', { class: 'danger', 'data-action': 'image-remove', ...dockerTarget('image', img.Id, title) }, 'Delete')),
+    h('p', {}, `ID ${shortId(img.Id)} · ${bytes(img.Size || 0)} · created ${unixAge(img.Created)} ago`,
+      img.RepoTags?.length ? ` · tags ${img.RepoTags.join(', ')}` : ''),
+    h('h2', {}, 'Containers'),
+    users.length ? table(['NAME', 'STATE'], users.map((c) => ({ name: containerName(c), cells: [link(containerHref(c), containerName(c)), statusCell(c.State)] })), 'Containers of the image')
+      : h('p', { class: 'muted' }, 'No container uses it.'),
+    h('h2', {}, 'History'),
+    hist.doc ? table(['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], hist.doc.map((step, i) => ({
+      name: String(i),
+      cells: [step.Id === '<missing>' ? '<missing>' : shortId(step.Id), unixAge(step.Created), h('td', { class: 'msg' }, step.CreatedBy || ''),
+        bytes(step.Size || 0), step.Comment || ''],
+    })), 'History') : h('p', {}, hist.error ? hist.error.message : 'Loading…'),
+    h('h2', {}, 'Inspect'),
+    inspectYaml(info),
+  ];
+}
+
 /** An object's page: its state, its events, its YAML, and what can be done to it. */
 function detail(plural, ns, name) {
   const k = KINDS[plural];
@@ -572,27 +842,61 @@ function withoutManagedFields(o) {
   return copy;
 }
 
-/** A pod's logs (followed, with timestamps) and a terminal into it. */
+/** What the logs and terminal panels on the page act on, by key (a pod's uid, a container's ID). */
+const tools = new Map();
+
+/** A pod's logs and terminal: for any of its containers, through the Kubernetes API. */
 function podTools(o) {
-  const containers = (o.spec?.containers || []).map((c) => c.name);
-  // Ids carry the pod's uid, so another pod's page gets fresh fields.
-  const u = o.metadata.uid;
-  const pick = (id) => h('select', { id, 'aria-label': 'Container', 'data-user': true },
-    containers.map((c) => h('option', { value: c }, c)));
+  const ns = o.metadata.namespace;
+  const name = o.metadata.name;
+  return streamTools({
+    key: o.metadata.uid,
+    containers: (o.spec?.containers || []).map((c) => c.name),
+    logsUrl: (container, follow, timestamps) => `${objectPath('pods', ns, name)}/log?${new URLSearchParams({ container, follow, timestamps, tailLines: 500 })}`,
+    execUrl: (container, argv) => {
+      const q = new URLSearchParams({ container, stdin: 1, stdout: 1, stderr: 1, tty: 1 });
+      for (const word of argv) q.append('command', word);
+      return `${objectPath('pods', ns, name)}/exec?${q}`;
+    },
+  });
+}
+
+/** A Docker container's logs (the Docker API's) and a terminal (wrun's exec over WebSocket). */
+function containerTools(c) {
+  const id = encodeURIComponent(c.Id);
+  return streamTools({
+    key: c.Id,
+    containers: null,
+    logsUrl: (_, follow, timestamps) => `/docker/containers/${id}/logs?${new URLSearchParams({ follow: follow ? 1 : 0, stdout: 1, stderr: 1, timestamps: timestamps ? 1 : 0, tail: 500 })}`,
+    execUrl: (_, argv) => {
+      const q = new URLSearchParams({ stdin: 1, stdout: 1, stderr: 1, tty: 1 });
+      for (const word of argv) q.append('command', word);
+      return `/wrun/containers/${id}/exec?${q}`;
+    },
+  });
+}
+
+/** Logs (followed, with timestamps) and a terminal, as panels. */
+function streamTools(t) {
+  tools.set(t.key, t);
+  // Ids carry the key, so another object's page gets fresh fields.
+  const k = t.key;
+  const pick = (id) => (t.containers ? h('select', { id, 'aria-label': 'Container', 'data-user': true },
+    t.containers.map((c) => h('option', { value: c }, c))) : null);
   return [
     h('h2', {}, 'Logs'),
     h('div', { class: 'actions' },
-      pick(`logs-container-${u}`),
-      h('label', {}, h('input', { type: 'checkbox', id: `logs-follow-${u}`, checked: true, 'data-user': true }), ' follow'),
-      h('label', {}, h('input', { type: 'checkbox', id: `logs-timestamps-${u}`, checked: true, 'data-user': true }), ' timestamps'),
-      h('button', { 'data-action': 'logs', 'data-uid': u, ...target('pods', o) }, 'Show logs')),
-    h('pre', { id: `logs-${u}`, class: 'logs', 'aria-label': 'Logs', 'aria-live': 'polite', 'data-keep': true }),
+      pick(`logs-container-${k}`),
+      h('label', {}, h('input', { type: 'checkbox', id: `logs-follow-${k}`, checked: true, 'data-user': true }), ' follow'),
+      h('label', {}, h('input', { type: 'checkbox', id: `logs-timestamps-${k}`, checked: true, 'data-user': true }), ' timestamps'),
+      h('button', { 'data-action': 'logs', 'data-key': k }, 'Show logs')),
+    h('pre', { id: `logs-${k}`, class: 'logs', 'aria-label': 'Logs', 'aria-live': 'polite', 'data-keep': true }),
     h('h2', {}, 'Terminal'),
     h('div', { class: 'actions' },
-      pick(`term-container-${u}`),
-      h('input', { id: `term-command-${u}`, value: 'sh', 'aria-label': 'Command', 'data-user': true }),
-      h('button', { 'data-action': 'terminal', 'data-uid': u, ...target('pods', o) }, 'Open terminal')),
-    h('div', { id: `terminal-${u}`, class: 'terminal', 'aria-label': 'Terminal', 'data-keep': true }),
+      pick(`term-container-${k}`),
+      h('input', { id: `term-command-${k}`, value: 'sh', 'aria-label': 'Command', 'data-user': true }),
+      h('button', { 'data-action': 'terminal', 'data-key': k }, 'Open terminal')),
+    h('div', { id: `terminal-${k}`, class: 'terminal', 'aria-label': 'Terminal', 'data-keep': true }),
   ];
 }
 
@@ -605,27 +909,52 @@ function closeStreams() {
   streams.terminal = null;
 }
 
-async function showLogs({ ns, name, uid }) {
+/**
+ * Splits the Docker API's multiplexed stream (a header of 8 bytes: the
+ * stream, three zeros, the length big-endian; then the bytes) and hands
+ * each frame's bytes on.
+ */
+function demuxer(onData) {
+  let rest = new Uint8Array(0);
+  return (chunk) => {
+    const buf = new Uint8Array(rest.length + chunk.length);
+    buf.set(rest);
+    buf.set(chunk, rest.length);
+    let at = 0;
+    while (buf.length - at >= 8) {
+      const size = new DataView(buf.buffer, at + 4, 4).getUint32(0);
+      if (buf.length - at - 8 < size) break;
+      onData(buf.subarray(at + 8, at + 8 + size));
+      at += 8 + size;
+    }
+    rest = buf.slice(at);
+  };
+}
+
+async function showLogs(key) {
+  const t = tools.get(key);
   streams.logs?.abort();
   const ctl = new AbortController();
   streams.logs = ctl;
-  const out = document.getElementById(`logs-${uid}`);
+  const out = document.getElementById(`logs-${key}`);
   out.textContent = '';
-  const q = new URLSearchParams({
-    container: document.getElementById(`logs-container-${uid}`).value,
-    follow: document.getElementById(`logs-follow-${uid}`).checked,
-    timestamps: document.getElementById(`logs-timestamps-${uid}`).checked,
-    tailLines: 500,
-  });
-  const r = await fetch(`${objectPath('pods', ns, name)}/log?${q}`, { signal: ctl.signal });
-  if (!r.ok) throw new ApiError(`logs of ${name}: ${(await r.text()) || r.status}`);
-  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  const container = document.getElementById(`logs-container-${key}`)?.value;
+  const url = t.logsUrl(container, document.getElementById(`logs-follow-${key}`).checked,
+    document.getElementById(`logs-timestamps-${key}`).checked);
+  const r = await fetch(url, { signal: ctl.signal });
+  if (!r.ok) throw new ApiError(`logs: ${(await r.text()) || r.status}`);
+  const text = new TextDecoder();
+  const show = (bytes) => {
+    out.append(text.decode(bytes, { stream: true }));
+    out.scrollTop = out.scrollHeight;
+  };
+  const take = (r.headers.get('content-type') || '').includes('multiplexed') ? demuxer(show) : show;
+  const reader = r.body.getReader();
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      out.append(value);
-      out.scrollTop = out.scrollHeight;
+      take(value);
     }
   } catch (e) {
     if (e.name !== 'AbortError') throw e;
@@ -633,19 +962,20 @@ async function showLogs({ ns, name, uid }) {
 }
 
 /**
- * A terminal into the pod: `kubectl exec -it` from the browser, over the
- * API's WebSocket exec (v5.channel.k8s.io: a channel byte, then data).
+ * A terminal: `kubectl exec -it` from the browser, over WebSocket exec
+ * (v5.channel.k8s.io: a channel byte, then data).
  */
-async function openTerminal({ ns, name, uid }) {
+async function openTerminal(key) {
+  const t = tools.get(key);
   streams.terminal?.close();
   const { Terminal } = await loadXterm();
-  const box = document.getElementById(`terminal-${uid}`);
+  const box = document.getElementById(`terminal-${key}`);
   box.replaceChildren();
   const term = new Terminal({ fontSize: 13, convertEol: false, cursorBlink: true });
   term.open(box);
-  const q = new URLSearchParams({ container: document.getElementById(`term-container-${uid}`).value, stdin: 1, stdout: 1, stderr: 1, tty: 1 });
-  for (const word of document.getElementById(`term-command-${uid}`).value.trim().split(/\s+/).filter(Boolean)) q.append('command', word);
-  const ws = new WebSocket(wsUrl(`${objectPath('pods', ns, name)}/exec?${q}`), ['v5.channel.k8s.io', 'v4.channel.k8s.io']);
+  const argv = document.getElementById(`term-command-${key}`).value.trim().split(/\s+/).filter(Boolean);
+  const container = document.getElementById(`term-container-${key}`)?.value;
+  const ws = new WebSocket(wsUrl(t.execUrl(container, argv)), ['v5.channel.k8s.io', 'v4.channel.k8s.io']);
   ws.binaryType = 'arraybuffer';
   const enc = new TextEncoder();
   const send = (channel, bytes) => {
@@ -745,6 +1075,10 @@ function route() {
     case 'workloads': return { view: workloads, live: true, nav: '/ui/workloads' };
     case 'services': return { view: services, live: true, nav: '/ui/services' };
     case 'events': return { view: eventsView, live: true, nav: '/ui/events' };
+    case 'containers': return a ? { view: () => containerDetail(a), live: true, nav: '/ui/containers' }
+      : { view: containersView, live: true, nav: '/ui/containers' };
+    case 'images': return a ? { view: () => imageDetail(a), live: true, nav: '/ui/images' }
+      : { view: imagesView, live: true, nav: '/ui/images' };
     case 'create': return { view: createView, live: false, nav: '/ui/create' };
     case 'edit': return { view: () => editView(a, b === '-' ? '' : b, c), live: false };
     default: return { view: () => detail(what, a === '-' ? '' : a, b), live: true };

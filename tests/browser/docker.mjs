@@ -220,6 +220,14 @@ try {
   check(/is using its referenced image/.test(await alert.textContent()), `why kubia stays: ${await alert.textContent()}`);
   await page.screenshot({ path: `${shots}/image.png`, fullPage: true });
 
+  step('refusals: the Docker side needs the session; a terminal into no container is named');
+  const session = (await context.cookies()).find((c) => c.name === 'wrun-dashboard');
+  const anonymous = await fetch(`${origin}/docker/containers/json`);
+  check(anonymous.status === 401, `the Docker API without a session: ${anonymous.status}`);
+  const noSuch = await fetch(`${origin}/wrun/containers/nope/exec?command=sh`, { headers: { cookie: `wrun-dashboard=${session.value}` } });
+  const why = await noSuch.text();
+  check(noSuch.status === 400 && why.includes('nope'), `a terminal into no container: ${noSuch.status} ${why}`);
+
   step('readable in light and dark');
   await page.goto(`${origin}/ui/containers`);
   await page.locator('table[aria-label="Containers"]').waitFor();

@@ -1,9 +1,10 @@
 // The dashboard's benchmark, in headless Chromium (playwright-core from
 // tests/browser): against a cluster that runs PODS pods,
-//  1. time to first paint of the workloads view: from the navigation to
-//     the Pods table showing its first page (100 rows, as the dashboards
-//     page their tables) with the count of all PODS (RUNS times, a fresh
-//     page each);
+//  1. time to first paint of the workloads view: from the navigation's
+//     start to the frame that shows the Pods table's first page (100 rows,
+//     as the dashboards page their tables) with the count of all PODS, by
+//     the page's clock (RUNS times, a fresh page each; also as the driver
+//     sees it, with the DevTools protocol's round trips);
 //  2. the delay from a change in the API to the change on the page: the
 //     RC's replicas patched through the API (from just before the PATCH
 //     is sent) to the page showing the new DESIRED (ROUNDS times).
@@ -44,18 +45,47 @@ try {
   const cookie = (await context.cookies()).find((c) => c.name === 'wrun-dashboard');
   await login.close();
 
-  // 1. First paint of the workloads view with every pod.
+  // 1. First paint of the workloads view with every pod, by the page's
+  // own clock (from the navigation's start): a MutationObserver, installed
+  // before the page's scripts run, sees the Pods table get its first page
+  // and the count of all; the frame with them is painted before the next
+  // animation frame begins, whose time is taken. The driver's view (from
+  // before page.goto to the answer of an evaluate after it) is kept too:
+  // it adds the DevTools protocol's round trips.
+  await context.addInitScript((n) => {
+    const shown = () => document.querySelectorAll('table[aria-label="Pods"] tbody tr').length >= Math.min(n, 100)
+      && (n <= 100 || document.getElementById('main')?.textContent.includes(`of ${n} pods`));
+    const mo = new MutationObserver(() => {
+      if (!shown()) return;
+      mo.disconnect();
+      requestAnimationFrame(() => { window.wrunBenchPainted = performance.now(); });
+    });
+    mo.observe(document, { subtree: true, childList: true, characterData: true });
+  }, PODS);
   const paints = [];
+  const driver = [];
+  const phases = [];
   for (let i = 0; i < RUNS; i++) {
     const page = await context.newPage();
     const began = Date.now();
     await page.goto(`${origin}/ui/workloads`);
-    await page.waitForFunction((n) => document.querySelectorAll('table[aria-label="Pods"] tbody tr').length >= Math.min(n, 100)
-      && (n <= 100 || document.getElementById('main').textContent.includes(`of ${n} pods`)),
-    PODS, { timeout: HANG, polling: 'raf' });
-    // The frame with every row is painted at the next animation frame.
-    const painted = await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r(Date.now()))));
-    paints.push(painted - began);
+    await page.waitForFunction(() => window.wrunBenchPainted !== undefined, null, { timeout: HANG, polling: 'raf' });
+    const seen = await page.evaluate(() => Date.now());
+    driver.push(seen - began);
+    paints.push(Math.round(await page.evaluate(() => window.wrunBenchPainted)));
+    // Where the time went: when (from the navigation's start) each
+    // request the page made began and ended.
+    phases.push(await page.evaluate(() => {
+      const at = (x) => Math.round(x);
+      const nav = performance.getEntriesByType('navigation')[0];
+      const out = { document: [at(nav.requestStart), at(nav.responseEnd)], domContentLoaded: at(nav.domContentLoadedEventEnd) };
+      for (const r of performance.getEntriesByType('resource')) {
+        const u = new URL(r.name);
+        out[u.pathname + u.search] = [at(r.startTime), at(r.responseEnd)];
+      }
+      out.painted = at(performance.now());
+      return out;
+    }));
     await page.close();
   }
 
@@ -97,7 +127,7 @@ try {
     // Let the pod come or go before the next round.
     await new Promise((r2) => setTimeout(r2, 300));
   }
-  console.log(JSON.stringify({ pods: PODS, first_paint_ms: stats(paints), first_paint_runs: paints, change_delay_ms: stats(delays), change_delay_runs: delays }));
+  console.log(JSON.stringify({ pods: PODS, first_paint_ms: stats(paints), first_paint_runs: paints, first_paint_driver_ms: stats(driver), first_paint_phases: phases, change_delay_ms: stats(delays), change_delay_runs: delays }));
 } finally {
   await browser.close();
 }

@@ -3,7 +3,8 @@
 # a cluster with a ReplicationController of kubia scaled to PODS pods
 # (default 1,000), then bench/dashboard.mjs in headless Chromium measures
 #  1. the time to first paint of the workloads view (its first page of 100
-#     pods, with the count of all of them; goal < 300 ms), and
+#     pods, with the count of all of them; goal < 300 ms), by the page's
+#     clock from the navigation's start, and
 #  2. the delay from a change in the API (the RC's replicas patched) to the
 #     change on the page (goal < 100 ms).
 # No peer is measured: Headlamp and the Kubernetes Dashboard need a real
@@ -79,6 +80,8 @@ def goal(ok): return "met" if ok else "NOT met"
 print(f"wrun dashboard benchmark (headless Chromium, 127.0.0.1; bench/dashboard.sh)")
 print(f"1. first paint of the workloads view with {pods} pods (the first 100 listed):")
 print(f"   p50 {fp['p50']} ms, min {fp['min']}, max {fp['max']}  (runs: {d['first_paint_runs']})")
+dr = d["first_paint_driver_ms"]
+print(f"   as the test driver sees it (with its protocol round trips): p50 {dr['p50']} ms, max {dr['max']}")
 print(f"   goal < 300 ms: {goal(fp['p50'] < 300)}")
 print(f"2. delay from a PATCH of the RC's replicas to the page showing it ({cd['n']} rounds):")
 print(f"   p50 {cd['p50']} ms, p90 {cd['p90']}, max {cd['max']}")

@@ -263,6 +263,14 @@ impl Supervisor {
         found.unwrap_or_else(|| self.add_entry(id))
     }
 
+    /// The handles of a container known by its full ID, if it runs; unlike
+    /// [`Self::entry`] it makes no entry, and unlike [`Self::find`] it
+    /// does not read the database.
+    pub fn live_of(&self, id: &str) -> Option<Live> {
+        let found = lock(&self.entries).get(id).cloned();
+        found.and_then(|e| e.live())
+    }
+
     /// Finds a container by name, ID or ID prefix.
     pub fn find(&self, name_or_id: &str) -> Result<(ContainerRecord, Arc<Entry>), DaemonError> {
         let rec = self.db().get(name_or_id)?;

@@ -30,7 +30,7 @@ fn measure(sup: &Supervisor) -> (BTreeMap<String, Usage>, BTreeMap<String, Usage
     let mut containers = BTreeMap::new();
     let records = sup.db().list().unwrap_or_default();
     for rec in records {
-        let Some(live) = sup.find(&rec.id).ok().and_then(|(_, e)| e.live()) else {
+        let Some(live) = sup.live_of(&rec.id) else {
             continue;
         };
         let memory = live.usage.memory();

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::Api;
 use super::objects::{self, Filter, Target};
+use crate::container::ContainerRecord;
 use crate::daemon::http::{Query, Resp};
 use crate::kube::KubeError;
 use crate::kube::resources::by_plural;
@@ -66,10 +67,15 @@ impl Sampler {
     }
 }
 
-/// What one container uses now: nanocores and bytes.
+/// What one container, found by its ID, uses now: nanocores and bytes.
 fn container_usage(api: &Api, id: &str) -> Option<(u64, u64)> {
-    let (rec, entry) = api.sup.find(id).ok()?;
-    let live = entry.live()?;
+    let (rec, _) = api.sup.find(id).ok()?;
+    usage_of(api, &rec)
+}
+
+/// What the container of a record uses now, if it runs.
+fn usage_of(api: &Api, rec: &ContainerRecord) -> Option<(u64, u64)> {
+    let live = api.sup.live_of(&rec.id)?;
     let running_for = rec
         .started_at
         .and_then(|t| (chrono::Utc::now() - t).to_std().ok())
@@ -118,10 +124,9 @@ fn pod_metrics(api: &Api, pod: &Value, now: &str) -> Option<Value> {
 /// The node's metrics: every running container of the daemon.
 fn node_metrics(api: &Api, now: &str) -> Value {
     let (mut cpu, mut memory) = (0u64, 0u64);
-    // The records first: `find` takes the database's lock again.
     let records = api.sup.db().list().unwrap_or_default();
-    for rec in records {
-        if let Some((c, m)) = container_usage(api, &rec.id) {
+    for rec in &records {
+        if let Some((c, m)) = usage_of(api, rec) {
             cpu = cpu.saturating_add(c);
             memory = memory.saturating_add(m);
         }

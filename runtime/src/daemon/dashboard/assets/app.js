@@ -11,7 +11,17 @@ import morphdom from './vendor/morphdom.mjs';
 // Loaded when first needed, so the first paint does not wait for them.
 let yaml = null;
 const loadYaml = () => import('./vendor/js-yaml.mjs').then((m) => { yaml = m; scheduleRender(); return m; });
-const loadXterm = () => import('./vendor/xterm.mjs');
+let xtermStyles = null;
+const loadXterm = () => {
+  // Its styles too, which no other view needs.
+  xtermStyles ||= new Promise((resolve, reject) => {
+    const sheet = Object.assign(document.createElement('link'), { rel: 'stylesheet', href: '/assets/vendor/xterm.css' });
+    sheet.onload = resolve;
+    sheet.onerror = () => reject(new Error('the terminal styles did not load'));
+    document.head.append(sheet);
+  });
+  return Promise.all([import('./vendor/xterm.mjs'), xtermStyles]).then(([m]) => m);
+};
 
 // --- the API ---------------------------------------------------------------
 
@@ -84,6 +94,8 @@ class Informer {
     /** Every object's count while only a first page is known. */
     this.total = null;
     this.items = new Map();
+    /** `items` in order, until they change. */
+    this.sorted = null;
     this.synced = false;
     this.listeners = new Set();
     this.run();
@@ -91,7 +103,10 @@ class Informer {
 
   key(o) { return `${o.metadata.namespace || ''}/${o.metadata.name}`; }
 
-  notify() { for (const f of this.listeners) f(); }
+  notify() {
+    this.sorted = null;
+    for (const f of this.listeners) f();
+  }
 
   async run() {
     // The first look at a long list: one page, with the count of the
@@ -152,14 +167,18 @@ class Informer {
     }
   }
 
-  /** The objects in namespace `ns` ("" for all), by name. */
+  /**
+   * The objects in namespace `ns` ("" for all), by namespace and name as
+   * kubectl orders them (bytewise). The order is kept until the objects
+   * change: views read it on every render.
+   */
   list(ns) {
-    const out = [];
-    for (const o of this.items.values()) {
-      if (!ns || o.metadata.namespace === ns) out.push(o);
+    if (!this.sorted) {
+      const key = (o) => `${o.metadata.namespace || ''}\u0000${o.metadata.name}`;
+      this.sorted = [...this.items.values()].map((o) => [key(o), o])
+        .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, o]) => o);
     }
-    return out.sort((a, b) => (a.metadata.namespace || '').localeCompare(b.metadata.namespace || '')
-      || a.metadata.name.localeCompare(b.metadata.name));
+    return ns ? this.sorted.filter((o) => o.metadata.namespace === ns) : this.sorted.slice();
   }
 
   get(ns, name) { return this.items.get(`${ns || ''}/${name}`); }
@@ -178,8 +197,15 @@ function informer(plural) {
 
 // --- traffic: the service proxy's counters per endpoint ---------------------------
 
-/** The latest counters, kept current over a WebSocket that sends each change. */
-let traffic = [];
+/** The latest counters, kept current over a WebSocket that sends each change (once a view reads them). */
+let traffic = null;
+function trafficNow() {
+  if (traffic === null) {
+    traffic = [];
+    followTraffic();
+  }
+  return traffic;
+}
 function followTraffic() {
   const ws = new WebSocket(wsUrl('/wrun/traffic'));
   ws.onmessage = (m) => { traffic = JSON.parse(m.data); scheduleRender(); };
@@ -289,8 +315,16 @@ function inspect(path, list) {
 // --- usage: each pod's and each container's memory and CPU, once a second -----------
 
 /** The last minute of { cores, memory } points: pods by uid, containers by ID. */
-const usage = { pods: new Map(), containers: new Map() };
+const usage = { pods: new Map(), containers: new Map(), followed: false };
 const HISTORY = 60;
+/** The usage series of a pod or container; the first read starts the stream. */
+function usageOf(kind, key) {
+  if (!usage.followed) {
+    usage.followed = true;
+    followUsage();
+  }
+  return usage[kind].get(key);
+}
 function followUsage() {
   const ws = new WebSocket(wsUrl('/wrun/usage'));
   let last = null;
@@ -320,6 +354,7 @@ function followUsage() {
 function nodeUse() {
   let cores = 0;
   let memory = 0;
+  usageOf('pods', '');
   for (const points of usage.pods.values()) {
     const now = points[points.length - 1];
     cores += now.cores;
@@ -351,7 +386,7 @@ function memText(b) { return b >= 1048576 ? `${(b / 1048576).toFixed(1)}Mi` : `$
 
 /** CPU and memory cells (the latest figure and its chart) of a pod (by uid) or a container (by ID). */
 function usageCells(kind, key, name) {
-  const points = usage[kind].get(key);
+  const points = usageOf(kind, key);
   if (!points?.length) return [h('td', {}), h('td', {})];
   const now = points[points.length - 1];
   return [
@@ -581,7 +616,7 @@ function workloads() {
   return [
     h('h1', {}, 'Workloads'),
     h('h2', {}, 'Pods'),
-    pods.length ? table(['NAME', 'NAMESPACE', 'READY', 'STATUS', 'RESTARTS', 'IP', 'CPU', 'MEMORY', 'AGE'], pods.map((p) => ({
+    !podInformer.synced && podInformer.total === null ? h('p', {}, 'Loading…') : pods.length ? table(['NAME', 'NAMESPACE', 'READY', 'STATUS', 'RESTARTS', 'IP', 'CPU', 'MEMORY', 'AGE'], pods.map((p) => ({
       name: p.metadata.name,
       cells: [nameCell('pods', p), p.metadata.namespace, podReady(p), statusCell(podStatus(p)), restarts(p),
         p.status?.podIP || '', ...usageCells('pods', p.metadata.uid, p.metadata.name), age(p.metadata.creationTimestamp)],
@@ -637,7 +672,7 @@ function bytes(n) {
 
 function trafficTable(ns) {
   const rows = [];
-  for (const svc of traffic.filter((t) => !ns || t.namespace === ns)) {
+  for (const svc of trafficNow().filter((t) => !ns || t.namespace === ns)) {
     for (const port of svc.ports) {
       for (const e of port.endpoints) {
         const pod = podAt(svc.namespace, e.ip);
@@ -1147,8 +1182,6 @@ async function start() {
     }
   });
   select.addEventListener('change', scheduleRender);
-  followTraffic();
-  followUsage();
   // Ages move on with no change to watch.
   setInterval(() => { if (route().live) scheduleRender(); }, 5000);
   if (location.pathname === '/') history.replaceState(null, '', '/ui/overview');

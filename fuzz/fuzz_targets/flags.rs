@@ -1,4 +1,4 @@
-//! The `-p`, `-v` and `--allow-net` flag parsers.
+//! The `-p`, `-v`, `--allow-net` and `--ulimit` flag parsers.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let text = String::from_utf8_lossy(rest);
-    match which % 3 {
+    match which % 4 {
         0 => {
             if let Ok(p) = wrun::net::publish::PortSpec::parse(&text) {
                 let _ = p.listen_addr();
@@ -17,8 +17,13 @@ fuzz_target!(|data: &[u8]| {
         1 => {
             let _ = wrun::container::VolumeSpec::parse(&text, std::path::Path::new("/work"));
         }
-        _ => {
+        2 => {
             let _ = wrun::net::EgressRule::parse(&text);
+        }
+        _ => {
+            if let Ok(u) = wrun::api::types::Ulimit::parse(&text) {
+                assert!(u.soft <= u.hard, "{text:?} parsed to {u:?}");
+            }
         }
     }
 });

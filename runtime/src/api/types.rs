@@ -111,6 +111,49 @@ pub struct LogConfig {
     pub config: BTreeMap<String, String>,
 }
 
+/// A resource limit, as Docker's `HostConfig.Ulimits` holds it
+/// (`--ulimit NAME=SOFT[:HARD]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
+impl Ulimit {
+    /// Parses `NAME=SOFT[:HARD]` (a missing HARD is SOFT), as `docker run
+    /// --ulimit` takes it.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!("invalid ulimit {s:?}: {why} (use NAME=SOFT[:HARD], e.g. nofile=1024)")
+        };
+        let (name, limits) = s.split_once('=').ok_or_else(|| bad("no ="))?;
+        if name.is_empty() {
+            return Err(bad("no name"));
+        }
+        let number = |v: &str| {
+            v.parse::<i64>()
+                .map_err(|_| bad(&format!("{v:?} is not a number")))
+        };
+        let (soft, hard) = match limits.split_once(':') {
+            Some((soft, hard)) => (number(soft)?, number(hard)?),
+            None => {
+                let n = number(limits)?;
+                (n, n)
+            }
+        };
+        if soft > hard {
+            return Err(bad("the soft limit is above the hard one"));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            soft,
+            hard,
+        })
+    }
+}
+
 /// The parts of Docker's `HostConfig` that wrun honours.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -126,6 +169,9 @@ pub struct HostConfig {
     pub port_bindings: Option<BTreeMap<String, Option<Vec<PortBinding>>>>,
     pub publish_all_ports: bool,
     pub log_config: LogConfig,
+    /// Only `nofile` (open files) is honoured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ulimits: Option<Vec<Ulimit>>,
     /// wrun's addition: `--allow-net` egress rules.
     #[serde(rename = "WrunAllowNet", skip_serializing_if = "Vec::is_empty")]
     pub allow_net: Vec<String>,
@@ -608,6 +654,38 @@ mod tests {
         assert_eq!(r.host_config.restart_policy.maximum_retry_count, 2);
         let r: CreateRequest = serde_json::from_str(r#"{"Image":"x"}"#).expect("minimal");
         assert!(r.config.cmd.is_none());
+        let r: CreateRequest = serde_json::from_str(
+            r#"{"Image":"x","HostConfig":{"Ulimits":[{"Name":"nofile","Soft":64,"Hard":128}]}}"#,
+        )
+        .expect("ulimits");
+        assert_eq!(
+            r.host_config.ulimits,
+            Some(vec![Ulimit {
+                name: "nofile".into(),
+                soft: 64,
+                hard: 128
+            }])
+        );
+        let r: CreateRequest =
+            serde_json::from_str(r#"{"Image":"x","HostConfig":{"Ulimits":null}}"#).expect("null");
+        assert_eq!(r.host_config.ulimits, None);
+    }
+
+    #[test]
+    fn ulimits_parse_as_docker_run_takes_them() {
+        assert_eq!(
+            Ulimit::parse("nofile=64"),
+            Ok(Ulimit {
+                name: "nofile".into(),
+                soft: 64,
+                hard: 64
+            })
+        );
+        assert_eq!(Ulimit::parse("nofile=64:128").map(|u| u.hard), Ok(128));
+        for bad in ["nofile", "=5", "nofile=x", "nofile=9:3", "nofile=1:"] {
+            let e = Ulimit::parse(bad).expect_err(bad);
+            assert!(e.contains(bad), "{e}");
+        }
     }
 }
 

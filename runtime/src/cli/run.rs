@@ -11,7 +11,7 @@ use super::pull::{PullPolicy, StatusTo, pull_image};
 use super::{Ctx, Failed, streams};
 use crate::api::types::{
     ContainerConfig, CreateRequest, CreateResponse, HostConfig, RestartPolicy as WireRestart,
-    WaitResponse,
+    Ulimit, WaitResponse,
 };
 use crate::client::{Client, ClientError, read_all};
 use crate::container::{RestartPolicy, VolumeSpec};
@@ -44,6 +44,9 @@ pub struct RunCommand {
     /// Memory limit (e.g. 64m, 1g)
     #[arg(short = 'm', long = "memory", value_name = "BYTES")]
     memory: Option<String>,
+    /// Ulimit options: nofile=SOFT[:HARD], the files the container's guests may hold open (default 1024)
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    ulimit: Vec<String>,
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long, value_name = "CMD")]
     entrypoint: Option<String>,
@@ -224,6 +227,12 @@ impl RunCommand {
             .map(parse_memory)
             .transpose()
             .map_err(anyhow::Error::msg)?;
+        let ulimits = self
+            .ulimit
+            .iter()
+            .map(|u| Ulimit::parse(u))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
         for p in &self.publish {
             PortSpec::parse(p)?;
         }
@@ -259,6 +268,7 @@ impl RunCommand {
             host_config: HostConfig {
                 binds: Some(binds),
                 memory: memory.and_then(|m| i64::try_from(m).ok()).unwrap_or(0),
+                ulimits: Some(ulimits).filter(|u| !u.is_empty()),
                 restart_policy: WireRestart {
                     name: restart.name().into(),
                     maximum_retry_count: restart.max_retries(),

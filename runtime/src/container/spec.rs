@@ -19,6 +19,10 @@ pub struct ContainerSpec {
     pub workdir: String,
     pub volumes: Vec<VolumeSpec>,
     pub memory: Option<u64>,
+    /// How many files its guests may hold open at once (`--ulimit
+    /// nofile`); `None` is the default.
+    #[serde(default)]
+    pub open_files: Option<u64>,
     pub interactive: bool,
     pub tty: bool,
     pub auto_remove: bool,
@@ -169,6 +173,7 @@ pub struct SpecRequest {
     pub workdir: String,
     pub volumes: Vec<VolumeSpec>,
     pub memory: Option<u64>,
+    pub open_files: Option<u64>,
     pub interactive: bool,
     pub stdin_once: bool,
     pub tty: bool,
@@ -264,6 +269,7 @@ impl ContainerSpec {
             workdir,
             volumes: req.volumes,
             memory: req.memory,
+            open_files: req.open_files,
             interactive: req.interactive,
             tty: req.tty,
             auto_remove: req.auto_remove,

@@ -133,6 +133,15 @@ impl WaitCondition {
     }
 }
 
+/// A fresh run's usage, with the container's open-file limit.
+fn run_usage(rec: &ContainerRecord) -> Arc<crate::sandbox::Usage> {
+    Arc::new(crate::sandbox::Usage::with_open_files(
+        rec.spec
+            .open_files
+            .unwrap_or(crate::sandbox::DEFAULT_OPEN_FILES),
+    ))
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -369,7 +378,7 @@ impl Supervisor {
                 stop: StopHandle::new(),
                 procs,
                 net,
-                usage: Arc::default(),
+                usage: run_usage(&rec),
                 fs: crate::container::open_rootfs(&self.root, &rec)?,
             };
             *slot = Some(live.clone());
@@ -523,7 +532,7 @@ impl Supervisor {
                 stop: StopHandle::new(),
                 procs: live.procs.clone(),
                 net: Arc::new(RunNet::default()),
-                usage: Arc::default(),
+                usage: run_usage(&rec),
                 fs: live.fs.clone(),
             };
             self.network_event(&rec, "disconnect");

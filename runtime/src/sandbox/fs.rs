@@ -18,8 +18,9 @@
 //! the type of every access, so a handle can never be read as the wrong
 //! one.
 
+use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
@@ -34,6 +35,7 @@ use wasmtime_wasi::p2::bindings::filesystem::types::{
 };
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, FsError, FsResult, ReaddirIterator};
 
+use super::Usage;
 use super::procfs::{self, ProcNode};
 use super::proctable::ProcTable;
 use crate::vfs::{Kind, Overlay, VPath, VfsError, overlay::Open};
@@ -70,6 +72,45 @@ pub struct FsState {
     pub root: Option<Arc<Overlay>>,
     /// The container's process table, served at `/proc`.
     pub proc: Option<ProcTable>,
+    /// The host files this store's guest holds open, counted against its
+    /// container's limit.
+    pub files: Arc<OpenFiles>,
+}
+
+/// The descriptors of one guest that hold a host file or directory, by
+/// handle, each counted in the container's [`Usage`]. When the guest's
+/// store goes (whatever it left open), they are given back.
+#[derive(Debug)]
+pub struct OpenFiles {
+    usage: Arc<Usage>,
+    held: Mutex<HashSet<u32>>,
+}
+
+impl OpenFiles {
+    pub fn new(usage: Arc<Usage>) -> Self {
+        Self {
+            usage,
+            held: Mutex::default(),
+        }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<u32>> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Default for OpenFiles {
+    fn default() -> Self {
+        Self::new(Arc::default())
+    }
+}
+
+impl Drop for OpenFiles {
+    fn drop(&mut self) {
+        for _ in self.held().drain() {
+            self.usage.closed_file();
+        }
+    }
 }
 
 /// wasmtime-wasi's filesystem context and the store's resource table, plus
@@ -279,6 +320,30 @@ impl FsCtxView<'_> {
         Ok(self
             .table
             .push(Descriptor::File(File::new(file, perms, mode, false)))?)
+    }
+
+    /// Counts a host file or directory about to be opened; past the
+    /// container's limit (`--ulimit nofile`) the open is refused with
+    /// `quota` (EDQUOT: WASI's error codes have no EMFILE), and nothing is
+    /// opened.
+    fn opening(&self) -> FsResult<()> {
+        if self.state.files.usage.opening_file() {
+            Ok(())
+        } else {
+            Err(ErrorCode::Quota.into())
+        }
+    }
+
+    /// Settles the count of an open: kept for the new descriptor, given
+    /// back if the open failed.
+    fn opened(&mut self, opened: FsResult<Resource<Descriptor>>) -> FsResult<Resource<Descriptor>> {
+        match &opened {
+            Ok(r) => {
+                self.state.files.held().insert(r.rep());
+            }
+            Err(_) => self.state.files.usage.closed_file(),
+        }
+        opened
     }
 }
 
@@ -575,8 +640,11 @@ impl HostDescriptor for FsCtxView<'_> {
             return self.push_proc(table, at);
         }
         let Some((view, base)) = self.dir(&fd) else {
-            return HostDescriptor::open_at(&mut self.wasi(), fd, flags, path, oflags, dflags)
-                .await;
+            // A volume's file or directory: a host descriptor.
+            self.opening()?;
+            let opened =
+                HostDescriptor::open_at(&mut self.wasi(), fd, flags, path, oflags, dflags).await;
+            return self.opened(opened);
         };
         let follow = flags.contains(PathFlags::SYMLINK_FOLLOW);
         let p = view.resolve(&base, &path, follow).map_err(fs_err)?;
@@ -610,11 +678,18 @@ impl HostDescriptor for FsCtxView<'_> {
             truncate,
             append: false,
         };
-        let file = view.open_file(&p, how).map_err(fs_err)?;
-        self.push_file(file, write)
+        self.opening()?;
+        let opened = view
+            .open_file(&p, how)
+            .map_err(fs_err)
+            .and_then(|file| self.push_file(file, write));
+        self.opened(opened)
     }
 
     fn drop(&mut self, fd: Resource<Descriptor>) -> wasmtime::Result<()> {
+        if self.state.files.held().remove(&fd.rep()) {
+            self.state.files.usage.closed_file();
+        }
         if let Node::Proc(..) = self.node(&fd) {
             self.table.delete(Resource::<ProcDesc>::new_own(fd.rep()))?;
             return Ok(());

@@ -21,12 +21,13 @@ mod stop;
 mod usage;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use engine::SandboxOptions;
 pub use grant::{Input, Mount, Output, OutputSink, ProcessSpec, Stdio};
 pub use run::{DEFAULT_HTTP_PORT, Exit, OOM_DESCRIPTION};
 pub use stop::{StopHandle, StopReason};
-pub use usage::Usage;
+pub use usage::{DEFAULT_OPEN_FILES, Usage};
 
 use wasmtime::Engine;
 
@@ -84,6 +85,11 @@ pub struct Sandbox {
     /// bytes: a daemon running many containers of one image compiles and
     /// maps its code once.
     loaded: std::sync::Mutex<std::collections::HashMap<Digest, Program>>,
+    /// One gate per program being loaded: the callers that want the same
+    /// program at once wait for the first one's compile rather than each
+    /// compiling it (an exec storm into a fresh container would otherwise
+    /// compile its shell once per exec, all at the same time).
+    loading: std::sync::Mutex<std::collections::HashMap<Digest, Arc<std::sync::Mutex<()>>>>,
     cache: cache::CompileCache,
     linkers: run::Linkers,
     _ticker: engine::EpochTicker,
@@ -104,6 +110,7 @@ impl Sandbox {
         Ok(Self {
             engine,
             loaded: Default::default(),
+            loading: Default::default(),
             cache,
             linkers,
             _ticker: ticker,
@@ -128,6 +135,38 @@ impl Sandbox {
         if let Some(p) = self.loaded().get(&digest) {
             return Ok(p.clone());
         }
+        let gate = self
+            .loading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(digest.clone())
+            .or_default()
+            .clone();
+        let loaded = {
+            let _turn = gate.lock().unwrap_or_else(|p| p.into_inner());
+            // Another caller may have loaded it while this one waited.
+            let done = self.loaded().get(&digest).cloned();
+            match done {
+                Some(p) => Ok(p),
+                None => self.load_new(name, bytes, kind, digest.clone()),
+            }
+        };
+        self.loading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&digest);
+        loaded
+    }
+
+    /// Compiles (or loads from the cache) a program this process has not
+    /// loaded, checks it, and keeps it.
+    fn load_new(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        kind: WasmKind,
+        digest: Digest,
+    ) -> Result<Program, SandboxError> {
         if kind == WasmKind::Module {
             adapt::check_module(name, bytes)?;
         }

@@ -230,6 +230,7 @@ pub(super) async fn run(
     let fs = super::fs::FsState {
         root: spec.root.clone(),
         proc: spec.proc.clone(),
+        files: std::sync::Arc::new(super::fs::OpenFiles::new(spec.usage.clone())),
     };
     let builder = wasi_builder(spec)?;
     let start_err = |e: wasmtime::Error| SandboxError::Start {
@@ -340,5 +341,41 @@ fn outcome(
     if let (Some(limit), Some(requested)) = (limiter.limit(), limiter.exceeded()) {
         return Exit::OutOfMemory { limit, requested };
     }
-    Exit::Trapped(format!("{err:?}"))
+    Exit::Trapped(trap_message(&err))
+}
+
+/// Frames of a guest's backtrace a trap message keeps.
+const TRAP_FRAMES: usize = 5;
+
+/// What a trap says: its cause (`wasm trap: call stack exhausted`), then
+/// where it happened in the guest (the innermost frames of the wasm
+/// backtrace); never the host's own backtrace, which says nothing about
+/// the guest.
+pub(super) fn trap_message(err: &wasmtime::Error) -> String {
+    let bt = err.downcast_ref::<wasmtime::WasmBacktrace>();
+    // The causes, outermost first; the backtrace is attached as one of
+    // them, and is told apart by its text.
+    let bt_text = bt.map(ToString::to_string);
+    let causes: Vec<String> = err
+        .chain()
+        .map(ToString::to_string)
+        .filter(|c| Some(c) != bt_text.as_ref())
+        .collect();
+    let mut msg = causes.join(": ");
+    if let Some(bt) = bt {
+        let frames = bt.frames();
+        msg.push_str("; in the guest at:");
+        for f in frames.iter().take(TRAP_FRAMES) {
+            let name = f.func_name().unwrap_or("<unnamed>");
+            let module = f.module().name().unwrap_or("<module>");
+            match f.module_offset() {
+                Some(at) => msg.push_str(&format!("\n  {module}!{name} (offset {at:#x})")),
+                None => msg.push_str(&format!("\n  {module}!{name}")),
+            }
+        }
+        if frames.len() > TRAP_FRAMES {
+            msg.push_str(&format!("\n  … {} more frames", frames.len() - TRAP_FRAMES));
+        }
+    }
+    msg
 }

@@ -285,6 +285,7 @@ impl Server {
             fs: super::fs::FsState {
                 root: self.spec.root.clone(),
                 proc: self.spec.proc.clone(),
+                files: Arc::new(super::fs::OpenFiles::new(self.spec.usage.clone())),
             },
         };
         let mut store = Store::new(&self.engine, state);
@@ -312,7 +313,10 @@ impl Server {
             Ok(Err(code)) => anyhow::bail!("the guest answered with an error: {code:?}"),
             Err(_) => match task.await {
                 Ok(Ok(())) => anyhow::bail!("the guest set no response"),
-                Ok(Err(e)) => Err(anyhow::anyhow!("guest trapped: {e:?}")),
+                Ok(Err(e)) => Err(anyhow::anyhow!(
+                    "guest trapped: {}",
+                    super::run::trap_message(&e)
+                )),
                 Err(e) => Err(anyhow::anyhow!("the request task failed: {e}")),
             },
         }

@@ -11,14 +11,63 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+/// How many files a container's guests may hold open at once when the
+/// container names no `nofile` ulimit (Docker's default soft limit).
+pub const DEFAULT_OPEN_FILES: u64 = 1024;
+
 /// One container run's usage, shared by its guests and its readers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Usage {
     memory: AtomicU64,
     cpu_ns: AtomicU64,
+    /// Files and directories the run's guests hold open now, and how
+    /// many they may: each is a host descriptor of the daemon's, so one
+    /// container must not take them all.
+    open_files: AtomicU64,
+    open_files_limit: u64,
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Self::with_open_files(DEFAULT_OPEN_FILES)
+    }
 }
 
 impl Usage {
+    /// A run whose guests may hold `limit` files open at once.
+    pub fn with_open_files(limit: u64) -> Self {
+        Self {
+            memory: AtomicU64::new(0),
+            cpu_ns: AtomicU64::new(0),
+            open_files: AtomicU64::new(0),
+            open_files_limit: limit,
+        }
+    }
+
+    /// Files the run's guests hold open now.
+    pub fn open_files(&self) -> u64 {
+        self.open_files.load(Ordering::Relaxed)
+    }
+
+    /// Counts a file about to be opened; false (and nothing counted) when
+    /// the limit is reached.
+    pub(super) fn opening_file(&self) -> bool {
+        self.open_files
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < self.open_files_limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Counts a file closed (or one whose opening failed).
+    pub(super) fn closed_file(&self) {
+        let _ = self
+            .open_files
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
+    }
+
     /// Bytes of linear memory the run's live guests hold now.
     pub fn memory(&self) -> u64 {
         self.memory.load(Ordering::Relaxed)

@@ -18,7 +18,7 @@ use crate::api::stream::{self, StreamKind};
 use crate::api::types::{
     ContainerConfig, ContainerInspect, ContainerStateBody, ContainerSummary, CreateRequest,
     CreateResponse, HostConfig, MountPoint, RestartPolicy as WireRestart, SummaryHostConfig,
-    SummaryNetworkSettings, TopResponse, WaitResponse,
+    SummaryNetworkSettings, TopResponse, Ulimit, WaitResponse,
 };
 use crate::api::{MULTIPLEXED_STREAM, RAW_STREAM};
 use crate::container::{ContainerRecord, ContainerState, RestartPolicy, SpecRequest, VolumeSpec};
@@ -143,6 +143,26 @@ fn spec_request(
         ));
         Default::default()
     };
+    let mut open_files = None;
+    for u in h.ulimits.iter().flatten() {
+        if u.name != "nofile" {
+            return Err(DaemonError::bad_request(format!(
+                "ulimit {:?} is not supported: wrun limits only nofile (the files a container's guests hold open)",
+                u.name
+            )));
+        }
+        open_files = Some(
+            u64::try_from(u.soft)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    DaemonError::bad_request(format!(
+                        "ulimit nofile={}: the limit must be at least 1",
+                        u.soft
+                    ))
+                })?,
+        );
+    }
     let restart = match h.restart_policy.name.as_str() {
         "on-failure" => RestartPolicy::OnFailure {
             max: h.restart_policy.maximum_retry_count,
@@ -157,6 +177,7 @@ fn spec_request(
         workdir: c.working_dir,
         volumes,
         memory: u64::try_from(h.memory).ok().filter(|m| *m > 0),
+        open_files,
         interactive: c.open_stdin,
         stdin_once: c.stdin_once,
         tty: c.tty,
@@ -489,6 +510,14 @@ fn inspect_body(sup: &Supervisor, rec: &ContainerRecord, entry: &Entry) -> Conta
                     .collect(),
             ),
             memory: spec.memory.and_then(|m| i64::try_from(m).ok()).unwrap_or(0),
+            ulimits: spec.open_files.map(|n| {
+                let n = i64::try_from(n).unwrap_or(i64::MAX);
+                vec![Ulimit {
+                    name: "nofile".into(),
+                    soft: n,
+                    hard: n,
+                }]
+            }),
             restart_policy: WireRestart {
                 name: spec.restart.name().into(),
                 maximum_retry_count: spec.restart.max_retries(),

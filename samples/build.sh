@@ -2,6 +2,7 @@
 # Builds the sample guests and lays out their Docker build contexts:
 #   kubia/kubia.wasm                  (wasm32-wasip2 component)
 #   kubia-http/kubia-http.wasm        (wasm32-wasip2 wasi:http proxy component)
+#   probes/probes.wasm                (wasm32-wasip2: the escape suite's guest)
 #   busybox/wasip2/, busybox/wasip1/  (bin/busybox + one symlink per applet, etc/, tmp/)
 # Works from any directory; honours CARGO_TARGET_DIR (default: samples/target).
 set -euo pipefail
@@ -29,10 +30,11 @@ if command -v rustup >/dev/null; then
   done
 fi
 
-cargo build --quiet --release --manifest-path "$manifest" --target wasm32-wasip2 -p busybox -p kubia -p kubia-http
+cargo build --quiet --release --manifest-path "$manifest" --target wasm32-wasip2 -p busybox -p kubia -p kubia-http -p probes
 cargo build --quiet --release --manifest-path "$manifest" --target wasm32-wasip1 -p busybox
 
 install -m 0755 "$target_dir/wasm32-wasip2/release/kubia.wasm" "$here/kubia/kubia.wasm"
+install -m 0755 "$target_dir/wasm32-wasip2/release/probes.wasm" "$here/probes/probes.wasm"
 # A cdylib: cargo names it after the crate, with an underscore.
 install -m 0755 "$target_dir/wasm32-wasip2/release/kubia_http.wasm" "$here/kubia-http/kubia-http.wasm"
 
@@ -57,4 +59,4 @@ layout() {
 layout wasip2 "${COMMON_APPLETS[@]}" "${NET_APPLETS[@]}"
 layout wasip1 "${COMMON_APPLETS[@]}"
 
-echo "built: $here/kubia/kubia.wasm, $here/kubia-http/kubia-http.wasm, $here/busybox/wasip2/, $here/busybox/wasip1/"
+echo "built: $here/kubia/kubia.wasm, $here/kubia-http/kubia-http.wasm, $here/probes/probes.wasm, $here/busybox/wasip2/, $here/busybox/wasip1/"

@@ -2,6 +2,7 @@
 //! that they run in parallel. They drive the real `wrun` binary and the real
 //! sample guests; `make e2e` builds both first.
 
+mod access;
 mod archive;
 mod artifact;
 mod bad_input;
@@ -15,6 +16,7 @@ mod compose;
 mod daemon;
 mod dashboard;
 mod docker_cli;
+mod escape;
 mod images;
 mod interop;
 mod kube_client;

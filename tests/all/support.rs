@@ -202,6 +202,16 @@ impl Root {
         self
     }
 
+    /// Builds `probes:latest` (the escape suite's guest, on top of
+    /// busybox) into this root.
+    pub fn probes(&self) -> &Self {
+        self.busybox();
+        let ctx = sample("probes");
+        self.wrun(&["build", "-q", "-t", "probes", ctx.to_str().expect("utf8")])
+            .ok();
+        self
+    }
+
     /// Builds `busybox:wasip1` (a core module) into this root.
     pub fn busybox_p1(&self) -> &Self {
         let ctx = sample("busybox");

@@ -17,6 +17,7 @@ mod daemon;
 mod dashboard;
 mod docker_cli;
 mod escape;
+mod faults;
 mod images;
 mod interop;
 mod kube_client;

@@ -47,10 +47,14 @@ pub async fn connect_or_start(
             && !client.ping().await
         {
             // Another client may have started one at the same time: that
-            // one holds the lock and will answer shortly.
-            if Instant::now() > deadline {
+            // one holds the lock and will answer shortly. When none holds
+            // it, nothing will answer: say why at once.
+            if Instant::now() > deadline || !daemon_running(root) {
                 return Err(ClientError::Start(format!(
-                    "the daemon exited with {status}; see {}",
+                    "the daemon exited with {status}{}; see {}",
+                    last_error(root)
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default(),
                     root.join("daemon.log").display()
                 )));
             }
@@ -63,6 +67,35 @@ pub async fn connect_or_start(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Whether a daemon holds the root's lock (it is running, or starting).
+fn daemon_running(root: &Path) -> bool {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .open(root.join("daemon.lock"))
+    {
+        // Taken here, the lock is let go when the file is dropped.
+        Ok(f) => f.try_lock().is_err(),
+        Err(_) => false,
+    }
+}
+
+/// The last error the daemon wrote to its log (`wrun: ...`), if any.
+fn last_error(root: &Path) -> Option<String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    /// How much of the log's end is read.
+    const TAIL: u64 = 16 * 1024;
+    let mut log = std::fs::File::open(root.join("daemon.log")).ok()?;
+    let len = log.metadata().ok()?.len();
+    log.seek(SeekFrom::Start(len.saturating_sub(TAIL))).ok()?;
+    let mut tail = Vec::new();
+    log.read_to_end(&mut tail).ok()?;
+    String::from_utf8_lossy(&tail)
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("wrun: "))
+        .map(str::to_string)
 }
 
 /// Starts `wrun daemon` detached from this process and its terminal, with

@@ -91,6 +91,35 @@ fn attach_stdin(root: &Root, name: &str) -> UnixStream {
 
 /// The walk-through: run detached, list, inspect, logs, exec, top, stop,
 /// rm — each as Docker shows it.
+/// `run` asks for the next exit, then starts: a program that is done at
+/// once must still end the command (the daemon takes the waiter's state
+/// before it answers, not in a task that may run after the exit; a CI run
+/// once hung on a foreground `echo` that had exited).
+#[test]
+fn foreground_runs_of_instant_programs_always_return() {
+    let root = Root::new();
+    root.busybox();
+    for i in 0..60 {
+        let mut child = root
+            .cmd(&["run", "--rm", "busybox", "echo", &format!("run-{i}")])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn wrun run");
+        let status = wait_child(&mut child, &format!("foreground run {i}"));
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut out)
+            .expect("read");
+        assert!(
+            status.success() && out.trim() == format!("run-{i}"),
+            "{status} {out:?}"
+        );
+    }
+}
+
 #[test]
 fn walk_through_of_a_detached_container() {
     let root = Root::new();

@@ -92,3 +92,107 @@ fn a_locked_database_fails_a_change_clearly_and_stores_nothing() {
     root.wrun(&["run", "--name", "second", "busybox", "true"])
         .ok();
 }
+
+/// A tmpfs of `size` mounted over a directory for the test's life; lazily
+/// unmounted when dropped, so a daemon still holding files there cannot
+/// keep it mounted.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Self {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "mounting a small tmpfs needs root (CI runs as root)"
+        );
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("mount");
+        assert!(ok.success(), "mount a tmpfs on {}", at.display());
+        Self(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Writes `path` until the disk is full.
+fn fill(path: &std::path::Path) {
+    use std::io::Write as _;
+    let mut f = std::fs::File::create(path).expect("filler");
+    let chunk = vec![0x5au8; 64 * 1024];
+    loop {
+        if let Err(e) = f.write_all(&chunk).and_then(|()| f.sync_all()) {
+            assert_eq!(e.raw_os_error(), Some(28), "filled: {e}");
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_full_disk_fails_clearly_and_nothing_is_half_stored() {
+    let root = Root::new();
+    let _disk = Tmpfs::mount(root.path(), "96m");
+    root.busybox();
+    // Compiled once, so later runs need no cache space.
+    root.wrun(&["run", "--name", "before", "busybox", "true"])
+        .ok();
+    let ctx = tempfile::tempdir().expect("context");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY big /big\n",
+    )
+    .expect("Dockerfile");
+    let big: Vec<u8> = (0..4u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(ctx.path().join("big"), &big).expect("big");
+    let context = ctx.path().to_str().expect("utf8");
+
+    let filler = root.path().join("filler");
+    fill(&filler);
+    // A build that cannot store its layer fails, saying why.
+    let ran = root.wrun(&["build", "-q", "-t", "big", context]);
+    assert_ne!(ran.code, 0, "{ran:?}");
+    assert!(
+        ran.stderr.contains("No space left on device"),
+        "{}",
+        ran.stderr
+    );
+    // A container: made whole, or refused clearly and not listed.
+    let chatty = root.wrun(&["run", "--name", "chatty", "busybox", "echo", "hello"]);
+    let listed = root.wrun(&["ps", "-a", "--format", "{{.Names}}"]);
+    let listed = listed.ok();
+    if chatty.code == 0 {
+        assert!(listed.contains("chatty"), "{listed}");
+    } else {
+        assert!(
+            chatty.stderr.contains("No space left on device") || chatty.stderr.contains("full"),
+            "{}",
+            chatty.stderr
+        );
+        assert!(
+            !listed.contains("chatty"),
+            "a half-made container: {listed}"
+        );
+    }
+    // The store is as it was: listed, inspected, run.
+    let images = root.wrun(&["images", "--format", "{{.Repository}}"]);
+    assert!(
+        images.ok().contains("busybox") && !images.stdout.contains("big"),
+        "{}",
+        images.stdout
+    );
+    assert!(listed.contains("before"), "{listed}");
+
+    // With the space back, the same build succeeds and its image runs.
+    std::fs::remove_file(&filler).expect("free");
+    root.wrun(&["build", "-q", "-t", "big", context]).ok();
+    let ran = root.wrun(&["run", "--rm", "big", "wc", "-c", "/big"]);
+    assert!(ran.ok().contains(&big.len().to_string()), "{}", ran.stdout);
+    root.wrun(&["daemon", "stop"]).ok();
+}

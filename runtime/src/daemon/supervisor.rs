@@ -705,22 +705,33 @@ impl Supervisor {
 
     /// Resolves once the container meets `condition`, with its exit code
     /// and why it ended.
-    pub async fn wait(entry: &Entry, condition: WaitCondition) -> (i32, Option<String>) {
+    ///
+    /// The container's state is taken when this is called, not when the
+    /// future is first polled: a `next-exit` asked for before a start
+    /// counts that start's exit, however soon it comes (`docker run`
+    /// waits, then starts, and `echo` may be done before a spawned task
+    /// runs).
+    pub fn wait(
+        entry: &Entry,
+        condition: WaitCondition,
+    ) -> impl std::future::Future<Output = (i32, Option<String>)> + Send + 'static {
         let mut rx = entry.watch();
         let initial = rx.borrow_and_update().clone();
-        let done = |s: &Status| match condition {
-            WaitCondition::NotRunning => {
-                (!s.running && !s.restarting) || s.removed || s.exits > initial.exits
-            }
-            WaitCondition::NextExit => s.exits > initial.exits || s.removed,
-            WaitCondition::Removed => s.removed,
-        };
-        let waited = rx.wait_for(done).await.map(|s| s.clone());
-        let status = match waited {
-            Ok(s) => s,
-            Err(_) => rx.borrow().clone(),
-        };
-        (status.exit_code, status.detail)
+        async move {
+            let done = |s: &Status| match condition {
+                WaitCondition::NotRunning => {
+                    (!s.running && !s.restarting) || s.removed || s.exits > initial.exits
+                }
+                WaitCondition::NextExit => s.exits > initial.exits || s.removed,
+                WaitCondition::Removed => s.removed,
+            };
+            let waited = rx.wait_for(done).await.map(|s| s.clone());
+            let status = match waited {
+                Ok(s) => s,
+                Err(_) => rx.borrow().clone(),
+            };
+            (status.exit_code, status.detail)
+        }
     }
 
     /// Gives a container a new name.

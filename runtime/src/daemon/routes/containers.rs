@@ -624,9 +624,11 @@ pub fn rename(sup: &Arc<Supervisor>, id: &str, q: &Query) -> Result<Resp, Daemon
 pub fn wait(sup: &Arc<Supervisor>, id: &str, q: &Query) -> Result<Resp, DaemonError> {
     let condition = WaitCondition::parse(q.str("condition"))?;
     let (_, entry) = sup.find(id)?;
+    // The state is taken now, before the answer's headers go out.
+    let waiting = Supervisor::wait(&entry, condition);
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
-        let (code, detail) = Supervisor::wait(&entry, condition).await;
+        let (code, detail) = waiting.await;
         let body = WaitResponse {
             status_code: i64::from(code),
             error: None,

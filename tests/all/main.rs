@@ -25,6 +25,7 @@ mod layers;
 mod network;
 mod pull_on_demand;
 mod registry;
+mod registry_faults;
 mod registry_tls;
 mod run;
 mod sandbox;

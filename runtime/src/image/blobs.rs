@@ -110,6 +110,14 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
+    /// Gives the blob up (nothing is stored) and returns the digest of what
+    /// was written, so a failed transfer can still be told apart from a
+    /// wrong one.
+    pub fn abandon(self) -> Digest {
+        let (_staged, actual, _) = self.inner.finish();
+        actual
+    }
+
     /// Verifies the content against `expected` (when given), syncs it and
     /// moves it into place. Returns the digest and the size.
     pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64), BlobError> {

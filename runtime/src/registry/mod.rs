@@ -221,7 +221,7 @@ pub(crate) fn remote(
     }
 }
 
-fn describe(e: &OciDistributionError, registry: &str) -> String {
+pub(crate) fn describe(e: &OciDistributionError, registry: &str) -> String {
     let login_hint =
         format!("unauthorized: authentication required (log in with `wrun login {registry}`)");
     match e {
@@ -268,7 +268,12 @@ fn describe(e: &OciDistributionError, registry: &str) -> String {
             format!("registry answered HTTP {status}") + &https_hint(status.as_u16(), registry)
         }
         OciDistributionError::RequestError(err) => {
-            let mut out = format!("cannot reach registry {registry}");
+            // A body that broke off came from a registry that was reached.
+            let mut out = if err.is_body() || err.is_decode() {
+                format!("the answer from registry {registry} broke off")
+            } else {
+                format!("cannot reach registry {registry}")
+            };
             let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
             let mut last = String::new();
             while let Some(s) = source {

@@ -314,7 +314,14 @@ async fn fetch_manifest(
                     actual: Digest::of(&config_bytes),
                 },
             ),
-            e => remote("pull", shown, image.registry(), &e),
+            e => RegistryError::Remote {
+                action: "pull",
+                name: shown.to_string(),
+                message: format!(
+                    "config blob {config_digest}: {}",
+                    super::describe(&e, image.registry())
+                ),
+            },
         })?;
     if artifact {
         let [layer] = manifest.layers().as_slice() else {
@@ -446,10 +453,12 @@ async fn download(
         )
     };
     let mut failure = None;
+    let mut received = 0u64;
     while let Some(chunk) = stream.stream.next().await {
         match chunk {
             Ok(bytes) => {
                 writer.write_all(&bytes).map_err(io_err)?;
+                received += bytes.len() as u64;
                 progress(Event::Progress {
                     layer: digest.clone(),
                     bytes: bytes.len() as u64,
@@ -461,19 +470,39 @@ async fn download(
             }
         }
     }
-    // oci-client's own check fails the stream at its end; ours names the
-    // blob and is what decides whether anything is stored.
-    match (writer.commit(Some(digest)), failure) {
-        (Err(e @ BlobError::Mismatch { .. }), _) => Err(blob_err(shown, e)),
-        (_, Some(e)) => Err(RegistryError::Remote {
+    // A failed stream stores nothing. oci-client's own digest check fails
+    // the stream at its end: all the bytes, but the wrong ones, is a
+    // mismatch, named as ours names it; anything else broke off.
+    if let Some(e) = failure {
+        let actual = writer.abandon();
+        if received >= size && &actual != digest {
+            return Err(blob_err(
+                shown,
+                BlobError::Mismatch {
+                    expected: digest.clone(),
+                    actual,
+                },
+            ));
+        }
+        let mut why = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            why = s.to_string();
+            source = s.source();
+        }
+        return Err(RegistryError::Remote {
             action: "pull",
             name: shown.to_string(),
-            message: format!("blob {digest}: {e}"),
-        }),
-        (Err(e), None) => Err(blob_err(shown, e)),
-        (Ok(_), None) => {
-            progress(Event::Complete(digest.clone()));
-            Ok(())
-        }
+            message: format!(
+                "blob {digest}: the answer from registry {} broke off after {received} of its {size} bytes: {why}",
+                image.registry()
+            ),
+        });
     }
+    // Ours names the blob and is what decides whether anything is stored.
+    writer
+        .commit(Some(digest))
+        .map_err(|e| blob_err(shown, e))?;
+    progress(Event::Complete(digest.clone()));
+    Ok(())
 }

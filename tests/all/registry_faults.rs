@@ -29,6 +29,9 @@ enum Fault {
     ShortLength,
     /// A 307 to the blob host at this port.
     Redirect(u16),
+    /// Half the body, then nothing more until the proxy goes: a transfer
+    /// in progress, for as long as the test needs one.
+    Stall,
 }
 
 /// An HTTP message's head (up to the blank line) and its body length.
@@ -118,6 +121,10 @@ impl Drop for Proxy {
     }
 }
 
+/// Transfers the `Stall` fault holds open now, in every proxy of the test
+/// binary (each test waits for its own to grow).
+static STALLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Forwards one request to the registry and its answer back, with the
 /// fault applied to a blob's GET.
 fn serve(mut client: TcpStream, upstream: u16, fault: &Mutex<(Fault, usize)>) {
@@ -175,6 +182,14 @@ fn serve(mut client: TcpStream, upstream: u16, fault: &Mutex<(Fault, usize)>) {
                 with_header(&head, "Content-Length", &n.to_string()),
                 &answer[..n],
             )
+        }
+        Fault::Stall if is_get && is_blob && ok => {
+            let _ = client.write_all(head.as_bytes());
+            let _ = client.write_all(&answer[..answer.len() / 2]);
+            STALLED.fetch_add(1, Ordering::SeqCst);
+            // Held open (and silent) for long enough; the test ends it.
+            std::thread::sleep(Duration::from_secs(120));
+            return;
         }
         _ => (head, &answer[..]),
     };
@@ -331,4 +346,87 @@ fn credentials_do_not_follow_a_redirect_to_another_host() {
     }
     let ran = wrun(&root, &["run", "--rm", &through, "echo", "redirected"]);
     assert_eq!(ran.ok().trim(), "redirected");
+}
+
+/// Asserts no image shows in `root` and every stored blob is whole.
+fn nothing_half_pulled(root: &Root, after: &str) {
+    use sha2::Digest as _;
+    let images = wrun(root, &["images", "-q"]);
+    assert_eq!(images.ok().trim(), "", "a half-pulled image after {after}");
+    let blobs = root.path().join("blobs").join("sha256");
+    for entry in std::fs::read_dir(&blobs).into_iter().flatten().flatten() {
+        let bytes = std::fs::read(entry.path()).expect("blob");
+        let hex: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            entry.file_name().to_string_lossy(),
+            hex,
+            "a blob that is not whole after {after}"
+        );
+    }
+}
+
+/// Waits until a `Stall` transfer more than `before` is being held.
+fn wait_stalled(before: usize) {
+    crate::support::poll("a layer's transfer to stall", || {
+        (STALLED.load(Ordering::SeqCst) > before).then_some(())
+    });
+}
+
+#[test]
+fn a_pull_killed_midway_leaves_nothing_and_the_rerun_completes() {
+    let reg = Registry::start(false);
+    let proxy = Proxy::start(reg.port);
+    let pusher = Root::new();
+    let (name, _) = busybox_for(&pusher, &reg);
+    wrun(&pusher, &["push", &name]).ok();
+    let through = format!("{}/me/busybox", proxy.host());
+    let root = Root::new();
+    wrun(&root, &["images"]).ok();
+    proxy.set(Fault::Stall, 64 * 1024);
+
+    // `wrun pull` does the pull itself: SIGKILL to it while a layer's
+    // transfer hangs halfway.
+    let before = STALLED.load(Ordering::SeqCst);
+    let mut pull = root
+        .cmd(&["pull", &through])
+        .env("DOCKER_CONFIG", root.path().join("no-docker-config"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("wrun pull");
+    wait_stalled(before);
+    pull.kill().expect("kill wrun pull");
+    let _ = pull.wait();
+    nothing_half_pulled(&root, "a killed wrun pull");
+
+    // `docker pull` asks the daemon: kill -9 of the daemon while its
+    // transfer hangs.
+    let before = STALLED.load(Ordering::SeqCst);
+    let mut api = std::os::unix::net::UnixStream::connect(root.path().join("wrun.sock"))
+        .expect("the daemon's socket");
+    api.write_all(
+        format!(
+            "POST /images/create?fromImage={through}&tag=latest HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("POST /images/create");
+    wait_stalled(before);
+    root.kill_daemon_hard();
+    drop(api);
+    nothing_half_pulled(&root, "a daemon killed mid-pull");
+
+    // The rerun completes, through the daemon (the real docker CLI), and
+    // its image runs.
+    proxy.set(Fault::None, 0);
+    let pulled = crate::docker_cli::docker(&root, &["pull", &through]);
+    assert!(
+        pulled.ok().contains("Downloaded newer image"),
+        "{}",
+        pulled.stdout
+    );
+    let ran = wrun(&root, &["run", "--rm", &through, "echo", "whole"]);
+    assert_eq!(ran.ok().trim(), "whole");
 }

@@ -204,10 +204,19 @@ pub fn remove(sup: &Arc<Supervisor>, name: &str, q: &Query) -> Result<Resp, Daem
 struct Messages(mpsc::Sender<Bytes>);
 
 impl Messages {
+    /// Sends one message. The job's own thread waits for room; a progress
+    /// callback from inside a runtime (a pull's download tasks) cannot
+    /// block there, so its line is dropped when the answer's buffer is
+    /// full (the next one says as much).
     fn send(&self, m: &JsonMessage) {
         if let Ok(mut line) = serde_json::to_vec(m) {
             line.push(b'\n');
-            let _ = self.0.blocking_send(Bytes::from(line));
+            let line = Bytes::from(line);
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = self.0.try_send(line);
+            } else {
+                let _ = self.0.blocking_send(line);
+            }
         }
     }
 

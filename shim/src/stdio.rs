@@ -1,20 +1,17 @@
 //! containerd's stdio FIFOs. Each is opened so that the open never blocks,
 //! whether or not containerd (or ctr) has opened the other end yet: output
 //! FIFOs read-write, which Linux allows on a FIFO without waiting; stdin
-//! through tokio's pipe receiver, also read-write, so that it never sees a
-//! premature end. Its real end comes from `CloseIO`: what is still in the
-//! pipe is read, then the guest sees end-of-file.
+//! read-only through tokio's pipe receiver, plus a write end the shim holds
+//! itself so that the reader never sees a premature end. `CloseIO` lets go
+//! of that write end: the guest then reads everything the client wrote,
+//! and sees end-of-file once the client has closed its own end.
 //!
 //! Every path given is opened, and closed when the guest ends: containerd
 //! waits for end-of-file on each stream of an exec before it answers.
 
 use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 
-use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::unix::pipe;
 use wrun::sandbox::{Input, Output, Stdio};
 
@@ -27,28 +24,13 @@ pub struct Paths {
     pub terminal: bool,
 }
 
-/// Ends a guest's stdin on `CloseIO`.
+/// Ends a guest's stdin on `CloseIO`: the shim's own write end goes.
 #[derive(Debug, Clone, Default)]
-pub struct StdinCloser(Arc<Shared>);
-
-#[derive(Debug, Default)]
-struct Shared {
-    closed: AtomicBool,
-    waker: Mutex<Option<Waker>>,
-}
+pub struct StdinCloser(Arc<Mutex<Option<std::fs::File>>>);
 
 impl StdinCloser {
     pub fn close(&self) {
-        self.0.closed.store(true, Ordering::SeqCst);
-        let waker = self
-            .0
-            .waker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -69,13 +51,19 @@ pub fn open(paths: &Paths) -> io::Result<Opened> {
         Input::Null
     } else {
         let rx = pipe::OpenOptions::new()
-            .read_write(true)
             .open_receiver(&paths.stdin)
             .map_err(|e| named(&paths.stdin, e))?;
-        Input::Stream(Box::new(ClosableStdin {
-            rx,
-            shared: closer.0.clone(),
-        }))
+        // Non-blocking, and at once: this process is a reader now.
+        let keeper = {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(&paths.stdin)
+                .map_err(|e| named(&paths.stdin, e))?
+        };
+        *closer.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(keeper);
+        Input::Stream(Box::new(rx))
     };
     let notes = if paths.stderr.is_empty() {
         None
@@ -111,38 +99,4 @@ fn output(path: &str) -> io::Result<Output> {
 
 fn named(path: &str, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("open {path}: {e}"))
-}
-
-/// A stdin FIFO that ends when `CloseIO` says so, after what was written.
-struct ClosableStdin {
-    rx: pipe::Receiver,
-    shared: Arc<Shared>,
-}
-
-impl AsyncRead for ClosableStdin {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.shared.closed.load(Ordering::SeqCst) {
-            // Drain what is left without waiting, then end.
-            let unfilled = buf.initialize_unfilled();
-            return match self.rx.try_read(unfilled) {
-                Ok(n) => {
-                    buf.advance(n);
-                    Poll::Ready(Ok(()))
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Poll::Ready(Ok(())),
-                Err(e) => Poll::Ready(Err(e)),
-            };
-        }
-        *self.shared.waker.lock().unwrap_or_else(|p| p.into_inner()) = Some(cx.waker().clone());
-        // Closed between the check and registering: look again.
-        if self.shared.closed.load(Ordering::SeqCst) {
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        Pin::new(&mut self.rx).poll_read(cx, buf)
-    }
 }

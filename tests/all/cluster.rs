@@ -1184,3 +1184,52 @@ fn images_from_a_registry_follow_the_pull_policy() {
         out.stdout.contains("ErrImageNeverPull").then_some(())
     });
 }
+
+/// `kill -9` of the daemon while a scale is under way: when it comes
+/// back, the RC converges on exactly its replicas, each pod running once
+/// (no pod with two containers of the same name, none left half-made).
+#[test]
+fn a_scale_interrupted_by_kill_9_converges() {
+    let c = Cluster::start(&["kubia"]);
+    c.stdin_kubectl(
+        &["apply", "-f", "-"],
+        &std::fs::read_to_string(crate::support::sample("kubia").join("kubia-rc.yaml"))
+            .expect("kubia-rc.yaml"),
+    )
+    .ok();
+    c.kubectl(&["scale", "rc", "kubia", "--replicas=24"]).ok();
+    // Killed while the controller and the node agent are at work.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    c.root.kill_daemon_hard();
+    c.root.wrun(&["ps"]).ok();
+    poll("the RC to have 24 ready pods again", || {
+        let out = c.kubectl(&[
+            "get",
+            "rc",
+            "kubia",
+            "-o",
+            "jsonpath={.status.readyReplicas}",
+        ]);
+        (out.code == 0 && out.stdout.trim() == "24").then_some(())
+    });
+    let pods = c.kubectl(&["get", "pods", "-l", "app=kubia", "-o", "json"]);
+    let list: serde_json::Value = serde_json::from_str(pods.ok()).expect("JSON");
+    let live: Vec<&serde_json::Value> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .collect();
+    assert_eq!(live.len(), 24, "{}", pods.stdout);
+    // Each pod's container runs once in the daemon.
+    let ps = c.root.wrun(&["ps", "--format", "{{.Names}}"]);
+    for p in &live {
+        let name = p["metadata"]["name"].as_str().expect("name");
+        let running = ps.ok().lines().filter(|l| l.contains(name)).count();
+        assert_eq!(
+            running, 1,
+            "pod {name} runs {running} containers:\n{}",
+            ps.stdout
+        );
+    }
+}

@@ -41,6 +41,32 @@ spec:
     command: ["sleep", "3600"]
 "#;
 
+/// Runs `tests/browser/SCRIPT LOGIN_URL SCREENSHOT_DIR ARGS...` in node,
+/// and asserts it ended with `ok`.
+#[track_caller]
+fn browser(script: &str, url: &str, args: &[&str]) {
+    let shots = repo().join("target").join("dashboard-screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let browser_dir = repo().join("tests").join("browser");
+    let run = Command::new("node")
+        .arg(browser_dir.join(script))
+        .arg(url)
+        .arg(&shots)
+        .args(args)
+        .current_dir(&browser_dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("run node tests/browser/{script} (npm ci --prefix tests/browser first): {e}")
+        });
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success() && stdout.lines().last() == Some("ok"),
+        "the browser test {script} failed (screenshots in {}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        shots.display()
+    );
+}
+
 /// The kubia pods that are not being deleted.
 fn live_kubia(c: &Cluster) -> Vec<String> {
     let out = c.kubectl(&["get", "pods", "-l", "app=kubia", "-o", "json"]);
@@ -89,24 +115,7 @@ fn the_dashboard_in_a_browser() {
         "{url}"
     );
 
-    let shots = repo().join("target").join("dashboard-screenshots");
-    std::fs::create_dir_all(&shots).expect("screenshot dir");
-    let browser_dir = repo().join("tests").join("browser");
-    let run = Command::new("node")
-        .arg(browser_dir.join("dashboard.mjs"))
-        .arg(&url)
-        .arg(&shots)
-        .arg(&lb_port)
-        .current_dir(&browser_dir)
-        .output()
-        .expect("run node tests/browser/dashboard.mjs (npm ci --prefix tests/browser first)");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        run.status.success() && stdout.lines().last() == Some("ok"),
-        "the browser test failed (screenshots in {}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        shots.display()
-    );
+    browser("dashboard.mjs", &url, &[&lb_port]);
 
     // What the page did is what the cluster holds.
     let after = live_kubia(&c);
@@ -151,24 +160,11 @@ fn the_dashboards_docker_side_by_keyboard_in_light_and_dark() {
 
     let url = root.wrun(&["dashboard", "--url"]).ok().trim().to_string();
     assert!(url.contains("/login?token="), "{url}");
-    let shots = repo().join("target").join("dashboard-screenshots");
-    std::fs::create_dir_all(&shots).expect("screenshot dir");
-    let browser_dir = repo().join("tests").join("browser");
-    let run = Command::new("node")
-        .arg(browser_dir.join("docker.mjs"))
-        .arg(&url)
-        .arg(&shots)
-        .arg(root.path().join("wrun.sock"))
-        .arg(&web_port)
-        .current_dir(&browser_dir)
-        .output()
-        .expect("run node tests/browser/docker.mjs (npm ci --prefix tests/browser first)");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        run.status.success() && stdout.lines().last() == Some("ok"),
-        "the browser test failed (screenshots in {}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        shots.display()
+    let sock = root.path().join("wrun.sock");
+    browser(
+        "docker.mjs",
+        &url,
+        &[sock.to_str().expect("utf8"), &web_port],
     );
 
     // What the page did is what the daemon holds.

@@ -274,13 +274,7 @@ pub(crate) fn describe(e: &OciDistributionError, registry: &str) -> String {
             } else {
                 format!("cannot reach registry {registry}")
             };
-            let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
-            let mut last = String::new();
-            while let Some(s) = source {
-                last = s.to_string();
-                source = s.source();
-            }
-            if !last.is_empty() {
+            if let Some(last) = innermost_cause(err).filter(|m| !m.is_empty()) {
                 out.push_str(": ");
                 out.push_str(&last);
             }
@@ -288,6 +282,18 @@ pub(crate) fn describe(e: &OciDistributionError, registry: &str) -> String {
         }
         other => other.to_string(),
     }
+}
+
+/// The message of an error's innermost cause (an I/O error under an HTTP
+/// one, say), if it has a cause at all.
+pub(crate) fn innermost_cause(e: &dyn std::error::Error) -> Option<String> {
+    let mut source = e.source();
+    let mut last = None;
+    while let Some(s) = source {
+        last = Some(s.to_string());
+        source = s.source();
+    }
+    last
 }
 
 /// What to add to a 400 from a registry wrun spoke plain HTTP to: a TLS

@@ -484,12 +484,7 @@ async fn download(
                 },
             ));
         }
-        let mut why = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            why = s.to_string();
-            source = s.source();
-        }
+        let why = super::innermost_cause(&e).unwrap_or_else(|| e.to_string());
         return Err(RegistryError::Remote {
             action: "pull",
             name: shown.to_string(),

@@ -67,14 +67,14 @@ struct ViewListing(std::vec::IntoIter<DirectoryEntry>);
 
 /// What a guest store needs to serve the view: its root, if it has one
 /// (without, every preopen is wasmtime-wasi's).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug)]
 pub struct FsState {
     pub root: Option<Arc<Overlay>>,
     /// The container's process table, served at `/proc`.
     pub proc: Option<ProcTable>,
     /// The host files this store's guest holds open, counted against its
     /// container's limit.
-    pub files: Arc<OpenFiles>,
+    pub files: OpenFiles,
 }
 
 /// The descriptors of one guest that hold a host file or directory, by
@@ -96,12 +96,6 @@ impl OpenFiles {
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashSet<u32>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Default for OpenFiles {
-    fn default() -> Self {
-        Self::new(Arc::default())
     }
 }
 

@@ -230,7 +230,7 @@ pub(super) async fn run(
     let fs = super::fs::FsState {
         root: spec.root.clone(),
         proc: spec.proc.clone(),
-        files: std::sync::Arc::new(super::fs::OpenFiles::new(spec.usage.clone())),
+        files: super::fs::OpenFiles::new(spec.usage.clone()),
     };
     let builder = wasi_builder(spec)?;
     let start_err = |e: wasmtime::Error| SandboxError::Start {

@@ -285,7 +285,7 @@ impl Server {
             fs: super::fs::FsState {
                 root: self.spec.root.clone(),
                 proc: self.spec.proc.clone(),
-                files: Arc::new(super::fs::OpenFiles::new(self.spec.usage.clone())),
+                files: super::fs::OpenFiles::new(self.spec.usage.clone()),
             },
         };
         let mut store = Store::new(&self.engine, state);

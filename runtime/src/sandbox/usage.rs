@@ -44,11 +44,6 @@ impl Usage {
         }
     }
 
-    /// Files the run's guests hold open now.
-    pub fn open_files(&self) -> u64 {
-        self.open_files.load(Ordering::Relaxed)
-    }
-
     /// Counts a file about to be opened; false (and nothing counted) when
     /// the limit is reached.
     pub(super) fn opening_file(&self) -> bool {

@@ -201,20 +201,9 @@ pub async fn serve(
         remotecmd::WS_PROTOCOLS,
         remotecmd::SPDY_PROTOCOLS,
     )?;
-    let wanted = Wanted {
-        stdin: q.flag("stdin"),
-        stdout: q.flag("stdout"),
-        stderr: q.flag("stderr"),
-        tty: q.flag("tty"),
-    };
+    let wanted = wanted_of(q);
     let job = if sub == "exec" {
-        let argv: Vec<String> = q.all("command").into_iter().map(str::to_string).collect();
-        if argv.is_empty() {
-            return Err(KubeError::bad_request(
-                "you must specify at least 1 command",
-            ));
-        }
-        jobs::exec_job(api.sup.clone(), id, argv, wanted)
+        exec_of(api.sup.clone(), id, q, wanted)?
     } else {
         // Last: with `stdinOnce` it takes the container's stdin.
         jobs::attach_job(api, &pod, &container, &id, entry, wanted)?
@@ -222,6 +211,32 @@ pub async fn serve(
     Ok(upgrade(&mut req, up, move |conn| {
         remote_command(conn, wanted, job)
     }))
+}
+
+/// The streams a request asks for.
+fn wanted_of(q: &Query) -> Wanted {
+    Wanted {
+        stdin: q.flag("stdin"),
+        stdout: q.flag("stdout"),
+        stderr: q.flag("stderr"),
+        tty: q.flag("tty"),
+    }
+}
+
+/// The exec of the request's `command`s in the container `id`.
+fn exec_of(
+    sup: Arc<Supervisor>,
+    id: String,
+    q: &Query,
+    wanted: Wanted,
+) -> Result<remotecmd::Job, KubeError> {
+    let argv: Vec<String> = q.all("command").into_iter().map(str::to_string).collect();
+    if argv.is_empty() {
+        return Err(KubeError::bad_request(
+            "you must specify at least 1 command",
+        ));
+    }
+    Ok(jobs::exec_job(sup, id, argv, wanted))
 }
 
 /// Serves an exec or an attach on the upgraded connection.
@@ -265,19 +280,8 @@ pub fn container_exec(
         )));
     }
     let up = negotiate(req.headers(), remotecmd::WS_PROTOCOLS, &[])?;
-    let wanted = Wanted {
-        stdin: q.flag("stdin"),
-        stdout: q.flag("stdout"),
-        stderr: q.flag("stderr"),
-        tty: q.flag("tty"),
-    };
-    let argv: Vec<String> = q.all("command").into_iter().map(str::to_string).collect();
-    if argv.is_empty() {
-        return Err(KubeError::bad_request(
-            "you must specify at least 1 command",
-        ));
-    }
-    let job = jobs::exec_job(sup, rec.id, argv, wanted);
+    let wanted = wanted_of(q);
+    let job = exec_of(sup, rec.id, q, wanted)?;
     Ok(upgrade(&mut req, up, move |conn| {
         remote_command(conn, wanted, job)
     }))

@@ -880,6 +880,13 @@ function withoutManagedFields(o) {
 /** What the logs and terminal panels on the page act on, by key (a pod's uid, a container's ID). */
 const tools = new Map();
 
+/** The query of a terminal's exec: every stream, a TTY, and `argv` as its commands. */
+function execQuery(argv, more = {}) {
+  const q = new URLSearchParams({ ...more, stdin: 1, stdout: 1, stderr: 1, tty: 1 });
+  for (const word of argv) q.append('command', word);
+  return q;
+}
+
 /** A pod's logs and terminal: for any of its containers, through the Kubernetes API. */
 function podTools(o) {
   const ns = o.metadata.namespace;
@@ -888,11 +895,7 @@ function podTools(o) {
     key: o.metadata.uid,
     containers: (o.spec?.containers || []).map((c) => c.name),
     logsUrl: (container, follow, timestamps) => `${objectPath('pods', ns, name)}/log?${new URLSearchParams({ container, follow, timestamps, tailLines: 500 })}`,
-    execUrl: (container, argv) => {
-      const q = new URLSearchParams({ container, stdin: 1, stdout: 1, stderr: 1, tty: 1 });
-      for (const word of argv) q.append('command', word);
-      return `${objectPath('pods', ns, name)}/exec?${q}`;
-    },
+    execUrl: (container, argv) => `${objectPath('pods', ns, name)}/exec?${execQuery(argv, { container })}`,
   });
 }
 
@@ -903,11 +906,7 @@ function containerTools(c) {
     key: c.Id,
     containers: null,
     logsUrl: (_, follow, timestamps) => `/docker/containers/${id}/logs?${new URLSearchParams({ follow: follow ? 1 : 0, stdout: 1, stderr: 1, timestamps: timestamps ? 1 : 0, tail: 500 })}`,
-    execUrl: (_, argv) => {
-      const q = new URLSearchParams({ stdin: 1, stdout: 1, stderr: 1, tty: 1 });
-      for (const word of argv) q.append('command', word);
-      return `/wrun/containers/${id}/exec?${q}`;
-    },
+    execUrl: (_, argv) => `/wrun/containers/${id}/exec?${execQuery(argv)}`,
   });
 }
 

@@ -12,7 +12,7 @@
 //
 // node bench/dashboard.mjs LOGIN_URL PODS RUNS ROUNDS
 
-const { chromium } = await import(new URL('../tests/browser/node_modules/playwright-core/index.mjs', import.meta.url));
+import { launch } from '../tests/browser/common.mjs';
 
 const [loginUrl, podsArg, runsArg, roundsArg] = process.argv.slice(2);
 const PODS = Number(podsArg);
@@ -32,11 +32,7 @@ function stats(xs) {
   return { n: s.length, min: s[0], p50: at(0.5), p90: at(0.9), p99: at(0.99), max: s[s.length - 1] };
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const login = await context.newPage();

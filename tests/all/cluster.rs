@@ -175,6 +175,31 @@ impl Cluster {
         .ok();
     }
 
+    /// The names of the pods with label app=`app` that are not being
+    /// deleted.
+    pub(crate) fn live_pods(&self, app: &str) -> Vec<String> {
+        let out = self.kubectl(&["get", "pods", "-l", &format!("app={app}"), "-o", "json"]);
+        let list: serde_json::Value = serde_json::from_str(out.ok()).expect("JSON");
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["metadata"].get("deletionTimestamp").is_none())
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Waits until `kind/name` has `n` replicas, all ready.
+    pub(crate) fn wait_replicas(&self, kind: &str, name: &str, n: i64) {
+        poll(&format!("{kind}/{name} to have {n} ready"), || {
+            let out = self.kubectl(&["get", kind, name, "-o", "json"]);
+            let o: serde_json::Value = serde_json::from_str(out.ok()).expect("JSON");
+            let ready = o["status"]["readyReplicas"].as_i64().unwrap_or(0);
+            let current = o["status"]["replicas"].as_i64().unwrap_or(0);
+            (ready == n && current == n).then_some(())
+        });
+    }
+
     pub(crate) fn pod_json(&self, pod: &str) -> serde_json::Value {
         let out = self.kubectl(&["get", "pod", pod, "-o", "json"]);
         serde_json::from_str(out.ok()).expect("pod JSON")
@@ -1202,29 +1227,12 @@ fn a_scale_interrupted_by_kill_9_converges() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     c.root.kill_daemon_hard();
     c.root.wrun(&["ps"]).ok();
-    poll("the RC to have 24 ready pods again", || {
-        let out = c.kubectl(&[
-            "get",
-            "rc",
-            "kubia",
-            "-o",
-            "jsonpath={.status.readyReplicas}",
-        ]);
-        (out.code == 0 && out.stdout.trim() == "24").then_some(())
-    });
-    let pods = c.kubectl(&["get", "pods", "-l", "app=kubia", "-o", "json"]);
-    let list: serde_json::Value = serde_json::from_str(pods.ok()).expect("JSON");
-    let live: Vec<&serde_json::Value> = list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .collect();
-    assert_eq!(live.len(), 24, "{}", pods.stdout);
+    c.wait_replicas("rc", "kubia", 24);
+    let live = c.live_pods("kubia");
+    assert_eq!(live.len(), 24, "{live:?}");
     // Each pod's container runs once in the daemon.
     let ps = c.root.wrun(&["ps", "--format", "{{.Names}}"]);
-    for p in &live {
-        let name = p["metadata"]["name"].as_str().expect("name");
+    for name in &live {
         let running = ps.ok().lines().filter(|l| l.contains(name)).count();
         assert_eq!(
             running, 1,

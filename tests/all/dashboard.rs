@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::cluster::Cluster;
-use crate::support::{Root, free_port, http_get_ok, poll, repo};
+use crate::support::{Root, free_port, http_get_ok, repo};
 
 const RC: &str = r#"
 apiVersion: v1
@@ -67,19 +67,6 @@ fn browser(script: &str, url: &str, args: &[&str]) {
     );
 }
 
-/// The kubia pods that are not being deleted.
-fn live_kubia(c: &Cluster) -> Vec<String> {
-    let out = c.kubectl(&["get", "pods", "-l", "app=kubia", "-o", "json"]);
-    let list: serde_json::Value = serde_json::from_str(out.ok()).expect("JSON");
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
-        .collect()
-}
-
 #[test]
 fn the_dashboard_in_a_browser() {
     let c = Cluster::start(&["kubia", "busybox"]);
@@ -96,17 +83,8 @@ fn the_dashboard_in_a_browser() {
     ])
     .ok();
     c.wait_ready("toolbox");
-    poll("the RC's pod to be ready", || {
-        let out = c.kubectl(&[
-            "get",
-            "rc",
-            "kubia",
-            "-o",
-            "jsonpath={.status.readyReplicas}",
-        ]);
-        (out.ok() == "1").then_some(())
-    });
-    let before = live_kubia(&c);
+    c.wait_replicas("rc", "kubia", 1);
+    let before = c.live_pods("kubia");
 
     let out = c.wrun(&["dashboard", "--url"]);
     let url = out.ok().trim().to_string();
@@ -118,7 +96,7 @@ fn the_dashboard_in_a_browser() {
     browser("dashboard.mjs", &url, &[&lb_port]);
 
     // What the page did is what the cluster holds.
-    let after = live_kubia(&c);
+    let after = c.live_pods("kubia");
     assert_eq!(after.len(), 3, "{after:?}");
     let deleted: Vec<&String> = before.iter().filter(|p| !after.contains(p)).collect();
     assert!(

@@ -31,7 +31,7 @@ fn kubia_behind_a_load_balancer(c: &Cluster) -> u16 {
         "--target-port=8080",
     ])
     .ok();
-    wait_ready(c, "rc", "kubia", 3);
+    c.wait_replicas("rc", "kubia", 3);
     crate::support::http_get_ok(port, std::time::Duration::from_secs(30));
     port
 }
@@ -41,30 +41,6 @@ fn json(c: &Cluster, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(out.ok()).expect("JSON")
 }
 
-/// The names of the pods with label app=`app` that are not being deleted.
-fn live_pods(c: &Cluster, app: &str) -> Vec<String> {
-    let list = json(
-        c,
-        &["get", "pods", "-l", &format!("app={app}"), "-o", "json"],
-    );
-    list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["metadata"].get("deletionTimestamp").is_none())
-        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
-        .collect()
-}
-
-fn wait_ready(c: &Cluster, kind: &str, name: &str, n: i64) {
-    poll(&format!("{kind}/{name} to have {n} ready"), || {
-        let o = json(c, &["get", kind, name, "-o", "json"]);
-        let ready = o["status"]["readyReplicas"].as_i64().unwrap_or(0);
-        let current = o["status"]["replicas"].as_i64().unwrap_or(0);
-        (ready == n && current == n).then_some(())
-    });
-}
-
 fn wait_pod_count(c: &Cluster, app: &str, n: usize) -> Vec<String> {
     poll(&format!("{n} {app} pods"), || {
         let all = json(
@@ -72,7 +48,7 @@ fn wait_pod_count(c: &Cluster, app: &str, n: usize) -> Vec<String> {
             &["get", "pods", "-l", &format!("app={app}"), "-o", "json"],
         );
         let count = all["items"].as_array().map(Vec::len).unwrap_or(0);
-        (count == n).then(|| live_pods(c, app))
+        (count == n).then(|| c.live_pods(app))
     })
 }
 
@@ -80,7 +56,7 @@ fn wait_pod_count(c: &Cluster, app: &str, n: usize) -> Vec<String> {
 fn replication_controllers_scale_heal_and_collect_their_pods() {
     let c = Cluster::start(&["kubia"]);
     c.kubectl(&["create", "-f", &rc_manifest()]).ok();
-    wait_ready(&c, "rc", "kubia", 3);
+    c.wait_replicas("rc", "kubia", 3);
     let table_out = c.kubectl(&["get", "rc"]);
     let table = table_out.ok();
     let header = table_out.row(0);
@@ -91,7 +67,7 @@ fn replication_controllers_scale_heal_and_collect_their_pods() {
     );
     let row = table_out.row(1);
     assert_eq!(&row[..4], ["kubia", "3", "3", "3"], "{table}");
-    let pods = live_pods(&c, "kubia");
+    let pods = c.live_pods("kubia");
     assert_eq!(pods.len(), 3);
     assert!(
         pods.iter()
@@ -106,18 +82,18 @@ fn replication_controllers_scale_heal_and_collect_their_pods() {
     assert_eq!(pod["metadata"]["ownerReferences"][0]["controller"], true);
 
     c.kubectl(&["scale", "rc", "kubia", "--replicas=5"]).ok();
-    wait_ready(&c, "rc", "kubia", 5);
+    c.wait_replicas("rc", "kubia", 5);
     c.kubectl(&["scale", "rc", "kubia", "--replicas=2"]).ok();
-    wait_ready(&c, "rc", "kubia", 2);
+    c.wait_replicas("rc", "kubia", 2);
     let two = wait_pod_count(&c, "kubia", 2);
     // A deleted pod is replaced.
     c.kubectl(&["delete", "pod", &two[0]]).ok();
     let healed = poll("a replacement pod", || {
-        let now = live_pods(&c, "kubia");
+        let now = c.live_pods("kubia");
         (now.len() == 2 && !now.contains(&two[0])).then_some(now)
     });
     assert!(healed.contains(&two[1]), "{healed:?}");
-    wait_ready(&c, "rc", "kubia", 2);
+    c.wait_replicas("rc", "kubia", 2);
     let described = c.kubectl(&["describe", "rc", "kubia"]);
     let described = described.ok();
     assert!(
@@ -154,10 +130,10 @@ fn replica_sets_and_each_propagation_policy() {
         .ok();
     c.stdin_kubectl(&["apply", "-f", "-"], &rs("foreground", "two", 2))
         .ok();
-    wait_ready(&c, "rs", "orphaned", 2);
-    wait_ready(&c, "replicasets.apps", "foreground", 2);
+    c.wait_replicas("rs", "orphaned", 2);
+    c.wait_replicas("replicasets.apps", "foreground", 2);
     c.kubectl(&["scale", "rs", "orphaned", "--replicas=3"]).ok();
-    wait_ready(&c, "rs", "orphaned", 3);
+    c.wait_replicas("rs", "orphaned", 3);
     let wide = c.kubectl(&["get", "rs", "-o", "wide"]);
     assert!(wide.ok().contains("app=one"), "{}", wide.stdout);
 
@@ -165,7 +141,7 @@ fn replica_sets_and_each_propagation_policy() {
     c.kubectl(&["delete", "rs", "orphaned", "--cascade=orphan"])
         .ok();
     c.kubectl(&["get", "rs", "orphaned"]).fails("NotFound");
-    let kept = live_pods(&c, "one");
+    let kept = c.live_pods("one");
     assert_eq!(kept.len(), 3, "{kept:?}");
     for p in &kept {
         let pod = json(&c, &["get", "pod", p, "-o", "json"]);
@@ -178,8 +154,8 @@ fn replica_sets_and_each_propagation_policy() {
     // A new ReplicaSet with the same selector adopts them.
     c.stdin_kubectl(&["apply", "-f", "-"], &rs("adopter", "one", 3))
         .ok();
-    wait_ready(&c, "rs", "adopter", 3);
-    let after = live_pods(&c, "one");
+    c.wait_replicas("rs", "adopter", 3);
+    let after = c.live_pods("one");
     assert_eq!(after.len(), 3, "adopted, not replaced: {after:?}");
     assert!(kept.iter().all(|p| after.contains(p)), "{kept:?} {after:?}");
 
@@ -242,11 +218,11 @@ fn bad_workloads_are_refused_and_nothing_is_stored() {
 fn replication_controllers_come_back_after_the_daemon_is_killed() {
     let c = Cluster::start(&["kubia"]);
     let port = kubia_behind_a_load_balancer(&c);
-    let before = live_pods(&c, "kubia");
+    let before = c.live_pods("kubia");
     c.root.kill_daemon_hard();
     c.root.wrun(&["ps"]).ok();
-    wait_ready(&c, "rc", "kubia", 3);
-    let after = live_pods(&c, "kubia");
+    c.wait_replicas("rc", "kubia", 3);
+    let after = c.live_pods("kubia");
     assert_eq!(before, after, "the same pods run again");
     // The load balancer answers again, from the pods that run again.
     let body = crate::support::http_get_ok(port, std::time::Duration::from_secs(30));
@@ -275,7 +251,7 @@ fn the_seed_flow(version: Option<&str>) {
         "--target-port=8080",
     ])
     .ok();
-    wait_ready(&c, "rc", "kubia", 3);
+    c.wait_replicas("rc", "kubia", 3);
     let services = poll("the load balancer's external IP", || {
         let out = k(&["get", "services"]);
         out.stdout
@@ -325,13 +301,13 @@ fn the_seed_flow(version: Option<&str>) {
         seen
     };
     let seen = hits(9);
-    let pods = live_pods(&c, "kubia");
+    let pods = c.live_pods("kubia");
     assert_eq!(seen.len(), 3, "{seen:?}");
     assert!(seen.values().all(|n| *n == 3), "{seen:?}");
     assert!(seen.keys().all(|p| pods.contains(p)), "{seen:?} {pods:?}");
 
     k(&["scale", "rc", "kubia", "--replicas=5"]).ok();
-    wait_ready(&c, "rc", "kubia", 5);
+    c.wait_replicas("rc", "kubia", 5);
     let rc = k(&["get", "rc", "kubia", "--no-headers"]);
     let row: Vec<&str> = rc.ok().split_whitespace().collect();
     assert_eq!(&row[..4], ["kubia", "5", "5", "5"], "{}", rc.stdout);
@@ -352,14 +328,14 @@ fn the_seed_flow(version: Option<&str>) {
     assert_eq!(wide.ok().matches(" 10.244.").count(), 5, "{}", wide.stdout);
 
     // A deleted pod is replaced; the service answers throughout.
-    let victim = live_pods(&c, "kubia")[0].clone();
+    let victim = c.live_pods("kubia")[0].clone();
     k(&["delete", "pod", &victim]).ok();
     for _ in 0..5 {
         let body = crate::support::http_get_ok(port, std::time::Duration::from_secs(30));
         assert!(!body.contains(&victim), "{body}");
     }
-    wait_ready(&c, "rc", "kubia", 5);
-    assert!(!live_pods(&c, "kubia").contains(&victim));
+    c.wait_replicas("rc", "kubia", 5);
+    assert!(!c.live_pods("kubia").contains(&victim));
     let described = k(&["describe", "svc", "kubia-http"]);
     assert!(
         described.ok().contains("Endpoints:"),
@@ -471,19 +447,19 @@ fn deployments_roll_out_roll_back_and_keep_their_history() {
     );
 
     // Restart makes new pods; pause and resume; scale through /scale.
-    let before = live_pods(&c, "web");
+    let before = c.live_pods("web");
     c.kubectl(&["rollout", "restart", "deployment/web"]).ok();
     c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"])
         .ok();
     poll("fresh pods after the restart", || {
-        let now = live_pods(&c, "web");
+        let now = c.live_pods("web");
         (now.len() == 3 && now.iter().all(|p| !before.contains(p))).then_some(())
     });
     c.kubectl(&["rollout", "pause", "deployment/web"]).ok();
     c.kubectl(&["scale", "deployment", "web", "--replicas=4"])
         .ok();
     poll("four pods while paused", || {
-        (live_pods(&c, "web").len() == 4).then_some(())
+        (c.live_pods("web").len() == 4).then_some(())
     });
     c.kubectl(&["rollout", "resume", "deployment/web"]).ok();
     c.kubectl(&["rollout", "status", "deployment/web", "--timeout=60s"])
@@ -647,9 +623,9 @@ fn scaling_and_rolling_updates_under_load_drop_no_request() {
     let load = wrk(port, 6);
     std::thread::sleep(std::time::Duration::from_millis(500));
     c.kubectl(&["scale", "rc", "kubia", "--replicas=10"]).ok();
-    wait_ready(&c, "rc", "kubia", 10);
+    c.wait_replicas("rc", "kubia", 10);
     c.kubectl(&["scale", "rc", "kubia", "--replicas=1"]).ok();
-    wait_ready(&c, "rc", "kubia", 1);
+    c.wait_replicas("rc", "kubia", 1);
     no_failures(load);
 
     // A rolling update from kubia to kubia-http under load.

@@ -14,7 +14,7 @@
 
 import http from 'node:http';
 
-import { chromium } from 'playwright-core';
+import { WAIT, check, launch, psAuxInTerminal, step } from './common.mjs';
 
 const [loginUrl, shots, lbPort] = process.argv.slice(2);
 if (!loginUrl || !shots || !lbPort) {
@@ -22,10 +22,6 @@ if (!loginUrl || !shots || !lbPort) {
   process.exit(2);
 }
 const origin = new URL(loginUrl).origin;
-// A guard against hangs, not a measure.
-const WAIT = 60_000;
-
-function step(what) { console.log(`step: ${what}`); }
 
 /** One request to the LoadBalancer on a connection of its own: the pod that answered. */
 function curl() {
@@ -45,15 +41,7 @@ function connections(page) {
     .map((r) => [r.dataset.name, Number(r.querySelector('[data-connections]').dataset.connections)])));
 }
 
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const browser = await launch();
 let page;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -151,15 +139,7 @@ try {
 
   step('run ps aux in a terminal in the browser');
   await page.goto(`${origin}/ui/pods/default/toolbox`);
-  await page.getByRole('button', { name: 'Open terminal' }).click();
-  // busybox's sh prints no prompt: wait for the connection, then type.
-  await page.locator('.terminal[data-connected="true"]').waitFor();
-  await page.keyboard.type('ps aux');
-  await page.keyboard.press('Enter');
-  await page.waitForFunction(() => {
-    const t = document.querySelector('.xterm-rows').textContent;
-    return t.includes('PID') && t.includes('sleep 3600');
-  }, null, { timeout: WAIT });
+  await psAuxInTerminal(page, 'sleep 3600');
   await page.screenshot({ path: `${shots}/terminal.png`, fullPage: true });
 
   step('create a Deployment from pasted YAML');

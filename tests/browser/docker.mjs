@@ -13,7 +13,7 @@
 
 import http from 'node:http';
 
-import { chromium } from 'playwright-core';
+import { WAIT, check, launch, psAuxInTerminal, step } from './common.mjs';
 
 const [loginUrl, shots, socket, webPort] = process.argv.slice(2);
 if (!loginUrl || !shots || !socket || !webPort) {
@@ -21,14 +21,6 @@ if (!loginUrl || !shots || !socket || !webPort) {
   process.exit(2);
 }
 const origin = new URL(loginUrl).origin;
-// A guard against hangs, not a measure.
-const WAIT = 60_000;
-
-function step(what) { console.log(`step: ${what}`); }
-
-function check(cond, what) {
-  if (!cond) throw new Error(`check failed: ${what}`);
-}
 
 /** One Docker API call on the daemon's socket: [status, body]. */
 function docker(method, path, body) {
@@ -110,11 +102,7 @@ function contrasts(page) {
   });
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const browser = await launch();
 let page;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
@@ -180,14 +168,7 @@ try {
 
   step("run ps aux in a terminal into shell");
   await page.goto(`${origin}/ui/containers/shell`);
-  await page.getByRole('button', { name: 'Open terminal' }).click();
-  await page.locator('.terminal[data-connected="true"]').waitFor();
-  await page.keyboard.type('ps aux');
-  await page.keyboard.press('Enter');
-  await page.waitForFunction(() => {
-    const t = document.querySelector('.xterm-rows').textContent;
-    return t.includes('PID') && t.includes('sleep 3600');
-  }, null, { timeout: WAIT });
+  await psAuxInTerminal(page, 'sleep 3600');
   await page.screenshot({ path: `${shots}/container-terminal.png`, fullPage: true });
 
   step('by keyboard: stop late from its page, then delete it');

@@ -1,6 +1,7 @@
 //! Faults injected on purpose: the daemon's database corrupted, or held by
-//! another process. Each gets a clear error that names it, nothing is
-//! lost, and the daemon never starts from an empty state in its place.
+//! another process; a full disk; a build killed midway. Each gets a clear
+//! error that names it, nothing is lost or half made, and the daemon never
+//! starts from an empty state in its place.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -195,4 +196,111 @@ fn a_full_disk_fails_clearly_and_nothing_is_half_stored() {
     let ran = root.wrun(&["run", "--rm", "big", "wc", "-c", "/big"]);
     assert!(ran.ok().contains(&big.len().to_string()), "{}", ran.stdout);
     root.wrun(&["daemon", "stop"]).ok();
+}
+
+/// `n` bytes that do not compress (xorshift), quick to make.
+fn incompressible(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// Waits until a layer is being written: a file staged straight in a
+/// process's staging directory (`tmp/own-…/`) that has bytes in it.
+fn wait_layer_staged(root: &Root) {
+    crate::support::poll("a layer to be staged", || {
+        root.staged_files()
+            .iter()
+            .any(|f| {
+                f.parent().and_then(|p| p.parent()) == Some(&root.path().join("tmp"))
+                    && std::fs::metadata(f).is_ok_and(|m| m.len() > 0)
+            })
+            .then_some(())
+    });
+}
+
+/// Asserts that `after` left a layer staged, that the next command deletes
+/// it, and that no image named `heavy` shows.
+fn nothing_half_built(root: &Root, after: &str) {
+    assert!(
+        !root.staged_files().is_empty(),
+        "{after} left nothing staged, so the sweep below proves nothing"
+    );
+    let images = root.wrun(&["images", "--format", "{{.Repository}}"]);
+    assert!(
+        !images.ok().contains("heavy"),
+        "a half-built image after {after}: {}",
+        images.stdout
+    );
+    root.assert_nothing_staged(after);
+    root.assert_blobs_whole(after);
+}
+
+#[test]
+fn a_build_killed_midway_leaves_nothing_and_the_rerun_completes() {
+    let root = Root::new();
+    root.busybox();
+    let ctx = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY big /big\nCOPY small /small\n",
+    )
+    .expect("Dockerfile");
+    // Incompressible, so that writing its layer takes a while.
+    std::fs::write(ctx.path().join("big"), incompressible(48 << 20)).expect("big");
+    std::fs::write(ctx.path().join("small"), b"small\n").expect("small");
+    let ctx_path = ctx.path().to_str().expect("utf8");
+
+    // `wrun build` builds in its own process: SIGKILL to it while the big
+    // layer is being written.
+    let mut build = root
+        .cmd(&["build", "-t", "heavy", ctx_path])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("wrun build");
+    wait_layer_staged(&root);
+    build.kill().expect("kill wrun build");
+    let _ = build.wait();
+    nothing_half_built(&root, "a killed wrun build");
+
+    // `docker build` asks the daemon: kill -9 of the daemon while it
+    // writes the layer.
+    root.wrun(&["ps"]).ok();
+    let config = tempfile::tempdir().expect("tempdir");
+    let mut docker =
+        crate::docker_cli::docker_cmd(&root, config.path(), &["build", "-t", "heavy", ctx_path])
+            .spawn()
+            .expect("docker build");
+    wait_layer_staged(&root);
+    root.kill_daemon_hard();
+    let _ = docker.kill();
+    let _ = docker.wait();
+    nothing_half_built(&root, "a daemon killed mid-build");
+
+    // The rerun completes, through the daemon again, and its image runs.
+    let built = crate::docker_cli::docker(&root, &["build", "-t", "heavy", ctx_path]);
+    assert!(
+        built.ok().contains("Successfully tagged heavy"),
+        "{}",
+        built.stdout
+    );
+    let ran = root.wrun(&[
+        "run",
+        "--rm",
+        "heavy",
+        "sh",
+        "-c",
+        "cat /small; wc -c < /big",
+    ]);
+    assert_eq!(
+        ran.ok().split_whitespace().collect::<Vec<_>>(),
+        ["small", "50331648"]
+    );
 }

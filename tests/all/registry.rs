@@ -105,7 +105,7 @@ impl Drop for Registry {
 }
 
 /// One HTTP/1.1 request to the registry; `None` when it cannot connect.
-fn http(
+pub(crate) fn http(
     port: u16,
     method: &str,
     path: &str,

@@ -4,7 +4,8 @@
 //! another host (as registries send them to object storage). A pull
 //! through a fault fails with a clear error and leaves nothing behind; a
 //! rerun without the fault completes; credentials never follow a redirect
-//! to another host.
+//! to another host. And pulls and pushes killed midway: nothing shows half
+//! done, what the killed process staged is swept, and a rerun completes.
 
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -13,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::registry::{PASSWORD, Registry, USER, busybox_for, wrun};
+use crate::registry::{PASSWORD, Registry, USER, busybox_for, http, wrun};
 use crate::support::Root;
 
 /// What the proxy does to a blob's GET.
@@ -32,6 +33,9 @@ enum Fault {
     /// Half the body, then nothing more until the proxy goes: a transfer
     /// in progress, for as long as the test needs one.
     Stall,
+    /// A blob's upload (its PUT or PATCH) taken in whole, and then no
+    /// answer until the proxy goes: a push in progress.
+    StallUpload,
 }
 
 /// An HTTP message's head (up to the blank line) and its body length.
@@ -140,6 +144,13 @@ fn serve(mut client: TcpStream, upstream: u16, fault: &Mutex<(Fault, usize)>) {
     let is_get = request_line.starts_with("GET ");
     let is_blob = request_line.contains("/blobs/sha256:");
     let (fault, min_size) = *fault.lock().expect("fault");
+    let is_upload = (request_line.starts_with("PUT ") || request_line.starts_with("PATCH "))
+        && request_line.contains("/blobs/uploads/");
+    if fault == Fault::StallUpload && is_upload && body.len() >= min_size.max(1) {
+        STALLED.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_secs(120));
+        return;
+    }
     if let (true, true, Fault::Redirect(port)) = (is_get, is_blob, fault) {
         let digest = request_line
             .split("/blobs/")
@@ -348,24 +359,18 @@ fn credentials_do_not_follow_a_redirect_to_another_host() {
     assert_eq!(ran.ok().trim(), "redirected");
 }
 
-/// Asserts no image shows in `root` and every stored blob is whole.
+/// Asserts that a killed process left its transfer staged, and that the
+/// next command, opening the state root, deletes it: no image shows in
+/// `root`, every stored blob is whole, and nothing is left staged.
 fn nothing_half_pulled(root: &Root, after: &str) {
-    use sha2::Digest as _;
+    assert!(
+        !root.staged_files().is_empty(),
+        "{after} left no staged transfer, so the sweep below proves nothing"
+    );
     let images = wrun(root, &["images", "-q"]);
     assert_eq!(images.ok().trim(), "", "a half-pulled image after {after}");
-    let blobs = root.path().join("blobs").join("sha256");
-    for entry in std::fs::read_dir(&blobs).into_iter().flatten().flatten() {
-        let bytes = std::fs::read(entry.path()).expect("blob");
-        let hex: String = sha2::Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(
-            entry.file_name().to_string_lossy(),
-            hex,
-            "a blob that is not whole after {after}"
-        );
-    }
+    root.assert_nothing_staged(after);
+    root.assert_blobs_whole(after);
 }
 
 /// Waits until a `Stall` transfer more than `before` is being held.
@@ -428,5 +433,76 @@ fn a_pull_killed_midway_leaves_nothing_and_the_rerun_completes() {
         pulled.stdout
     );
     let ran = wrun(&root, &["run", "--rm", &through, "echo", "whole"]);
+    assert_eq!(ran.ok().trim(), "whole");
+}
+
+/// Whether the registry at `port` lists the tag `latest` in `repo`.
+fn tagged(port: u16, repo: &str) -> bool {
+    let (status, answer) =
+        http(port, "GET", &format!("/v2/{repo}/tags/list"), "", &[]).expect("registry");
+    status == 200 && answer.contains("\"latest\"")
+}
+
+/// Asserts that the registry at `port` shows no `repo:latest`.
+fn nothing_half_pushed(port: u16, repo: &str, after: &str) {
+    assert!(!tagged(port, repo), "{repo}:latest shows after {after}");
+}
+
+#[test]
+fn a_push_killed_midway_shows_nothing_and_the_rerun_completes() {
+    let reg = Registry::start(false);
+    let proxy = Proxy::start(reg.port);
+    let root = Root::new();
+    root.busybox();
+    let through = format!("{}/me/heavy", proxy.host());
+    wrun(&root, &["tag", "busybox", &through]).ok();
+    proxy.set(Fault::StallUpload, 64 * 1024);
+
+    // `wrun push` pushes in its own process: SIGKILL to it while a
+    // layer's upload waits for its answer.
+    let before = STALLED.load(Ordering::SeqCst);
+    let mut push = root
+        .cmd(&["push", &through])
+        .env("DOCKER_CONFIG", root.path().join("no-docker-config"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("wrun push");
+    wait_stalled(before);
+    push.kill().expect("kill wrun push");
+    let _ = push.wait();
+    nothing_half_pushed(reg.port, "me/heavy", "a killed wrun push");
+
+    // `docker push` asks the daemon: kill -9 of the daemon meanwhile.
+    wrun(&root, &["ps"]).ok();
+    let config = tempfile::tempdir().expect("tempdir");
+    let before = STALLED.load(Ordering::SeqCst);
+    let mut docker = crate::docker_cli::docker_cmd(&root, config.path(), &["push", &through])
+        .spawn()
+        .expect("docker push");
+    wait_stalled(before);
+    root.kill_daemon_hard();
+    let _ = docker.kill();
+    let _ = docker.wait();
+    nothing_half_pushed(reg.port, "me/heavy", "a daemon killed mid-push");
+    assert_eq!(
+        wrun(&root, &["images", "--format", "{{.Repository}}"])
+            .ok()
+            .lines()
+            .filter(|l| l.ends_with("/me/heavy"))
+            .count(),
+        1,
+        "the pushed image is still there, once"
+    );
+    root.assert_blobs_whole("a daemon killed mid-push");
+
+    // The rerun completes, through the daemon (the real docker CLI), and
+    // another root pulls and runs what it pushed.
+    proxy.set(Fault::None, 0);
+    let pushed = crate::docker_cli::docker(&root, &["push", &through]);
+    assert!(pushed.ok().contains("digest: sha256:"), "{}", pushed.stdout);
+    // The control: the check above does see a pushed manifest.
+    assert!(tagged(reg.port, "me/heavy"), "the tag, once pushed");
+    let other = Root::new();
+    let ran = wrun(&other, &["run", "--rm", &through, "echo", "whole"]);
     assert_eq!(ran.ok().trim(), "whole");
 }

@@ -148,6 +148,45 @@ impl Root {
         }
     }
 
+    /// The files staged under `<root>/tmp` (what a transfer, a build or an
+    /// unpack writes before renaming it into place), but for the owning
+    /// processes' lock files.
+    pub fn staged_files(&self) -> Vec<PathBuf> {
+        walkdir::WalkDir::new(self.path().join("tmp"))
+            .min_depth(1)
+            .into_iter()
+            .flatten()
+            .filter(|e| !e.file_type().is_dir())
+            .filter(|e| !(e.depth() == 1 && e.file_name().to_string_lossy().ends_with(".lock")))
+            .map(|e| e.into_path())
+            .collect()
+    }
+
+    #[track_caller]
+    pub fn assert_nothing_staged(&self, after: &str) {
+        assert_eq!(
+            self.staged_files(),
+            Vec::<PathBuf>::new(),
+            "staged files outlived {after}"
+        );
+    }
+
+    /// Asserts that every stored blob hashes to its name.
+    #[track_caller]
+    pub fn assert_blobs_whole(&self, after: &str) {
+        use sha2::Digest as _;
+        let blobs = self.path().join("blobs").join("sha256");
+        for entry in std::fs::read_dir(&blobs).into_iter().flatten().flatten() {
+            let bytes = std::fs::read(entry.path()).expect("blob");
+            let hex = hex::encode(sha2::Sha256::digest(&bytes));
+            assert_eq!(
+                entry.file_name().to_string_lossy(),
+                hex,
+                "a blob that is not whole after {after}"
+            );
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -17,9 +17,8 @@ mod run;
 mod spec;
 
 pub use records::{
-    ContainerRecord, ContainerState, Containers, Rootfs, clean_removed, container_dir,
-    delete_detached, detach_container_dir, log_path, open_rootfs, own_size, remove_container_dir,
-    rootfs_dir,
+    ContainerRecord, ContainerState, Containers, Rootfs, container_dir, delete_detached,
+    detach_container_dir, log_path, open_rootfs, own_size, remove_container_dir, rootfs_dir,
 };
 #[cfg(feature = "runtime")]
 pub use run::{Process, ProcessRequest, prepare};

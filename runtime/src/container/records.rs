@@ -10,7 +10,7 @@ use rusqlite::params;
 use super::spec::ContainerSpec;
 use super::{ContainerError, names};
 use crate::image::{Image, layer};
-use crate::state::{Db, StateRoot};
+use crate::state::{Db, StateRoot, remove_tree};
 
 /// Where a container is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -412,45 +412,23 @@ impl Containers {
 }
 
 /// Takes a removed container's directory out of `containers/` at once, by
-/// renaming it into `tmp/`, and returns where it went; deleting the files
-/// (slow on some filesystems) can then happen off the caller's path.
-/// Leftovers of a crash are cleaned by [`clean_removed`].
+/// renaming it into this process's staging directory, and returns where it
+/// went; deleting the files (slow on some filesystems) can then happen off
+/// the caller's path. If the process dies first, the next opening of the
+/// state root sweeps them (see `state::staging`).
 pub fn detach_container_dir(root: &StateRoot, id: &str) -> Option<PathBuf> {
     let dir = container_dir(root, id);
-    let trash = root.tmp_dir().join(format!("{REMOVED_PREFIX}{id}"));
+    let trash = root.staging_dir().ok()?.join(format!("removed-{id}"));
     match std::fs::rename(&dir, &trash) {
         Ok(()) => Some(trash),
         Err(_) => None,
     }
 }
 
-const REMOVED_PREFIX: &str = "removed-container-";
-
-/// Deletes what [`detach_container_dir`] left in `tmp/`.
+/// Deletes what [`detach_container_dir`] moved out.
 pub fn delete_detached(path: &std::path::Path) {
     if let Err(e) = remove_tree(path) {
         tracing::warn!(path = %path.display(), error = %e, "cannot delete a removed container's files");
-    }
-}
-
-/// Removes a directory tree a guest may have left read-only parts in.
-fn remove_tree(dir: &std::path::Path) -> std::io::Result<()> {
-    if dir.exists() {
-        make_writable(dir);
-        std::fs::remove_dir_all(dir)?;
-    }
-    Ok(())
-}
-
-/// Deletes removed containers' files that a crash left in `tmp/`.
-pub fn clean_removed(root: &StateRoot) {
-    let Ok(entries) = std::fs::read_dir(root.tmp_dir()) else {
-        return;
-    };
-    for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with(REMOVED_PREFIX) {
-            delete_detached(&e.path());
-        }
     }
 }
 
@@ -483,30 +461,3 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .ok()
         .map(|t| t.with_timezone(&Utc))
 }
-
-/// A guest may leave read-only directories behind; make the tree removable.
-#[cfg(unix)]
-fn make_writable(dir: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
-    for entry in walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .into_iter()
-        .flatten()
-    {
-        if entry.file_type().is_dir()
-            && let Ok(m) = entry.metadata()
-        {
-            let mode = m.permissions().mode();
-            if mode & 0o700 != 0o700 {
-                let _ = std::fs::set_permissions(
-                    entry.path(),
-                    std::fs::Permissions::from_mode(mode | 0o700),
-                );
-            }
-        }
-    }
-}
-
-// Windows directories have no write bit to restore.
-#[cfg(not(unix))]
-fn make_writable(_dir: &std::path::Path) {}

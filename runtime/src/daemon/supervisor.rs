@@ -214,7 +214,6 @@ impl Supervisor {
     /// killed) are recorded as exited; then restart policies decide which
     /// start again.
     pub fn restore(self: &Arc<Self>) -> Result<(), DaemonError> {
-        crate::container::clean_removed(&self.root);
         let records = self.db().list()?;
         let mut to_start = Vec::new();
         for rec in records {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
 use super::digest::{Digest, DigestWriter};
+use crate::state::Staging;
 
 /// Errors of the blob store.
 #[derive(Debug, thiserror::Error)]
@@ -36,12 +37,12 @@ pub enum BlobError {
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,
-    tmp: PathBuf,
+    staging: Staging,
 }
 
 impl BlobStore {
-    pub fn new(dir: PathBuf, tmp: PathBuf) -> Self {
-        Self { dir, tmp }
+    pub fn new(dir: PathBuf, staging: Staging) -> Self {
+        Self { dir, staging }
     }
 
     pub fn path(&self, digest: &Digest) -> PathBuf {
@@ -83,10 +84,14 @@ impl BlobStore {
 
     /// Starts a streaming write.
     pub fn writer(&self) -> Result<BlobWriter, BlobError> {
-        let file = NamedTempFile::new_in(&self.tmp).map_err(|source| BlobError::Io {
-            digest: "(new)".into(),
-            source,
-        })?;
+        let file = self
+            .staging
+            .dir()
+            .and_then(NamedTempFile::new_in)
+            .map_err(|source| BlobError::Io {
+                digest: "(new)".into(),
+                source,
+            })?;
         Ok(BlobWriter {
             inner: DigestWriter::new(file),
             dir: self.dir.clone(),
@@ -175,7 +180,7 @@ mod tests {
         let tmp = dir.path().join("tmp");
         std::fs::create_dir_all(&blobs).expect("mkdir");
         std::fs::create_dir_all(&tmp).expect("mkdir");
-        (dir, BlobStore::new(blobs, tmp))
+        (dir, BlobStore::new(blobs, Staging::new(tmp)))
     }
 
     #[test]
@@ -200,12 +205,8 @@ mod tests {
                 .count(),
             0
         );
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("tmp"))
-                .expect("ls")
-                .count(),
-            0
-        );
+        let staged = s.staging.dir().expect("staging");
+        assert_eq!(std::fs::read_dir(staged).expect("ls").count(), 0);
     }
 
     #[test]

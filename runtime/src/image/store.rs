@@ -119,7 +119,7 @@ impl ImageStore {
     pub fn open(root: &StateRoot) -> Result<Self, ImageError> {
         Ok(Self {
             root: root.clone(),
-            blobs: BlobStore::new(root.blobs_dir(), root.tmp_dir()),
+            blobs: BlobStore::new(root.blobs_dir(), root.staging().clone()),
             db: root.db()?,
             default_registry: std::env::var("WRUN_DEFAULT_REGISTRY")
                 .ok()
@@ -494,9 +494,10 @@ impl ImageStore {
         if dest.is_dir() {
             return Ok(dest);
         }
-        let staging = tempfile::Builder::new()
-            .prefix("unpack-")
-            .tempdir_in(self.root.tmp_dir())
+        let staging = self
+            .root
+            .staging_dir()
+            .and_then(|d| tempfile::Builder::new().prefix("unpack-").tempdir_in(d))
             .map_err(|source| layer::LayerError::Io {
                 layer: digest.to_string(),
                 path: self.root.tmp_dir(),

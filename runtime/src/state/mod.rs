@@ -7,12 +7,15 @@
 //!   layers/<hex>          each layer unpacked once, keyed by its diff ID
 //!   containers/<id>/      a container's own rootfs copy and its synthetic /proc
 //!   cache/compiled/<engine>/  compiled code, keyed by module digest and engine hash
-//!   tmp/                  staging area; everything is renamed into place from here
+//!   tmp/own-<n>/          one process's staging area; everything is renamed
+//!                         into place from here (see `staging`)
 //! ```
 
 mod db;
+mod staging;
 
 pub use db::{Db, DbError};
+pub use staging::{Staging, remove_tree};
 
 use std::path::{Path, PathBuf};
 
@@ -31,10 +34,12 @@ pub enum StateError {
     Db(#[from] DbError),
 }
 
-/// The directories of one state root. Cheap to clone; holds no open handles.
+/// The directories of one state root. Cheap to clone; its only handle is
+/// the lock of its staging directory, once it has one.
 #[derive(Debug, Clone)]
 pub struct StateRoot {
     dir: PathBuf,
+    staging: Staging,
 }
 
 impl StateRoot {
@@ -46,10 +51,14 @@ impl StateRoot {
             .ok_or(StateError::NoDefault)
     }
 
-    /// Opens (creating if needed) the state root at `dir`.
+    /// Opens (creating if needed) the state root at `dir`, and deletes what
+    /// processes that died left staged in it.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StateError> {
         let dir = dir.into();
-        let root = Self { dir };
+        let root = Self {
+            staging: Staging::new(dir.join("tmp")),
+            dir,
+        };
         for sub in [
             root.blobs_dir(),
             root.layers_dir(),
@@ -61,6 +70,10 @@ impl StateRoot {
                 path: sub.clone(),
                 source,
             })?;
+        }
+        let swept = staging::sweep(&root.tmp_dir());
+        if swept > 0 {
+            tracing::info!(swept, "deleted what dead processes left staged");
         }
         Ok(root)
     }
@@ -91,6 +104,16 @@ impl StateRoot {
 
     pub fn tmp_dir(&self) -> PathBuf {
         self.dir.join("tmp")
+    }
+
+    /// This process's own staging directory under `tmp/`, made on first use.
+    pub fn staging_dir(&self) -> std::io::Result<PathBuf> {
+        self.staging.dir()
+    }
+
+    /// The staging claim itself, for stores that make files lazily.
+    pub fn staging(&self) -> &Staging {
+        &self.staging
     }
 
     /// Opens a connection to this root's metadata database.

@@ -312,7 +312,7 @@ pub async fn build(sup: &Arc<Supervisor>, req: Request<Incoming>) -> Result<Resp
     let root: StateRoot = sup.root().clone();
     let sup = sup.clone();
     Ok(stream_job(move |messages| {
-        let ctx = match tempfile::tempdir_in(root.tmp_dir()) {
+        let ctx = match root.staging_dir().and_then(tempfile::tempdir_in) {
             Ok(d) => d,
             Err(e) => {
                 return messages.error(format!("build: cannot make a context directory: {e}"));

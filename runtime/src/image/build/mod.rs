@@ -169,9 +169,10 @@ pub fn build(
                     .working_dir()
                     .clone()
                     .unwrap_or_else(|| "/".into());
-                let staging = tempfile::Builder::new()
-                    .prefix("build-")
-                    .tempdir_in(store.root().tmp_dir())
+                let staging = store
+                    .root()
+                    .staging_dir()
+                    .and_then(|d| tempfile::Builder::new().prefix("build-").tempdir_in(d))
                     .map_err(|source| BuildError::Context {
                         path: store.root().tmp_dir(),
                         source,
@@ -321,9 +322,10 @@ impl State {
             .iter()
             .map(|l| store.unpacked_layer(&l.digest, &l.diff_id))
             .collect::<Result<Vec<_>, _>>()?;
-        let staging = tempfile::Builder::new()
-            .prefix("probe-")
-            .tempdir_in(store.root().tmp_dir())
+        let staging = store
+            .root()
+            .staging_dir()
+            .and_then(|d| tempfile::Builder::new().prefix("probe-").tempdir_in(d))
             .map_err(|source| BuildError::Context {
                 path: store.root().tmp_dir(),
                 source,

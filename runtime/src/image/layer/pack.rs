@@ -127,7 +127,10 @@ mod tests {
         for d in ["blobs", "tmp"] {
             std::fs::create_dir(dir.path().join(d)).expect("mkdir");
         }
-        let s = BlobStore::new(dir.path().join("blobs"), dir.path().join("tmp"));
+        let s = BlobStore::new(
+            dir.path().join("blobs"),
+            crate::state::Staging::new(dir.path().join("tmp")),
+        );
         (dir, s)
     }
 

@@ -304,3 +304,152 @@ fn a_build_killed_midway_leaves_nothing_and_the_rerun_completes() {
         ["small", "50331648"]
     );
 }
+
+/// The lines of a container's json-file log (and its rotated files) that
+/// are not whole JSON entries.
+fn torn_log_lines(root: &Root, id: &str) -> Vec<String> {
+    let dir = root.path().join("containers").join(id);
+    let mut torn = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("container dir").flatten() {
+        if !entry.file_name().to_string_lossy().contains("-json.log") {
+            continue;
+        }
+        let text = std::fs::read(entry.path()).expect("log");
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            if serde_json::from_slice::<serde_json::Value>(line).is_err() {
+                torn.push(String::from_utf8_lossy(line).into_owned());
+            }
+        }
+    }
+    torn
+}
+
+/// The highest `tick N` in a container's log.
+fn last_tick(root: &Root, name: &str) -> u64 {
+    root.wrun(&["logs", name])
+        .ok()
+        .lines()
+        .filter_map(|l| l.strip_prefix("tick ")?.split(' ').next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_full_disk_fails_a_pull_and_a_commit_clearly_and_keeps_logs_whole() {
+    // An image to pull, pushed from a root on the ordinary disk.
+    let reg = crate::registry::Registry::start(false);
+    let pusher = Root::new();
+    pusher.busybox();
+    let (_ctx, built) = pusher.build_context(
+        "big",
+        "FROM busybox\nCOPY big /big\n",
+        &[("big", &incompressible(4 << 20))],
+    );
+    built.ok();
+    let remote = format!("{}/me/big", reg.host());
+    pusher.wrun(&["tag", "big", &remote]).ok();
+    pusher.wrun(&["push", &remote]).ok();
+
+    let root = Root::new();
+    let _disk = Tmpfs::mount(root.path(), "96m");
+    root.busybox();
+    // A container with a change to commit, and one that keeps talking.
+    root.wrun(&[
+        "run",
+        "--name",
+        "changed",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /bin/busybox > /data",
+    ])
+    .ok();
+    let chatter = root
+        .wrun(&[
+            "run",
+            "-d",
+            "--name",
+            "chatter",
+            "busybox",
+            "sh",
+            "-c",
+            "pad=0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz; i=0; while :; do echo \"tick $i $pad$pad\"; i=$((i+1)); sleep 0.02; done",
+        ])
+        .ok()
+        .trim()
+        .to_string();
+    crate::support::poll("the chatter to log", || {
+        (last_tick(&root, "chatter") > 3).then_some(())
+    });
+
+    let filler = root.path().join("filler");
+    fill(&filler);
+    // A pull that cannot store its blobs fails, saying why, and shows
+    // nothing.
+    let pulled = root
+        .cmd(&["pull", &remote])
+        .env("DOCKER_CONFIG", root.path().join("no-docker-config"))
+        .output()
+        .expect("wrun pull");
+    let stderr = String::from_utf8_lossy(&pulled.stderr);
+    assert!(!pulled.status.success(), "a pull on a full disk succeeded");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    // So does a commit.
+    let committed = crate::docker_cli::docker(&root, &["commit", "changed", "snap"]);
+    assert_ne!(committed.code, 0, "{committed:?}");
+    assert!(
+        committed.stderr.contains("No space left on device"),
+        "{}",
+        committed.stderr
+    );
+    let images = root.wrun(&["images", "--format", "{{.Repository}}"]);
+    assert!(
+        !images.ok().contains("big") && !images.stdout.contains("snap"),
+        "half-stored images: {}",
+        images.stdout
+    );
+    // The chatter goes on talking into a full disk, and its log stops
+    // growing (what the last page had room for is used up).
+    let mut before = last_tick(&root, "chatter");
+    crate::support::poll("the log to stop growing", || {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let now = last_tick(&root, "chatter");
+        let stopped = now == before;
+        before = now;
+        stopped.then_some(())
+    });
+    assert_eq!(
+        root.container("chatter")["State"]["Running"],
+        true,
+        "a full disk stopped a container"
+    );
+
+    // With the space back: its log goes on, and is whole entries only;
+    // the pull and the commit succeed, and their images run.
+    std::fs::remove_file(&filler).expect("free");
+    crate::support::poll("the log to go on", || {
+        (last_tick(&root, "chatter") > before + 20).then_some(())
+    });
+    assert_eq!(torn_log_lines(&root, &chatter), Vec::<String>::new());
+    root.assert_nothing_staged("a full disk");
+    root.assert_blobs_whole("a full disk");
+    root.cmd(&["pull", &remote])
+        .env("DOCKER_CONFIG", root.path().join("no-docker-config"))
+        .output()
+        .expect("wrun pull")
+        .status
+        .success()
+        .then_some(())
+        .expect("the pull, with space");
+    let ran = root.wrun(&["run", "--rm", &remote, "wc", "-c", "/big"]);
+    assert!(
+        ran.ok().contains(&(4u32 << 20).to_string()),
+        "{}",
+        ran.stdout
+    );
+    crate::docker_cli::docker(&root, &["commit", "changed", "snap"]).ok();
+    let ran = root.wrun(&["run", "--rm", "snap", "wc", "-c", "/data"]);
+    assert!(ran.ok().contains("1010373"), "{}", ran.stdout);
+    root.wrun(&["rm", "-f", "chatter"]).ok();
+    root.wrun(&["daemon", "stop"]).ok();
+}

@@ -31,6 +31,9 @@ pub struct ContainerIo {
 struct Inner {
     log: Option<File>,
     log_len: u64,
+    /// Output bytes that could not be logged (a full disk) since the last
+    /// write that could.
+    unlogged: u64,
     rotation: logs::Rotation,
     subscribers: Vec<mpsc::UnboundedSender<Chunk>>,
     stdin_tx: Option<mpsc::UnboundedSender<Bytes>>,
@@ -44,6 +47,7 @@ impl ContainerIo {
             inner: Mutex::new(Inner {
                 log: None,
                 log_len: 0,
+                unlogged: 0,
                 rotation: logs::DEFAULT_ROTATION,
                 subscribers: Vec::new(),
                 stdin_tx: None,
@@ -97,17 +101,42 @@ impl ContainerIo {
                     inner.log_len = f.metadata().map(|m| m.len()).unwrap_or(0);
                     inner.log = Some(f);
                 }
-                Err(e) => {
-                    tracing::warn!(path = %self.log_path.display(), error = %e, "cannot open the log")
+                Err(e) if inner.unlogged == 0 => {
+                    tracing::warn!(path = %self.log_path.display(), error = %e, "cannot open the log; output is not logged until it can be")
                 }
+                Err(_) => {}
             }
         }
         let inner = &mut *inner;
-        if let Some(f) = inner.log.as_mut() {
-            match logs::append(f, stream, data) {
-                Ok(n) => inner.log_len += n,
-                Err(e) => tracing::warn!(error = %e, "cannot write the log"),
+        match inner
+            .log
+            .as_mut()
+            .map(|f| (logs::append(f, stream, data), f))
+        {
+            Some((Ok(n), _)) => {
+                inner.log_len += n;
+                if inner.unlogged > 0 {
+                    tracing::warn!(
+                        path = %self.log_path.display(),
+                        bytes = inner.unlogged,
+                        "the log is written again; output in between was not logged"
+                    );
+                    inner.unlogged = 0;
+                }
             }
+            Some((Err(e), f)) => {
+                // A write cut short (a full disk) would leave half an
+                // entry, which would also spoil the next one: cut the file
+                // back to its last whole entry.
+                if f.set_len(inner.log_len).is_err() {
+                    inner.log = None;
+                }
+                if inner.unlogged == 0 {
+                    tracing::warn!(path = %self.log_path.display(), error = %e, "cannot write the log; output is not logged until it can be");
+                }
+                inner.unlogged += data.len() as u64;
+            }
+            None => inner.unlogged += data.len() as u64,
         }
         let bytes = Bytes::copy_from_slice(data);
         inner

@@ -335,7 +335,7 @@ fn last_tick(root: &Root, name: &str) -> u64 {
 }
 
 #[test]
-fn a_full_disk_fails_a_pull_and_a_commit_clearly_and_keeps_logs_whole() {
+fn a_full_disk_fails_a_pull_a_commit_and_a_database_write_clearly_and_keeps_logs_whole() {
     // An image to pull, pushed from a root on the ordinary disk.
     let reg = crate::registry::Registry::start(false);
     let pusher = Root::new();
@@ -408,6 +408,30 @@ fn a_full_disk_fails_a_pull_and_a_commit_clearly_and_keeps_logs_whole() {
         "half-stored images: {}",
         images.stdout
     );
+    // A database write that needs new pages (a container with 1 MiB of
+    // labels) fails, naming the database, and leaves no container.
+    let labelled = serde_json::json!({
+        "Image": "busybox",
+        "Cmd": ["true"],
+        "Labels": (0..16)
+            .map(|i| (format!("big{i}"), "x".repeat(64 << 10)))
+            .collect::<std::collections::BTreeMap<_, _>>(),
+    })
+    .to_string();
+    let created = crate::support::api(
+        &root,
+        "POST",
+        "/containers/create?name=labelled",
+        Some(&labelled),
+    );
+    assert!(created.status >= 500, "{created:?}");
+    assert!(
+        created.body.contains("database") && created.body.contains("full"),
+        "{}",
+        created.body
+    );
+    let listed = root.wrun(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(!listed.ok().contains("labelled"), "{}", listed.stdout);
     // The chatter goes on talking into a full disk, and its log stops
     // growing (what the last page had room for is used up).
     let mut before = last_tick(&root, "chatter");
@@ -450,6 +474,13 @@ fn a_full_disk_fails_a_pull_and_a_commit_clearly_and_keeps_logs_whole() {
     crate::docker_cli::docker(&root, &["commit", "changed", "snap"]).ok();
     let ran = root.wrun(&["run", "--rm", "snap", "wc", "-c", "/data"]);
     assert!(ran.ok().contains("1010373"), "{}", ran.stdout);
+    let created = crate::support::api(
+        &root,
+        "POST",
+        "/containers/create?name=labelled",
+        Some(&labelled),
+    );
+    assert_eq!(created.status, 201, "{created:?}");
     root.wrun(&["rm", "-f", "chatter"]).ok();
     root.wrun(&["daemon", "stop"]).ok();
 }

@@ -660,3 +660,107 @@ fn open_files_are_limited_per_container_and_given_back() {
     let bad = root.wrun(&["run", "--rm", "--ulimit", "nofile=lots", "probes", "spin"]);
     assert!(bad.code != 0 && bad.stderr.contains("lots"), "{bad:?}");
 }
+
+#[test]
+fn the_writable_layer_is_limited_by_storage_opt_size() {
+    let root = Root::new();
+    root.busybox();
+    root.busybox_p1();
+    // busybox is 1,010,373 bytes: two copies do not fit in 1 MiB, and the
+    // write that would pass it fails as on a full disk: ENOSPC. A WASIp1
+    // guest (through the preview1 adapter) reads it as such; a WASIp2
+    // guest's libc reports any failed stream write as EIO, on a real full
+    // disk too (a full tmpfs volume gives the same).
+    for (image, error) in [
+        ("busybox", "write error: I/O error"),
+        ("busybox:wasip1", "No space left on device"),
+    ] {
+        let ran = root.wrun(&[
+            "run",
+            "--rm",
+            "--storage-opt",
+            "size=1m",
+            image,
+            "sh",
+            "-c",
+            "cat /bin/busybox /bin/busybox > /big; echo status $?; wc -c < /big",
+        ]);
+        let out = format!("{}{}", ran.stdout, ran.stderr);
+        assert!(out.contains(error), "{image}: {out}");
+        assert!(out.contains("status 1"), "{image}: {out}");
+        let kept: u64 = ran
+            .stdout
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{image}: {out}"));
+        assert!(kept <= 1 << 20, "{image}: {kept} bytes kept past the limit");
+    }
+    // The limit holds for every process of the container: an exec's
+    // writes count with the main guest's, appends and copy-ups included,
+    // and what a deletion frees can be written again.
+    root.wrun(&[
+        "run",
+        "-d",
+        "--name",
+        "limited",
+        "--storage-opt",
+        "size=1500k",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /bin/busybox > /first; sleep 3600",
+    ])
+    .ok();
+    let inspect = root.container("limited");
+    assert_eq!(
+        inspect["HostConfig"]["StorageOpt"]["size"], "1536000",
+        "{:#}",
+        inspect["HostConfig"]
+    );
+    let ran = root.wrun(&[
+        "exec",
+        "limited",
+        "sh",
+        "-c",
+        "cat /bin/busybox >> /first; echo append $?; echo x >> /bin/busybox; echo copy-up $?; rm /first; cat /bin/busybox > /second; echo after-rm $?",
+    ]);
+    let out = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(
+        out.contains("append 1") && out.contains("copy-up 1") && out.contains("after-rm 0"),
+        "{out}"
+    );
+    // Another container, without a limit, writes as before.
+    let ran = root.wrun(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /bin/busybox /bin/busybox > /big; wc -c < /big",
+    ]);
+    assert_eq!(ran.ok().trim(), "2020746");
+    // Other storage options are refused by name; so is a size that is not one.
+    let bad = root.wrun(&[
+        "run",
+        "--rm",
+        "--storage-opt",
+        "dm.basesize=1g",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        bad.code != 0 && bad.stderr.contains("dm.basesize"),
+        "{bad:?}"
+    );
+    let bad = root.wrun(&[
+        "run",
+        "--rm",
+        "--storage-opt",
+        "size=huge",
+        "busybox",
+        "true",
+    ]);
+    assert!(bad.code != 0 && bad.stderr.contains("huge"), "{bad:?}");
+    root.wrun(&["rm", "-f", "limited"]).ok();
+}

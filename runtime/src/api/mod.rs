@@ -11,6 +11,7 @@ pub mod images;
 pub mod ports;
 pub mod stream;
 pub mod types;
+pub mod units;
 
 /// The API version wrun implements; clients may use any version up to it.
 pub const API_VERSION: &str = "1.43";

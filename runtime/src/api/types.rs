@@ -172,6 +172,9 @@ pub struct HostConfig {
     /// Only `nofile` (open files) is honoured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ulimits: Option<Vec<Ulimit>>,
+    /// Only `size` (what the writable layer may hold) is honoured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_opt: Option<BTreeMap<String, String>>,
     /// wrun's addition: `--allow-net` egress rules.
     #[serde(rename = "WrunAllowNet", skip_serializing_if = "Vec::is_empty")]
     pub allow_net: Vec<String>,

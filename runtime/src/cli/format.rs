@@ -93,31 +93,6 @@ pub fn json(value: &serde_json::Value) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Parses a memory size as Docker does: a number with an optional binary
-/// unit `b`, `k`, `m`, `g` or `t` (case-insensitive).
-pub fn parse_memory(s: &str) -> Result<u64, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t
-        .strip_suffix('b')
-        .filter(|r| !r.is_empty() && r.ends_with(['k', 'm', 'g', 't']))
-        .unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        Some('b') => (&t[..t.len() - 1], 1),
-        _ => (t, 1),
-    };
-    let n: f64 = num.parse().map_err(|_| {
-        format!("invalid size {s:?}: expected a number with an optional unit (b, k, m, g)")
-    })?;
-    if !n.is_finite() || n <= 0.0 {
-        return Err(format!("invalid size {s:?}: must be positive"));
-    }
-    Ok((n * mult as f64) as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,15 +114,5 @@ mod tests {
             "About a minute"
         );
         assert_eq!(human_duration(chrono::Duration::days(3)), "3 days");
-    }
-
-    #[test]
-    fn memory_sizes() {
-        assert_eq!(parse_memory("64m"), Ok(64 << 20));
-        assert_eq!(parse_memory("1g"), Ok(1 << 30));
-        assert_eq!(parse_memory("512MB"), Ok(512 << 20));
-        assert_eq!(parse_memory("4096"), Ok(4096));
-        assert!(parse_memory("lots").is_err());
-        assert!(parse_memory("-1m").is_err());
     }
 }

@@ -6,7 +6,6 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use hyper::{Method, StatusCode};
 
-use super::format::parse_memory;
 use super::pull::{PullPolicy, StatusTo, pull_image};
 use super::{Ctx, Failed, streams};
 use crate::api::types::{
@@ -47,6 +46,9 @@ pub struct RunCommand {
     /// Ulimit options: nofile=SOFT[:HARD], the files the container's guests may hold open (default 1024)
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     ulimit: Vec<String>,
+    /// Storage options: size=BYTES, the most the container's writable layer may hold (e.g. size=100m)
+    #[arg(long = "storage-opt", value_name = "size=BYTES")]
+    storage_opt: Vec<String>,
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long, value_name = "CMD")]
     entrypoint: Option<String>,
@@ -224,9 +226,12 @@ impl RunCommand {
         let memory = self
             .memory
             .as_deref()
-            .map(parse_memory)
+            .map(crate::api::units::parse_bytes)
             .transpose()
             .map_err(anyhow::Error::msg)?;
+        let storage_opt =
+            crate::api::units::storage_opts(&self.storage_opt).map_err(anyhow::Error::msg)?;
+        crate::api::units::storage_size(&storage_opt).map_err(anyhow::Error::msg)?;
         let ulimits = self
             .ulimit
             .iter()
@@ -269,6 +274,7 @@ impl RunCommand {
                 binds: Some(binds),
                 memory: memory.and_then(|m| i64::try_from(m).ok()).unwrap_or(0),
                 ulimits: Some(ulimits).filter(|u| !u.is_empty()),
+                storage_opt: Some(storage_opt).filter(|o| !o.is_empty()),
                 restart_policy: WireRestart {
                     name: restart.name().into(),
                     maximum_retry_count: restart.max_retries(),

@@ -215,6 +215,10 @@ pub fn open_rootfs(root: &StateRoot, rec: &ContainerRecord) -> Result<Rootfs, Co
         id: rec.short_id().to_string(),
         message: format!("its image's layers: {e}"),
     })?;
+    let view = match rec.spec.storage_size {
+        Some(limit) => view.with_quota(limit),
+        None => view,
+    };
     Ok(Rootfs::Layers(std::sync::Arc::new(view)))
 }
 

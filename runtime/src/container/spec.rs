@@ -23,6 +23,10 @@ pub struct ContainerSpec {
     /// nofile`); `None` is the default.
     #[serde(default)]
     pub open_files: Option<u64>,
+    /// The most its writable layer may hold, in bytes (`--storage-opt
+    /// size=`); `None` is no limit.
+    #[serde(default)]
+    pub storage_size: Option<u64>,
     pub interactive: bool,
     pub tty: bool,
     pub auto_remove: bool,
@@ -174,6 +178,7 @@ pub struct SpecRequest {
     pub volumes: Vec<VolumeSpec>,
     pub memory: Option<u64>,
     pub open_files: Option<u64>,
+    pub storage_size: Option<u64>,
     pub interactive: bool,
     pub stdin_once: bool,
     pub tty: bool,
@@ -270,6 +275,7 @@ impl ContainerSpec {
             volumes: req.volumes,
             memory: req.memory,
             open_files: req.open_files,
+            storage_size: req.storage_size,
             interactive: req.interactive,
             tty: req.tty,
             auto_remove: req.auto_remove,

@@ -18,7 +18,7 @@
 //! the type of every access, so a handle can never be read as the wrong
 //! one.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -38,7 +38,8 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, FsError, FsResult, Read
 use super::Usage;
 use super::procfs::{self, ProcNode};
 use super::proctable::ProcTable;
-use crate::vfs::{Kind, Overlay, VPath, VfsError, overlay::Open};
+use super::quota_stream::{self, At, QuotaStream};
+use crate::vfs::{Kind, Overlay, Quota, VPath, VfsError, overlay::Open};
 
 /// A directory of the view, as a guest holds it.
 struct ViewDir {
@@ -78,12 +79,14 @@ pub struct FsState {
 }
 
 /// The descriptors of one guest that hold a host file or directory, by
-/// handle, each counted in the container's [`Usage`]. When the guest's
-/// store goes (whatever it left open), they are given back.
+/// handle, each counted in the container's [`Usage`], with the limit its
+/// writes keep to (a file of the writable layer opened for writing, when
+/// the container has `--storage-opt size=`). When the guest's store goes
+/// (whatever it left open), they are given back.
 #[derive(Debug)]
 pub struct OpenFiles {
     usage: Arc<Usage>,
-    held: Mutex<HashSet<u32>>,
+    held: Mutex<HashMap<u32, Option<Arc<Quota>>>>,
 }
 
 impl OpenFiles {
@@ -94,7 +97,7 @@ impl OpenFiles {
         }
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<u32>> {
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Option<Arc<Quota>>>> {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -146,6 +149,7 @@ fn code(e: VfsError) -> ErrorCode {
         VfsError::NotEmpty => ErrorCode::NotEmpty,
         VfsError::Loop => ErrorCode::Loop,
         VfsError::Invalid => ErrorCode::Invalid,
+        VfsError::NoSpace => ErrorCode::InsufficientSpace,
         VfsError::Io(e) => ErrorCode::from(e),
     }
 }
@@ -328,16 +332,47 @@ impl FsCtxView<'_> {
         }
     }
 
-    /// Settles the count of an open: kept for the new descriptor, given
-    /// back if the open failed.
-    fn opened(&mut self, opened: FsResult<Resource<Descriptor>>) -> FsResult<Resource<Descriptor>> {
+    /// Settles the count of an open: kept for the new descriptor (whose
+    /// writes keep to `quota`), given back if the open failed.
+    fn opened(
+        &mut self,
+        opened: FsResult<Resource<Descriptor>>,
+        quota: Option<Arc<Quota>>,
+    ) -> FsResult<Resource<Descriptor>> {
         match &opened {
             Ok(r) => {
-                self.state.files.held().insert(r.rep());
+                self.state.files.held().insert(r.rep(), quota);
             }
             Err(_) => self.state.files.usage.closed_file(),
         }
         opened
+    }
+}
+
+impl FsCtxView<'_> {
+    /// The limit `fd`'s writes keep to, with its host file, if it has one.
+    fn quota_of(&self, fd: &Resource<Descriptor>) -> Option<(Arc<Quota>, Arc<std::fs::File>)> {
+        let quota = self.state.files.held().get(&fd.rep())?.clone()?;
+        match self.table.get(fd).ok()? {
+            Descriptor::File(f) => Some((quota, f.file.clone())),
+            Descriptor::Dir(_) => None,
+        }
+    }
+
+    /// A stream of wasmtime-wasi's on `fd`, kept to `fd`'s limit if it has
+    /// one.
+    fn limited(
+        &mut self,
+        fd: &Resource<Descriptor>,
+        stream: Resource<DynOutputStream>,
+        at: At,
+    ) -> FsResult<Resource<DynOutputStream>> {
+        let Some((quota, file)) = self.quota_of(fd) else {
+            return Ok(stream);
+        };
+        let inner = self.table.delete(stream)?;
+        let wrapped: DynOutputStream = Box::new(QuotaStream::new(inner, file, at, quota));
+        Ok(self.table.push(wrapped)?)
     }
 }
 
@@ -434,6 +469,12 @@ impl HostDescriptor for FsCtxView<'_> {
         if self.dir(&fd).is_some() {
             return Err(ErrorCode::IsDirectory.into());
         }
+        if let Some((quota, file)) = self.quota_of(&fd) {
+            let before = file.metadata().map(|m| m.len()).unwrap_or(0);
+            if !quota.resize(before, size) {
+                return Err(ErrorCode::InsufficientSpace.into());
+            }
+        }
         HostDescriptor::set_size(&mut self.wasi(), fd, size).await
     }
 
@@ -482,6 +523,11 @@ impl HostDescriptor for FsCtxView<'_> {
         }
         if self.dir(&fd).is_some() {
             return Err(ErrorCode::BadDescriptor.into());
+        }
+        if let Some((quota, file)) = self.quota_of(&fd)
+            && !quota_stream::admit(&quota, &file, Some(offset), buf.len() as u64)
+        {
+            return Err(ErrorCode::InsufficientSpace.into());
         }
         HostDescriptor::write(&mut self.wasi(), fd, buf, offset).await
     }
@@ -638,7 +684,7 @@ impl HostDescriptor for FsCtxView<'_> {
             self.opening()?;
             let opened =
                 HostDescriptor::open_at(&mut self.wasi(), fd, flags, path, oflags, dflags).await;
-            return self.opened(opened);
+            return self.opened(opened, None);
         };
         let follow = flags.contains(PathFlags::SYMLINK_FOLLOW);
         let p = view.resolve(&base, &path, follow).map_err(fs_err)?;
@@ -677,11 +723,12 @@ impl HostDescriptor for FsCtxView<'_> {
             .open_file(&p, how)
             .map_err(fs_err)
             .and_then(|file| self.push_file(file, write));
-        self.opened(opened)
+        let quota = view.quota().filter(|_| write).cloned();
+        self.opened(opened, quota)
     }
 
     fn drop(&mut self, fd: Resource<Descriptor>) -> wasmtime::Result<()> {
-        if self.state.files.held().remove(&fd.rep()) {
+        if self.state.files.held().remove(&fd.rep()).is_some() {
             self.state.files.usage.closed_file();
         }
         if let Node::Proc(..) = self.node(&fd) {
@@ -801,7 +848,8 @@ impl HostDescriptor for FsCtxView<'_> {
         if self.dir(&fd).is_some() {
             return Err(ErrorCode::BadDescriptor.into());
         }
-        HostDescriptor::write_via_stream(&mut self.wasi(), fd, offset)
+        let stream = HostDescriptor::write_via_stream(&mut self.wasi(), retype(&fd), offset)?;
+        self.limited(&fd, stream, At::Offset(offset))
     }
 
     fn append_via_stream(
@@ -814,7 +862,8 @@ impl HostDescriptor for FsCtxView<'_> {
         if self.dir(&fd).is_some() {
             return Err(ErrorCode::BadDescriptor.into());
         }
-        HostDescriptor::append_via_stream(&mut self.wasi(), fd)
+        let stream = HostDescriptor::append_via_stream(&mut self.wasi(), retype(&fd))?;
+        self.limited(&fd, stream, At::End)
     }
 
     async fn is_same_object(

@@ -15,6 +15,7 @@ mod grant;
 mod limits;
 mod procfs;
 pub mod proctable;
+mod quota_stream;
 mod run;
 mod serve;
 mod stop;

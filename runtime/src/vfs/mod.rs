@@ -19,9 +19,11 @@
 
 pub mod overlay;
 pub mod path;
+pub mod quota;
 
 pub use overlay::{Change, Found, Kind, Layer, Overlay};
 pub use path::VPath;
+pub use quota::Quota;
 
 /// Why an operation on the view failed, in the terms `wasi:filesystem`
 /// answers with.
@@ -44,6 +46,9 @@ pub enum VfsError {
     Loop,
     #[error("invalid argument")]
     Invalid,
+    /// The container's writable layer is at its `--storage-opt size=`.
+    #[error("no space left on device")]
+    NoSpace,
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -81,6 +86,16 @@ impl From<VfsError> for std::io::Error {
             VfsError::NotEmpty => K::DirectoryNotEmpty.into(),
             VfsError::Loop => std::io::Error::other("too many levels of symbolic links"),
             VfsError::Invalid => K::InvalidInput.into(),
+            VfsError::NoSpace => no_space(),
         }
     }
+}
+
+/// "No space left on device", as the OS says it (so that WASI and callers
+/// that read the OS error see ENOSPC).
+pub fn no_space() -> std::io::Error {
+    #[cfg(unix)]
+    return std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error());
+    #[cfg(windows)]
+    return std::io::Error::from_raw_os_error(112); // ERROR_DISK_FULL
 }

@@ -22,13 +22,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata, OpenOptions};
 
 use super::path::{self, Tree, VPath};
-use super::{VfsError, VfsResult};
+use super::{Quota, VfsError, VfsResult};
 
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
@@ -94,6 +94,8 @@ pub struct Overlay {
     mounts: Vec<VPath>,
     changes: Mutex<()>,
     temp: AtomicU64,
+    /// The limit on what the upper layer holds, if the container has one.
+    quota: Option<Arc<Quota>>,
 }
 
 impl std::fmt::Debug for Overlay {
@@ -189,6 +191,7 @@ impl Overlay {
                     .map(|d| d.as_nanos() as u64)
                     .unwrap_or(0),
             ),
+            quota: None,
         };
         // A container that wrote before (it ran, or the daemon restarted)
         // has its upper layer already.
@@ -197,6 +200,39 @@ impl Overlay {
             let _ = o.upper.set(d);
         }
         Ok(o)
+    }
+
+    /// Limits what the upper layer may hold to `limit` bytes
+    /// (`--storage-opt size=`); past it, writes fail with
+    /// [`VfsError::NoSpace`].
+    pub fn with_quota(mut self, limit: u64) -> Self {
+        self.quota = Some(Arc::new(Quota::new(limit, &self.upper_path)));
+        self
+    }
+
+    /// The limit on the upper layer, which writes through descriptors this
+    /// view opened must keep to.
+    pub fn quota(&self) -> Option<&Arc<Quota>> {
+        self.quota.as_ref()
+    }
+
+    /// The size of the upper layer's file at `p`, if the bytes are its
+    /// alone (no other hard link holds them): what deleting it gives back.
+    fn upper_bytes(&self, p: &VPath) -> u64 {
+        let Some(upper) = self.upper.get() else {
+            return 0;
+        };
+        match upper.symlink_metadata(p.rel()) {
+            Ok(m) if m.is_file() && links(&m) <= 1 => m.len(),
+            _ => 0,
+        }
+    }
+
+    /// Gives back what the upper layer's file at `p` held, once gone.
+    fn freed(&self, bytes: u64) {
+        if let Some(q) = &self.quota {
+            q.release(bytes);
+        }
     }
 
     /// Whether the container has written anything yet.
@@ -401,10 +437,14 @@ impl Overlay {
             .write(how.write || how.truncate)
             .append(how.append)
             .truncate(how.truncate);
+        let mut truncated = 0;
         match self.locate(p) {
             Some(f) => {
                 if f.layer != Layer::Upper {
                     self.copy_up(p, f)?;
+                }
+                if how.truncate {
+                    truncated = self.upper_bytes(p);
                 }
             }
             None => {
@@ -415,10 +455,13 @@ impl Overlay {
                 opts.create_new(true).write(true);
             }
         }
-        self.upper_dir()?
+        let file = self
+            .upper_dir()?
             .open_with(p.rel(), &opts)
             .map(|f| f.into_std())
-            .map_err(io_err)
+            .map_err(io_err)?;
+        self.freed(truncated);
+        Ok(file)
     }
 
     /// Makes the directory `p`.
@@ -450,7 +493,9 @@ impl Overlay {
         self.changeable(p)?;
         let _g = self.lock();
         if f.layer == Layer::Upper {
+            let bytes = self.upper_bytes(p);
             self.upper_dir()?.remove_file(p.rel()).map_err(io_err)?;
+            self.freed(bytes);
         }
         self.hide_lower(p)
     }
@@ -562,11 +607,13 @@ impl Overlay {
         if let Some(t) = target
             && t.layer == Layer::Upper
         {
+            let bytes = self.upper_bytes(to);
             match t.kind {
                 Kind::Dir => upper.remove_dir_all(to.rel()),
                 _ => upper.remove_file(to.rel()),
             }
             .map_err(io_err)?;
+            self.freed(bytes);
         }
         self.make_room(&parent, name)?;
         upper.rename(from.rel(), upper, to.rel()).map_err(io_err)?;
@@ -759,6 +806,11 @@ impl Overlay {
         );
         let mut src = lower.open(p.rel()).map_err(io_err)?;
         let meta = src.metadata().map_err(io_err)?;
+        if let Some(q) = &self.quota
+            && !q.reserve(meta.len())
+        {
+            return Err(VfsError::NoSpace);
+        }
         let copied = (|| -> io::Result<()> {
             let mut dst = work.create(&tmp)?;
             io::copy(&mut src, &mut dst)?;
@@ -772,6 +824,7 @@ impl Overlay {
         })();
         if let Err(e) = copied {
             let _ = work.remove_file(&tmp);
+            self.freed(meta.len());
             return Err(io_err(e));
         }
         Ok(())
@@ -815,6 +868,17 @@ impl Tree for Overlay {
     fn link(&self, p: &VPath) -> VfsResult<String> {
         self.read_link(p)
     }
+}
+
+#[cfg(unix)]
+fn links(m: &cap_std::fs::Metadata) -> u64 {
+    use cap_std::fs::MetadataExt;
+    m.nlink()
+}
+
+#[cfg(not(unix))]
+fn links(_m: &cap_std::fs::Metadata) -> u64 {
+    1
 }
 
 fn check_guest_name(name: &str) -> VfsResult<()> {
@@ -1153,5 +1217,55 @@ mod tests {
         let a2 = fx.overlay("a");
         assert_eq!(read(&a2, "/etc/passwd"), "a's");
         assert!(a2.locate(&p("/bin/busybox")).is_none());
+    }
+
+    #[test]
+    fn the_quota_counts_copy_ups_and_gives_back_deletes_renames_and_truncations() {
+        let fx = Fixture::new();
+        let o = fx.overlay("a").with_quota(10);
+        let q = o.quota().expect("quota").clone();
+        let open_rw = Open {
+            write: true,
+            ..Open::default()
+        };
+        // A copy-up counts the file's bytes: "root\nuser" is 9.
+        drop(o.open_file(&p("/etc/passwd"), open_rw).expect("copy up"));
+        assert_eq!(q.used(), 9);
+        // Past the limit, a copy-up is refused and nothing is copied.
+        assert!(matches!(
+            o.open_file(&p("/bin/busybox"), open_rw),
+            Err(VfsError::NoSpace)
+        ));
+        assert!(!fx.upper("a").join("bin/busybox").exists());
+        assert_eq!(read(&o, "/bin/busybox"), "elf");
+        // A truncating open gives the bytes back.
+        drop(
+            o.open_file(
+                &p("/etc/passwd"),
+                Open {
+                    truncate: true,
+                    ..open_rw
+                },
+            )
+            .expect("truncate"),
+        );
+        assert_eq!(q.used(), 0);
+        // So do a delete and a rename over a file.
+        drop(o.open_file(&p("/bin/busybox"), open_rw).expect("copy up"));
+        assert_eq!(q.used(), 3);
+        o.remove_file(&p("/bin/busybox")).expect("rm");
+        assert_eq!(q.used(), 0);
+        drop(o.open_file(&p("/var/log/a"), open_rw).expect("copy up"));
+        drop(
+            o.open_file(&p("/etc/hosts.link"), open_rw)
+                .expect("copy up"),
+        );
+        assert_eq!(q.used(), 10);
+        o.rename(&p("/var/log/a"), &p("/etc/hosts.link"))
+            .expect("rename");
+        assert_eq!(q.used(), 1);
+        // Another view of the same container starts from what is there.
+        let again = fx.overlay("a").with_quota(10);
+        assert_eq!(again.quota().expect("quota").used(), 1);
     }
 }

@@ -163,6 +163,8 @@ fn spec_request(
                 })?,
         );
     }
+    let storage_size = crate::api::units::storage_size(&h.storage_opt.clone().unwrap_or_default())
+        .map_err(DaemonError::bad_request)?;
     let restart = match h.restart_policy.name.as_str() {
         "on-failure" => RestartPolicy::OnFailure {
             max: h.restart_policy.maximum_retry_count,
@@ -178,6 +180,7 @@ fn spec_request(
         volumes,
         memory: u64::try_from(h.memory).ok().filter(|m| *m > 0),
         open_files,
+        storage_size,
         interactive: c.open_stdin,
         stdin_once: c.stdin_once,
         tty: c.tty,
@@ -510,6 +513,9 @@ fn inspect_body(sup: &Supervisor, rec: &ContainerRecord, entry: &Entry) -> Conta
                     .collect(),
             ),
             memory: spec.memory.and_then(|m| i64::try_from(m).ok()).unwrap_or(0),
+            storage_opt: spec
+                .storage_size
+                .map(|n| std::collections::BTreeMap::from([("size".to_string(), n.to_string())])),
             ulimits: spec.open_files.map(|n| {
                 let n = i64::try_from(n).unwrap_or(i64::MAX);
                 vec![Ulimit {

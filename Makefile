@@ -102,6 +102,7 @@ bench: release
 	bash bench/workloads.sh
 	bash bench/dashboard.sh
 	bash bench/shim.sh
+	bash bench/fairness.sh
 
 install: release
 	install -m 0755 target/release/wrun $(HOME)/.cargo/bin/wrun

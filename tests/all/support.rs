@@ -162,6 +162,22 @@ impl Root {
             .collect()
     }
 
+    /// Asserts that a process killed `after` its work began left files
+    /// staged, then runs `wrun args` (which opens the state root, and so
+    /// sweeps them) and asserts that nothing is left staged and every blob
+    /// is whole. Returns what the command printed.
+    #[track_caller]
+    pub fn swept_after(&self, after: &str, args: &[&str]) -> Ran {
+        assert!(
+            !self.staged_files().is_empty(),
+            "{after} left nothing staged, so the sweep proves nothing"
+        );
+        let ran = self.wrun(args);
+        self.assert_nothing_staged(after);
+        self.assert_blobs_whole(after);
+        ran
+    }
+
     #[track_caller]
     pub fn assert_nothing_staged(&self, after: &str) {
         assert_eq!(

@@ -38,7 +38,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, FsError, FsResult, Read
 use super::Usage;
 use super::procfs::{self, ProcNode};
 use super::proctable::ProcTable;
-use super::quota_stream::{self, At, QuotaStream};
+use super::quota_stream::{self, QuotaStream};
 use crate::vfs::{Kind, Overlay, Quota, VPath, VfsError, overlay::Open};
 
 /// A directory of the view, as a guest holds it.
@@ -359,19 +359,19 @@ impl FsCtxView<'_> {
         }
     }
 
-    /// A stream of wasmtime-wasi's on `fd`, kept to `fd`'s limit if it has
-    /// one.
+    /// A stream of wasmtime-wasi's on `fd` (writing at `offset`, or at the
+    /// end when `None`), kept to `fd`'s limit if it has one.
     fn limited(
         &mut self,
         fd: &Resource<Descriptor>,
         stream: Resource<DynOutputStream>,
-        at: At,
+        offset: Option<u64>,
     ) -> FsResult<Resource<DynOutputStream>> {
         let Some((quota, file)) = self.quota_of(fd) else {
             return Ok(stream);
         };
         let inner = self.table.delete(stream)?;
-        let wrapped: DynOutputStream = Box::new(QuotaStream::new(inner, file, at, quota));
+        let wrapped: DynOutputStream = Box::new(QuotaStream::new(inner, file, offset, quota));
         Ok(self.table.push(wrapped)?)
     }
 }
@@ -849,7 +849,7 @@ impl HostDescriptor for FsCtxView<'_> {
             return Err(ErrorCode::BadDescriptor.into());
         }
         let stream = HostDescriptor::write_via_stream(&mut self.wasi(), retype(&fd), offset)?;
-        self.limited(&fd, stream, At::Offset(offset))
+        self.limited(&fd, stream, Some(offset))
     }
 
     fn append_via_stream(
@@ -863,7 +863,7 @@ impl HostDescriptor for FsCtxView<'_> {
             return Err(ErrorCode::BadDescriptor.into());
         }
         let stream = HostDescriptor::append_via_stream(&mut self.wasi(), retype(&fd))?;
-        self.limited(&fd, stream, At::End)
+        self.limited(&fd, stream, None)
     }
 
     async fn is_same_object(

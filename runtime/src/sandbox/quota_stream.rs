@@ -9,17 +9,11 @@ use wasmtime_wasi::p2::{DynOutputStream, OutputStream, Pollable, StreamError, St
 
 use crate::vfs::Quota;
 
-/// Where the wrapped stream writes.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum At {
-    Offset(u64),
-    End,
-}
-
 pub(super) struct QuotaStream {
     inner: DynOutputStream,
     file: Arc<std::fs::File>,
-    at: At,
+    /// Where the next write goes; `None`: at the end (an append stream).
+    offset: Option<u64>,
     quota: Arc<Quota>,
 }
 
@@ -27,13 +21,13 @@ impl QuotaStream {
     pub(super) fn new(
         inner: DynOutputStream,
         file: Arc<std::fs::File>,
-        at: At,
+        offset: Option<u64>,
         quota: Arc<Quota>,
     ) -> Self {
         Self {
             inner,
             file,
-            at,
+            offset,
             quota,
         }
     }
@@ -41,16 +35,12 @@ impl QuotaStream {
     /// Counts what writing `len` bytes adds to the file, or refuses.
     fn admit(&mut self, len: usize) -> StreamResult<()> {
         let len = len as u64;
-        let at = match self.at {
-            At::Offset(o) => Some(o),
-            At::End => None,
-        };
-        if !admit(&self.quota, &self.file, at, len) {
+        if !admit(&self.quota, &self.file, self.offset, len) {
             return Err(StreamError::LastOperationFailed(
                 crate::vfs::no_space().into(),
             ));
         }
-        if let At::Offset(o) = &mut self.at {
+        if let Some(o) = &mut self.offset {
             *o = o.saturating_add(len);
         }
         Ok(())

@@ -54,29 +54,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_ready() {
-  for _ in $(seq 100); do
-    curl -sf --max-time 1 "$1" >/dev/null && return 0
-    sleep 0.1
-  done
-  die "nothing answered at $1 within 10 s"
-}
-
 # latency NAME URL: wrk for SECONDS_EACH s at 4 connections; prints
 # "p50_ms p99_ms requests_per_s" and keeps wrk's output.
 latency() {
   local out="$results/fairness-$1.wrk"
   wrk -t1 -c4 -d2s "$2" >/dev/null # untimed warm-up
   wrk -t1 -c4 -d"${SECONDS_EACH}s" --latency "$2" >"$out"
-  python3 - "$out" <<'EOF'
-import re, sys
-text = open(sys.argv[1]).read()
-def ms(label):
-    m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-    v, unit = float(m.group(1)), m.group(2)
-    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-print(f"{ms('50%'):.3f} {ms('99%'):.3f} {rps:.0f}")
+  PYTHONPATH="$repo/bench" python3 - "$out" <<'EOF'
+import sys
+from wrk import parse
+r = parse(sys.argv[1])
+print(f"{r['p50_ms']:.3f} {r['p99_ms']:.3f} {r['rps']:.0f}")
 EOF
 }
 
@@ -88,7 +76,7 @@ say "images: busybox, kubia, probes (state root $WRUN_ROOT)"
 
 say "wrun: kubia on 127.0.0.1:$PORT, alone, then beside $SPINNERS spinning containers"
 "$WRUN" run -d --name kubia -p "127.0.0.1:$PORT:8080" kubia >/dev/null
-wait_ready "http://127.0.0.1:$PORT/"
+wait_ready kubia "http://127.0.0.1:$PORT/" || die "kubia did not answer within 10 s"
 read -r w50 w99 wrps < <(latency wrun-alone "http://127.0.0.1:$PORT/")
 for i in $(seq "$SPINNERS"); do
   "$WRUN" run -d --name "spin$i" probes spin >/dev/null
@@ -104,7 +92,8 @@ if command -v node >/dev/null 2>&1 && [ -f "$KUBIA_APP_JS" ]; then
   say "peer: node kubia on 127.0.0.1:$NODE_PORT, alone, then beside $SPINNERS busy loops"
   node "$KUBIA_APP_JS" </dev/null >"$scratch/node.log" 2>&1 &
   pids+=("$!")
-  wait_ready "http://127.0.0.1:$NODE_PORT/"
+  wait_ready node "http://127.0.0.1:$NODE_PORT/" "${pids[-1]}" ||
+    die "node did not answer within 10 s:"$'\n'"$(tail -n 20 "$scratch/node.log")"
   read -r n50 n99 nrps < <(latency node-alone "http://127.0.0.1:$NODE_PORT/")
   spin_pids=()
   for _ in $(seq "$SPINNERS"); do

@@ -109,25 +109,6 @@ free_port() {
   next_port=$((next_port + 1))
 }
 
-# wait_ready NAME URL [PID]: polls URL for up to 10 s until it answers with
-# kubia's body; fails if it does not (or if PID exits first).
-wait_ready() {
-  local name="$1" url="$2" pid="${3:-}" body
-  for _ in $(seq 100); do
-    if body="$(curl -sf --max-time 1 "$url")"; then
-      case "$body" in
-        "you've hit "*) return 0 ;;
-        *) die "$name answered '$body' at $url" ;;
-      esac
-    fi
-    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-      return 1
-    fi
-    sleep 0.1
-  done
-  return 1
-}
-
 # stop PID: kills a server this script started and forgets its PID.
 stop() {
   local p keep=()
@@ -237,8 +218,8 @@ wasmtime:      $("$WASMTIME" --version)
 wrk:           $wrk_version; ${WRK[*]} (after an untimed ${WRK_WARMUP[*]})
 load average:  $load_before before, $load_after after (1, 5, 15 min)"
 
-python3 - "$results" "$RUNWASI_VS_WASMTIME" "$meta" "${skipped[@]}" <<'PY'
-import os, re, sys
+PYTHONPATH="$bench" python3 - "$results" "$RUNWASI_VS_WASMTIME" "$meta" "${skipped[@]}" <<'PY'
+import os, sys
 
 results, runwasi, meta, skipped = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:]
 cases = [
@@ -247,30 +228,13 @@ cases = [
     ("3", "wrun-kubia-http", "wrun run kubia-http (wasi:http component), -p"),
     ("4", "wasmtime-serve", "wasmtime serve -S cli kubia-http.wasm"),
 ]
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-
-def parse(path):
-    text = open(path).read()
-    def grab(pattern, cast=float, default=None):
-        m = re.search(pattern, text, re.M)
-        return cast(m.group(1)) if m else default
-    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m|h)\s*$", text, re.M)
-    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    return {
-        "rps": grab(r"^Requests/sec:\s+([\d.]+)"),
-        "p99": float(p99.group(1)) * UNITS[p99.group(2)] if p99 else None,
-        "requests": grab(r"^\s*(\d+) requests in", int),
-        "non2xx": grab(r"Non-2xx or 3xx responses: (\d+)", int, 0),
-        "socket": sum(int(g) for g in socket.groups()) if socket else 0,
-    }
+from wrk import parse
 
 data = {}
 for num, key, _ in cases:
     path = os.path.join(results, f"http-{key}.wrk.txt")
     if os.path.exists(path):
         data[num] = parse(path)
-        if data[num]["rps"] is None:
-            sys.exit(f"bench: no Requests/sec in {path}")
 
 def ratio(a, b, goal):
     if a not in data or b not in data:
@@ -290,8 +254,8 @@ for num, key, label in cases:
     if d is None:
         lines.append(f"{num:<4} {label:<62} {'skipped':>10}")
         continue
-    p99 = f"{d['p99']:.2f}" if d["p99"] is not None else "?"
-    errors = d["non2xx"] + d["socket"]
+    p99 = f"{d['p99_ms']:.2f}" if d["p99_ms"] is not None else "?"
+    errors = d["non2xx"] + sum(d["socket"].values())
     lines.append(
         f"{num:<4} {label:<62} {d['rps']:>10.1f} {p99:>8} {d['requests'] or 0:>9} {errors:>7}"
     )

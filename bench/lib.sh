@@ -71,3 +71,22 @@ fresh_state() {
   export XDG_CACHE_HOME="$1/xdg-cache"
   mkdir -p "$WRUN_ROOT" "$XDG_CACHE_HOME"
 }
+
+# wait_ready NAME URL [PID]: polls URL for up to 10 s until it answers with
+# kubia's body; fails if it does not (or if PID exits first).
+wait_ready() {
+  local name="$1" url="$2" pid="${3:-}" body
+  for _ in $(seq 100); do
+    if body="$(curl -sf --max-time 1 "$url")"; then
+      case "$body" in
+        "you've hit "*) return 0 ;;
+        *) die "$name answered '$body' at $url" ;;
+      esac
+    fi
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+      return 1
+    fi
+    sleep 0.1
+  done
+  return 1
+}

@@ -335,34 +335,13 @@ node:          $(node --version 2>/dev/null || echo 'not installed')
 wrk:           $({ wrk -v 2>&1 || true; } | head -n 1)
 load average:  $load_before before, $load_after after (1, 5, 15 min)"
 
-python3 - "$scratch/scale.json" "$raw" "$results" "$RUNS" "$meta" "$node_skipped" <<'PY'
-import glob, json, os, re, statistics, sys
+PYTHONPATH="$repo/bench" python3 - "$scratch/scale.json" "$raw" "$results" "$RUNS" "$meta" "$node_skipped" <<'PY'
+import glob, json, os, statistics, sys
 
 scale_path, raw, results, runs, meta, node_skipped = sys.argv[1:7]
 runs = int(runs)
 scale = json.load(open(scale_path))
-UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-
-def parse(path):
-    text = open(path).read()
-    def grab(pattern, cast=float, default=None):
-        m = re.search(pattern, text, re.M)
-        return cast(m.group(1)) if m else default
-    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m|h)\s*$", text, re.M)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-    dur = re.search(r"requests in ([\d.]+)(us|ms|s|m|h)", text)
-    rps = grab(r"^Requests/sec:\s+([\d.]+)")
-    if rps is None:
-        sys.exit(f"bench: no Requests/sec in {path}:\n{text}")
-    return {
-        "rps": rps,
-        "p99_ms": float(p99.group(1)) * UNITS[p99.group(2)] if p99 else None,
-        "requests": grab(r"^\s*(\d+) requests in", int, 0),
-        "seconds": float(dur.group(1)) * UNITS[dur.group(2)] / 1e3 if dur else None,
-        "non2xx": grab(r"Non-2xx or 3xx responses: (\d+)", int, 0),
-        "socket": dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups())))
-        if sock else {"connect": 0, "read": 0, "write": 0, "timeout": 0},
-    }
+from wrk import parse
 
 def case_runs(case):
     out = []

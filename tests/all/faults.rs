@@ -94,13 +94,15 @@ fn a_locked_database_fails_a_change_clearly_and_stores_nothing() {
         .ok();
 }
 
-/// A tmpfs of `size` mounted over a directory for the test's life; lazily
-/// unmounted when dropped, so a daemon still holding files there cannot
-/// keep it mounted.
+/// A tmpfs of `size` mounted over a root's directory for the test's life.
+/// When dropped (before the root, whose directory it covers, and also when
+/// the test failed midway) it stops the root's daemon, then unmounts
+/// lazily, so nothing still holding files there can keep it mounted.
 struct Tmpfs(std::path::PathBuf);
 
 impl Tmpfs {
-    fn mount(at: &std::path::Path, size: &str) -> Self {
+    fn mount(root: &Root, size: &str) -> Self {
+        let at = root.path();
         assert!(
             rustix::process::geteuid().is_root(),
             "mounting a small tmpfs needs root (CI runs as root)"
@@ -117,6 +119,10 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
+        let _ = Command::new(crate::support::wrun_bin())
+            .args(["daemon", "stop"])
+            .env("WRUN_ROOT", &self.0)
+            .output();
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
@@ -137,7 +143,7 @@ fn fill(path: &std::path::Path) {
 #[test]
 fn a_full_disk_fails_clearly_and_nothing_is_half_stored() {
     let root = Root::new();
-    let _disk = Tmpfs::mount(root.path(), "96m");
+    let _disk = Tmpfs::mount(&root, "96m");
     root.busybox();
     // Compiled once, so later runs need no cache space.
     root.wrun(&["run", "--name", "before", "busybox", "true"])
@@ -343,7 +349,7 @@ fn a_full_disk_fails_a_pull_a_commit_and_a_database_write_clearly_and_keeps_logs
     pusher.wrun(&["push", &remote]).ok();
 
     let root = Root::new();
-    let _disk = Tmpfs::mount(root.path(), "96m");
+    let _disk = Tmpfs::mount(&root, "96m");
     root.busybox();
     // A container with a change to commit, and one that keeps talking.
     root.wrun(&[

@@ -216,20 +216,6 @@ fn incompressible(n: usize) -> Vec<u8> {
     out
 }
 
-/// Waits until a layer is being written: a file staged straight in a
-/// process's staging directory (`tmp/own-…/`) that has bytes in it.
-fn wait_layer_staged(root: &Root) {
-    crate::support::poll("a layer to be staged", || {
-        root.staged_files()
-            .iter()
-            .any(|f| {
-                f.parent().and_then(|p| p.parent()) == Some(&root.path().join("tmp"))
-                    && std::fs::metadata(f).is_ok_and(|m| m.len() > 0)
-            })
-            .then_some(())
-    });
-}
-
 /// Asserts that `after` left a layer staged, that the next command deletes
 /// it, and that no image named `heavy` shows.
 fn nothing_half_built(root: &Root, after: &str) {
@@ -263,7 +249,7 @@ fn a_build_killed_midway_leaves_nothing_and_the_rerun_completes() {
         .stdout(Stdio::null())
         .spawn()
         .expect("wrun build");
-    wait_layer_staged(&root);
+    root.wait_staged();
     build.kill().expect("kill wrun build");
     let _ = build.wait();
     nothing_half_built(&root, "a killed wrun build");
@@ -276,7 +262,7 @@ fn a_build_killed_midway_leaves_nothing_and_the_rerun_completes() {
         crate::docker_cli::docker_cmd(&root, config.path(), &["build", "-t", "heavy", ctx_path])
             .spawn()
             .expect("docker build");
-    wait_layer_staged(&root);
+    root.wait_staged();
     root.kill_daemon_hard();
     let _ = docker.kill();
     let _ = docker.wait();

@@ -376,8 +376,10 @@ fn wait_stalled(before: usize) {
 
 /// Runs `wrun args` (a pull or a push, which wrun does in its own
 /// process) and kills it with SIGKILL once the proxy holds one of its
-/// transfers.
-fn kill_when_stalled(root: &Root, args: &[&str]) {
+/// transfers and, if `staged`, once the bytes that came before the stall
+/// are in a staged file (the proxy's count goes up as soon as it has
+/// sent them, which can be before wrun has read them).
+fn kill_when_stalled(root: &Root, args: &[&str], staged: bool) {
     let before = STALLED.load(Ordering::SeqCst);
     let mut child = root
         .cmd(args)
@@ -386,6 +388,9 @@ fn kill_when_stalled(root: &Root, args: &[&str]) {
         .spawn()
         .expect("wrun");
     wait_stalled(before);
+    if staged {
+        root.wait_staged();
+    }
     child.kill().expect("kill wrun");
     let _ = child.wait();
 }
@@ -404,7 +409,7 @@ fn a_pull_killed_midway_leaves_nothing_and_the_rerun_completes() {
 
     // `wrun pull` does the pull itself: SIGKILL to it while a layer's
     // transfer hangs halfway.
-    kill_when_stalled(&root, &["pull", &through]);
+    kill_when_stalled(&root, &["pull", &through], true);
     nothing_half_pulled(&root, "a killed wrun pull");
 
     // `docker pull` asks the daemon: kill -9 of the daemon while its
@@ -420,6 +425,7 @@ fn a_pull_killed_midway_leaves_nothing_and_the_rerun_completes() {
     )
     .expect("POST /images/create");
     wait_stalled(before);
+    root.wait_staged();
     root.kill_daemon_hard();
     drop(api);
     nothing_half_pulled(&root, "a daemon killed mid-pull");
@@ -461,7 +467,7 @@ fn a_push_killed_midway_shows_nothing_and_the_rerun_completes() {
 
     // `wrun push` pushes in its own process: SIGKILL to it while a
     // layer's upload waits for its answer.
-    kill_when_stalled(&root, &["push", &through]);
+    kill_when_stalled(&root, &["push", &through], false);
     nothing_half_pushed(reg.port, "me/heavy", "a killed wrun push");
 
     // `docker push` asks the daemon: kill -9 of the daemon meanwhile.

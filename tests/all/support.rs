@@ -162,6 +162,22 @@ impl Root {
             .collect()
     }
 
+    /// Waits until a file is being written straight in a process's
+    /// staging directory (`tmp/own-…/`), with bytes in it: a blob or a
+    /// layer on its way into the store.
+    pub fn wait_staged(&self) {
+        let tmp = self.path().join("tmp");
+        poll("a blob or a layer to be staged", || {
+            self.staged_files()
+                .iter()
+                .any(|f| {
+                    f.parent().and_then(|p| p.parent()) == Some(&tmp)
+                        && std::fs::metadata(f).is_ok_and(|m| m.len() > 0)
+                })
+                .then_some(())
+        });
+    }
+
     /// Asserts that a process killed `after` its work began left files
     /// staged, then runs `wrun args` (which opens the state root, and so
     /// sweeps them) and asserts that nothing is left staged and every blob

@@ -6,7 +6,9 @@
 #   wrun:  kubia (wasi:sockets) published with -p, measured with wrk; then
 #          again while SPINNERS containers run `probes spin` (a guest that
 #          loops forever). wasmtime's epochs make every guest yield each
-#          10 ms, so the spinners share the daemon's threads.
+#          10 ms, and a guest that computes through whole slices moves to
+#          wrun's compute threads (nice 10 on Linux), away from the
+#          threads that serve sockets and waiting guests.
 #   peer:  the seed's node kubia (app.js), measured the same way; then again
 #          while SPINNERS native busy loops (`sh -c 'while :; do :; done'`)
 #          run.

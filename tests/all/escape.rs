@@ -608,6 +608,78 @@ fn an_exec_storm_leaves_the_daemon_serving() {
     root.wrun(&["exec", "target", "true"]).ok();
 }
 
+/// The daemon's threads named `name` (their `comm`): for each, the CPU
+/// time it has used (user and system, in clock ticks) and its nice value.
+fn threads_named(pid: &str, name: &str) -> Vec<(u64, i64)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the daemon's threads");
+    tasks
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            // The fields after the command's closing parenthesis, from the
+            // third (state) on: utime is the 14th, stime the 15th, nice
+            // the 19th.
+            let (_, rest) = stat.rsplit_once(") ")?;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some((ticks, f.get(16)?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn spinning_guests_compute_on_lower_priority_threads_and_the_rest_is_served() {
+    let root = Root::new();
+    root.probes().kubia();
+    let port = crate::support::free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    root.wrun(&["run", "-d", "--name", "web", "-p", &publish, "kubia"])
+        .ok();
+    crate::support::http_get_ok(port, std::time::Duration::from_secs(60));
+    let pid = root.daemon_pid();
+    let computed = |name: &str| threads_named(&pid, name).iter().map(|t| t.0).sum::<u64>();
+    let before = computed("wrun-compute");
+
+    // Twice as many spinners as this machine has cores: they move to the
+    // compute threads, which the OS runs at a lower priority than the
+    // threads that serve the API, the published ports and the guests that
+    // wait.
+    let spinners = 2 * std::thread::available_parallelism().map_or(2, |n| n.get());
+    for i in 0..spinners {
+        let name = format!("spinner-{i}");
+        root.wrun(&["run", "-d", "--name", &name, "probes", "spin"])
+            .ok();
+    }
+    poll("the spinners to compute on the compute threads", || {
+        // Two seconds of CPU (at 100 ticks a second).
+        (computed("wrun-compute") >= before + 200).then_some(())
+    });
+    let compute = threads_named(&pid, "wrun-compute");
+    assert!(
+        !compute.is_empty() && compute.iter().all(|t| t.1 == 10),
+        "compute threads at nice 10: {compute:?}"
+    );
+    let serving = threads_named(&pid, "wrun-daemon");
+    assert!(
+        !serving.is_empty() && serving.iter().all(|t| t.1 == 0),
+        "serving threads at nice 0: {serving:?}"
+    );
+
+    // Meanwhile the other container answers every request, and the API
+    // answers too.
+    for _ in 0..20 {
+        let (status, body) = crate::support::http_get(port, "/").expect("kubia");
+        assert_eq!(status, 200, "{body}");
+    }
+    let listed = root.wrun(&["ps", "-q"]);
+    assert_eq!(listed.ok().lines().count(), spinners + 1);
+    let mut rm = vec!["rm", "-f"];
+    let names: Vec<String> = (0..spinners).map(|i| format!("spinner-{i}")).collect();
+    rm.extend(names.iter().map(String::as_str));
+    root.wrun(&rm).ok();
+}
+
 #[test]
 fn open_files_are_limited_per_container_and_given_back() {
     let root = Root::new();

@@ -115,10 +115,12 @@ impl Drop for Root {
 impl Root {
     /// Kills this root's daemon with SIGKILL, by the PID in `daemon.lock` (the
     /// daemon this test started, and no other), and waits until it is gone.
-    pub fn kill_daemon_hard(&self) {
+    /// The PID of this root's daemon, from its lock file, checked against
+    /// the process's command line.
+    pub fn daemon_pid(&self) -> String {
         let lock = self.path().join("daemon.lock");
         let pid = std::fs::read_to_string(&lock).expect("daemon.lock");
-        let pid = pid.trim();
+        let pid = pid.trim().to_string();
         assert!(pid.parse::<u32>().is_ok(), "daemon.lock holds {pid:?}");
         if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
@@ -127,8 +129,14 @@ impl Root {
                 "PID {pid} is not this root's daemon: {cmdline}"
             );
         }
+        pid
+    }
+
+    pub fn kill_daemon_hard(&self) {
+        let lock = self.path().join("daemon.lock");
+        let pid = self.daemon_pid();
         let killed = std::process::Command::new("kill")
-            .args(["-9", pid])
+            .args(["-9", &pid])
             .status()
             .expect("kill");
         assert!(killed.success());

@@ -56,11 +56,6 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("wrun-daemon")
-        // Guests run on these workers, and one that spins holds a worker
-        // for a whole epoch slice (10 ms) per poll; tokio would look at
-        // sockets only every 61 polls by default, so a server guest beside
-        // spinning ones waited on the order of a second for each request.
-        .event_interval(1)
         .build()
         .map_err(|e| DaemonError::internal(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(serve(opts))

@@ -17,6 +17,7 @@ mod procfs;
 pub mod proctable;
 mod quota_stream;
 mod run;
+mod sched;
 mod serve;
 mod stop;
 mod usage;

@@ -254,15 +254,21 @@ pub(super) async fn run(
                 .instantiate_pre(component)
                 .map_err(start_err)?;
             let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre).map_err(start_err)?;
-            let guest = async {
-                let command: Command = pre.instantiate_async(&mut store).await?;
-                match command.wasi_cli_run().call_run(&mut store).await? {
-                    Ok(()) => Ok(()),
-                    Err(()) => Err(wasmtime::format_err!(I32Exit(1))),
-                }
+            let stop = stop.clone();
+            let guest = async move {
+                let run = async {
+                    let command: Command = pre.instantiate_async(&mut store).await?;
+                    match command.wasi_cli_run().call_run(&mut store).await? {
+                        Ok(()) => Ok(()),
+                        Err(()) => Err(wasmtime::format_err!(I32Exit(1))),
+                    }
+                };
+                let result = race(Metered::new(run, usage), &stop).await;
+                outcome(result, &stop, store.data_mut().limiter())
             };
-            let result = race(Metered::new(guest, usage), stop).await;
-            Ok(outcome(result, stop, store.data_mut().limiter()))
+            Ok(super::sched::run(guest)
+                .await
+                .unwrap_or_else(|lost| Exit::Trapped(lost.0)))
         }
         // Served above, before a command's context is built.
         Program::Http(_) => Err(SandboxError::Engine(
@@ -303,6 +309,7 @@ pub(super) fn arm_deadline<T>(store: &mut Store<T>, stop: &StopHandle) {
         if stop.reason().is_some() {
             Ok(UpdateDeadline::Interrupt)
         } else {
+            super::sched::epoch_yield();
             Ok(UpdateDeadline::Yield(1))
         }
     });

@@ -299,7 +299,7 @@ impl Server {
         let out = store.data_mut().http().new_response_outparam(tx)?;
         let proxy = self.pre.instantiate_async(&mut store).await?;
         let usage = self.spec.usage.clone();
-        let task = tokio::spawn(super::usage::Metered::new(
+        let task = tokio::spawn(super::sched::run(super::usage::Metered::new(
             async move {
                 proxy
                     .wasi_http_incoming_handler()
@@ -307,16 +307,17 @@ impl Server {
                     .await
             },
             usage,
-        ));
+        )));
         match rx.await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(code)) => anyhow::bail!("the guest answered with an error: {code:?}"),
             Err(_) => match task.await {
-                Ok(Ok(())) => anyhow::bail!("the guest set no response"),
-                Ok(Err(e)) => Err(anyhow::anyhow!(
+                Ok(Ok(Ok(()))) => anyhow::bail!("the guest set no response"),
+                Ok(Ok(Err(e))) => Err(anyhow::anyhow!(
                     "guest trapped: {}",
                     super::run::trap_message(&e)
                 )),
+                Ok(Err(lost)) => Err(anyhow::anyhow!("{}", lost.0)),
                 Err(e) => Err(anyhow::anyhow!("the request task failed: {e}")),
             },
         }

@@ -90,6 +90,7 @@ for i in $(seq "$SPINNERS"); do
 done
 
 peer="skipped (no node or no app.js at $KUBIA_APP_JS)"
+floor=""
 if command -v node >/dev/null 2>&1 && [ -f "$KUBIA_APP_JS" ]; then
   say "peer: node kubia on 127.0.0.1:$NODE_PORT, alone, then beside $SPINNERS busy loops"
   node "$KUBIA_APP_JS" </dev/null >"$scratch/node.log" 2>&1 &
@@ -97,19 +98,35 @@ if command -v node >/dev/null 2>&1 && [ -f "$KUBIA_APP_JS" ]; then
   wait_ready node "http://127.0.0.1:$NODE_PORT/" "${pids[-1]}" ||
     die "node did not answer within 10 s:"$'\n'"$(tail -n 20 "$scratch/node.log")"
   read -r n50 n99 nrps < <(latency node-alone "http://127.0.0.1:$NODE_PORT/")
-  spin_pids=()
-  for _ in $(seq "$SPINNERS"); do
-    sh -c 'while :; do :; done' &
-    spin_pids+=("$!")
-    pids+=("$!")
-  done
-  sleep 1
-  read -r m50 m99 mrps < <(latency node-spinning "http://127.0.0.1:$NODE_PORT/")
-  for pid in "${spin_pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  peer="$(python3 -c "print(f'p50 {$n50:.2f} -> {$m50:.2f} ms ({$m50/$n50:.2f}x), p99 {$n99:.2f} -> {$m99:.2f} ms ({$m99/$n99:.2f}x), {$nrps} -> {$mrps} req/s')")"
+  # beside NAME [PREFIX...]: node's latency while SPINNERS native busy
+  # loops run under PREFIX (nothing, or a scheduling policy).
+  beside() {
+    local name="$1" spin_pids=() pid
+    shift
+    for _ in $(seq "$SPINNERS"); do
+      "$@" sh -c 'while :; do :; done' &
+      spin_pids+=("$!")
+      pids+=("$!")
+    done
+    sleep 1
+    latency "$name" "http://127.0.0.1:$NODE_PORT/"
+    for pid in "${spin_pids[@]}"; do
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    done
+  }
+  ratios() {
+    python3 -c "print(f'p50 {$1:.2f} -> {$4:.2f} ms ({$4/$1:.2f}x), p99 {$2:.2f} -> {$5:.2f} ms ({$5/$2:.2f}x), {$3} -> {$6} req/s')"
+  }
+  read -r m50 m99 mrps < <(beside node-spinning)
+  peer="$(ratios "$n50" "$n99" "$nrps" "$m50" "$m99" "$mrps")"
+  # The floor: loops the kernel runs only when nothing else wants the
+  # CPU (SCHED_IDLE). What is left of the server's latency there is the
+  # machine's, which no scheduler in user space can take away.
+  if command -v chrt >/dev/null 2>&1; then
+    read -r i50 i99 irps < <(beside node-idle-spinning chrt -i 0)
+    floor="$(ratios "$n50" "$n99" "$nrps" "$i50" "$i99" "$irps")"
+  fi
 fi
 
 summary="$results/fairness.txt"
@@ -117,4 +134,5 @@ summary="$results/fairness.txt"
   echo "fairness: latency of a server while $SPINNERS busy loops run ($(nproc) cores), wrk -t1 -c4 -d${SECONDS_EACH}s"
   python3 -c "print(f'wrun (kubia beside spinning containers): p50 {$w50:.2f} -> {$s50:.2f} ms ({$s50/$w50:.2f}x), p99 {$w99:.2f} -> {$s99:.2f} ms ({$s99/$w99:.2f}x), {$wrps} -> {$srps} req/s; goal <= 2.00x')"
   echo "peer (node kubia beside native busy loops, the OS scheduler): $peer"
+  echo "floor (node kubia beside SCHED_IDLE native busy loops): ${floor:-skipped (no node, or no chrt)}"
 } | tee "$summary"

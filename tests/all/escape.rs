@@ -802,6 +802,39 @@ fn the_writable_layer_is_limited_by_storage_opt_size() {
         out.contains("append 1") && out.contains("copy-up 1") && out.contains("after-rm 0"),
         "{out}"
     );
+    // `docker cp` into the container is held to the same limit: a file
+    // that does not fit is refused whole, naming the limit; one that does
+    // is copied, and so is one that replaces a file of its size.
+    let host = tempfile::tempdir().expect("tempdir");
+    let file = |name: &str, n: usize| {
+        let p = host.path().join(name);
+        std::fs::write(&p, vec![b'x'; n]).expect("host file");
+        p.to_string_lossy().into_owned()
+    };
+    let refused = crate::docker_cli::docker(&root, &["cp", &file("big", 600_000), "limited:/big"]);
+    assert!(
+        refused.code != 0 && refused.stderr.contains("no space left on device"),
+        "{refused:?}"
+    );
+    assert!(refused.stderr.contains("1536000 bytes"), "{refused:?}");
+    crate::docker_cli::docker(&root, &["cp", &file("small", 100_000), "limited:/small"]).ok();
+    crate::docker_cli::docker(
+        &root,
+        &["cp", &file("second", 1_000_000), "limited:/second"],
+    )
+    .ok();
+    let ran = root.wrun(&[
+        "exec",
+        "limited",
+        "sh",
+        "-c",
+        "ls /big; wc -c < /small; wc -c < /second",
+    ]);
+    let out = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(
+        out.contains("/big: No such file") && out.contains("100000") && out.contains("1000000"),
+        "{out}"
+    );
     // Another container, without a limit, writes as before.
     let ran = root.wrun(&[
         "run",

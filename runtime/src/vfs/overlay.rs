@@ -464,6 +464,48 @@ impl Overlay {
         Ok(file)
     }
 
+    /// Whether writing these whole files, each `(path, bytes)` replacing
+    /// what is at its path, stays within the writable layer's quota.
+    pub fn fits(&self, files: &[(&VPath, u64)]) -> bool {
+        let Some(q) = &self.quota else {
+            return true;
+        };
+        let (mut adds, mut frees) = (0u64, 0u64);
+        for (p, n) in files {
+            adds = adds.saturating_add(*n);
+            frees = frees.saturating_add(self.upper_bytes(p));
+        }
+        q.used().saturating_sub(frees).saturating_add(adds) <= q.limit()
+    }
+
+    /// Writes `data` as the whole of the file at `p` (made, or cut to
+    /// nothing first), held to the writable layer's quota: when `data`
+    /// would pass it, the file is left as it was and nothing is written.
+    pub fn write_whole(&self, p: &VPath, data: &[u8]) -> VfsResult<()> {
+        use std::io::Write as _;
+        let len = data.len() as u64;
+        if !self.fits(&[(p, len)]) {
+            return Err(VfsError::NoSpace);
+        }
+        let how = Open {
+            write: true,
+            create: true,
+            truncate: true,
+            ..Open::default()
+        };
+        let mut file = self.open_file(p, how)?;
+        if let Some(q) = &self.quota
+            && !q.reserve(len)
+        {
+            // Another writer took the room meanwhile.
+            return Err(VfsError::NoSpace);
+        }
+        file.write_all(data).map_err(|e| {
+            self.freed(len);
+            VfsError::Io(e)
+        })
+    }
+
     /// Makes the directory `p`.
     pub fn create_dir(&self, p: &VPath) -> VfsResult<()> {
         if self.locate(p).is_some() {
@@ -1267,5 +1309,31 @@ mod tests {
         // Another view of the same container starts from what is there.
         let again = fx.overlay("a").with_quota(10);
         assert_eq!(again.quota().expect("quota").used(), 1);
+    }
+
+    #[test]
+    fn whole_writes_fit_the_quota_or_change_nothing() {
+        let fx = Fixture::new();
+        let o = fx.overlay("a").with_quota(10);
+        let q = o.quota().expect("quota").clone();
+        o.write_whole(&p("/new"), b"123456").expect("fits");
+        assert_eq!(q.used(), 6);
+        // Too big: refused, and the file keeps its bytes.
+        assert!(matches!(
+            o.write_whole(&p("/new2"), b"12345"),
+            Err(VfsError::NoSpace)
+        ));
+        assert!(o.locate(&p("/new2")).is_none());
+        // Replacing a file counts only the difference.
+        assert!(o.fits(&[(&p("/new"), 10)]));
+        assert!(!o.fits(&[(&p("/new"), 10), (&p("/other"), 1)]));
+        o.write_whole(&p("/new"), b"0123456789").expect("replaces");
+        assert_eq!(q.used(), 10);
+        assert_eq!(read(&o, "/new"), "0123456789");
+        assert!(matches!(
+            o.write_whole(&p("/new"), b"0123456789a"),
+            Err(VfsError::NoSpace)
+        ));
+        assert_eq!(read(&o, "/new"), "0123456789");
     }
 }

@@ -7,7 +7,6 @@
 //! so nothing reaches outside its root; a copy into a running container is
 //! seen by it at once.
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -496,6 +495,22 @@ fn make_dirs(view: &Overlay, p: &VPath) -> Result<(), VfsError> {
 
 fn unpack(view: &Overlay, items: Vec<Item>) -> Result<(), (String, VfsError)> {
     let at = |p: &VPath, e| (p.to_string(), e);
+    // The files' bytes must fit the writable layer's quota together, or
+    // nothing is written.
+    let files: Vec<(&VPath, u64)> = items
+        .iter()
+        .filter_map(|i| match i {
+            Item::File(p, data) => Some((p, data.len() as u64)),
+            _ => None,
+        })
+        .collect();
+    if !view.fits(&files) {
+        let total: u64 = files.iter().map(|f| f.1).sum();
+        return Err((
+            format!("the archive's {total} bytes of files"),
+            VfsError::NoSpace,
+        ));
+    }
     for item in items {
         match item {
             Item::Dir(p) => make_dirs(view, &p).map_err(|e| at(&p, e))?,
@@ -506,14 +521,7 @@ fn unpack(view: &Overlay, items: Vec<Item>) -> Result<(), (String, VfsError)> {
                 if view.locate(&p).map(|f| f.kind) == Some(Kind::Symlink) {
                     view.remove_file(&p).map_err(|e| at(&p, e))?;
                 }
-                let how = Open {
-                    write: true,
-                    create: true,
-                    truncate: true,
-                    ..Open::default()
-                };
-                let mut f = view.open_file(&p, how).map_err(|e| at(&p, e))?;
-                f.write_all(&data).map_err(|e| at(&p, VfsError::Io(e)))?;
+                view.write_whole(&p, &data).map_err(|e| at(&p, e))?;
             }
             Item::Symlink(p, target) => {
                 if let Some(parent) = p.parent() {
@@ -565,10 +573,18 @@ pub async fn archive_put(
     let items = read_items(&body, &dir)
         .map_err(|e| DaemonError::bad_request(format!("copy to {path}: {e}")))?;
     let v = view.clone();
+    let limit = view.quota().map(|q| q.limit()).unwrap_or_default();
     tokio::task::spawn_blocking(move || unpack(&v, items))
         .await
         .map_err(DaemonError::internal)?
-        .map_err(|(p, e)| vfs_err(&p, e))?;
+        .map_err(|(p, e)| match e {
+            VfsError::NoSpace => DaemonError::bad_request(format!(
+                "copy to {path} in container {}: {p}: no space left on device: \
+                 its writable layer is limited to {limit} bytes (--storage-opt size)",
+                rec.short_id()
+            )),
+            e => vfs_err(&p, e),
+        })?;
     sup.events
         .publish(Supervisor::container_event_of(&rec, "extract-to-dir").with("path", path));
     Ok(http::empty(StatusCode::OK))

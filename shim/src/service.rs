@@ -83,6 +83,7 @@ impl Shim for Service {
     async fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
         let sandbox = match Sandbox::new(&SandboxOptions {
             cache_dir: cache_dir(),
+            staging_dir: None,
             max_instances: MAX_INSTANCES,
         }) {
             Ok(s) => Arc::new(s),

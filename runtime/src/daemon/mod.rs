@@ -62,8 +62,15 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
 }
 
 async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
+    let staging_dir = opts.root.staging_dir().map_err(|e| {
+        DaemonError::internal(format!(
+            "cannot claim a staging directory under {}: {e}",
+            opts.root.tmp_dir().display()
+        ))
+    })?;
     let sandbox = Sandbox::new(&SandboxOptions {
         cache_dir: opts.root.compiled_cache_dir(),
+        staging_dir: Some(staging_dir),
         max_instances: opts.max_instances,
     })
     .map_err(DaemonError::internal)?;

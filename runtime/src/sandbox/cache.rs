@@ -22,14 +22,18 @@ use crate::image::wasm::WasmKind;
 #[derive(Debug)]
 pub struct CompileCache {
     dir: PathBuf,
+    /// Where entries are written before they are moved in; the cache's
+    /// own directory when `None`.
+    staging: Option<PathBuf>,
 }
 
 impl CompileCache {
-    pub fn new(engine: &Engine, base: &Path) -> Self {
+    pub fn new(engine: &Engine, base: &Path, staging: Option<PathBuf>) -> Self {
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         Self {
             dir: base.join(format!("{:016x}", h.finish())),
+            staging,
         }
     }
 
@@ -99,12 +103,13 @@ impl CompileCache {
 
     fn store(&self, code: &Path, sum: &Path, serialized: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
+        let staging = self.staging.as_deref().unwrap_or(&self.dir);
         let digest = Digest::of(serialized);
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(staging)?;
         tmp.write_all(serialized)?;
         tmp.as_file().sync_all()?;
         tmp.persist(code).map_err(|e| e.error)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(staging)?;
         tmp.write_all(digest.as_str().as_bytes())?;
         tmp.persist(sum).map_err(|e| e.error)?;
         Ok(())

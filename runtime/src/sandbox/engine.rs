@@ -25,6 +25,11 @@ const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 pub struct SandboxOptions {
     /// Where compiled code is cached.
     pub cache_dir: PathBuf,
+    /// Where compiled code is written before it is moved into the cache:
+    /// a directory on the same file system that is deleted once this
+    /// process is gone, so that a process killed while writing leaves
+    /// nothing behind. `None`: in the cache itself.
+    pub staging_dir: Option<PathBuf>,
     /// Instances the pooling allocator reserves room for. A one-shot CLI run
     /// needs a handful; the daemon sizes this for thousands of containers.
     pub max_instances: u32,

@@ -106,7 +106,7 @@ impl std::fmt::Debug for Sandbox {
 impl Sandbox {
     pub fn new(opts: &SandboxOptions) -> Result<Self, SandboxError> {
         let engine = engine::new_engine(opts)?;
-        let cache = cache::CompileCache::new(&engine, &opts.cache_dir);
+        let cache = cache::CompileCache::new(&engine, &opts.cache_dir, opts.staging_dir.clone());
         let linkers = run::Linkers::new(&engine);
         let ticker = engine::EpochTicker::start(engine.clone());
         Ok(Self {

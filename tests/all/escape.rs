@@ -719,6 +719,26 @@ fn open_files_are_limited_per_container_and_given_back() {
             ran.stdout
         );
     }
+    // Sockets count with files, as a process's do: each is a descriptor of
+    // the daemon's. The same limit stops them, with EMFILE ("No file
+    // descriptors available", as wasi-libc words it), and what a
+    // guest left open is given back.
+    for _ in 0..2 {
+        let ran = root.wrun(&["exec", "holder", "/bin/probes", "sockets", "1000"]);
+        assert!(
+            ran.stdout
+                .contains("contained opened 40: then refused: No file descriptors available"),
+            "{}",
+            ran.stdout
+        );
+    }
+    let ran = root.wrun(&["run", "--rm", "probes", "sockets", "100000"]);
+    contained(&ran, "sockets");
+    assert!(
+        ran.stdout.contains("contained opened 1024: then refused"),
+        "{}",
+        ran.stdout
+    );
     // Other containers open files as before.
     let ran = root.wrun(&["run", "--rm", "probes", "fds", "200"]);
     assert!(

@@ -15,16 +15,19 @@
 //!
 //! Guests with `--network host` get every call delegated unchanged.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use wasmtime::component::{HasData, Linker, Resource};
 use wasmtime_wasi::p2::bindings::sockets::network::{
     ErrorCode, IpAddress, IpAddressFamily, IpSocketAddress, Network,
 };
-use wasmtime_wasi::p2::bindings::sockets::{ip_name_lookup, network, tcp, udp};
+use wasmtime_wasi::p2::bindings::sockets::{
+    ip_name_lookup, network, tcp, tcp_create_socket, udp, udp_create_socket,
+};
 use wasmtime_wasi::p2::{
     DynInputStream, DynOutputStream, DynPollable, Pollable, SocketError, SocketResult, TcpSocket,
     UdpSocket,
@@ -37,11 +40,26 @@ use super::policy::{NetGrant, NetMode, Route};
 
 /// A guest store's network state: its grant, and what wrun knows of each
 /// of its sockets. Dropping it (with the store) frees every port the
-/// guest held.
+/// guest held, and gives back what its sockets took of the budget.
 #[derive(Debug, Default)]
 pub struct NetState {
     grant: NetGrant,
     sockets: HashMap<u32, SocketMeta>,
+    budget: Option<Arc<dyn SocketBudget>>,
+    /// The sockets counted against `budget`, by resource.
+    counted: HashSet<u32>,
+}
+
+/// What a guest's sockets count against: its container's open-file limit
+/// (`nofile`), as a process's sockets count against its own. Every guest
+/// socket is a real descriptor of the process that runs it (on loopback,
+/// when the network is virtual).
+pub trait SocketBudget: Send + Sync + std::fmt::Debug {
+    /// Counts a socket about to be made; false (and nothing counted) when
+    /// the limit is reached.
+    fn take(&self) -> bool;
+    /// Counts a socket gone.
+    fn give(&self);
 }
 
 impl NetState {
@@ -49,6 +67,56 @@ impl NetState {
         Self {
             grant,
             sockets: HashMap::new(),
+            budget: None,
+            counted: HashSet::new(),
+        }
+    }
+
+    /// Counts the guest's sockets against `budget`.
+    pub fn with_budget(mut self, budget: Arc<dyn SocketBudget>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Takes one socket's worth of the budget, or answers
+    /// `new-socket-limit` (EMFILE).
+    fn take(&self) -> SocketResult<()> {
+        match &self.budget {
+            Some(b) if !b.take() => Err(ErrorCode::NewSocketLimit.into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn give(&self) {
+        if let Some(b) = &self.budget {
+            b.give();
+        }
+    }
+
+    /// Settles a socket's making: counted for good, or given back.
+    fn made<T>(&mut self, made: SocketResult<Resource<T>>) -> SocketResult<Resource<T>> {
+        match &made {
+            Ok(r) => {
+                self.counted.insert(r.rep());
+            }
+            Err(_) => self.give(),
+        }
+        made
+    }
+
+    /// Gives back what socket `rep` took, once it is gone.
+    fn gone(&mut self, rep: u32) {
+        self.sockets.remove(&rep);
+        if self.counted.remove(&rep) {
+            self.give();
+        }
+    }
+}
+
+impl Drop for NetState {
+    fn drop(&mut self) {
+        for _ in std::mem::take(&mut self.counted) {
+            self.give();
         }
     }
 }
@@ -105,7 +173,9 @@ impl HasData for VirtualSockets {
 pub fn add_to_linker<T: NetView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     tcp::add_to_linker::<T, VirtualSockets>(linker, T::net_view)?;
+    tcp_create_socket::add_to_linker::<T, VirtualSockets>(linker, T::net_view)?;
     udp::add_to_linker::<T, VirtualSockets>(linker, T::net_view)?;
+    udp_create_socket::add_to_linker::<T, VirtualSockets>(linker, T::net_view)?;
     ip_name_lookup::add_to_linker::<T, VirtualSockets>(linker, T::net_view)?;
     linker.allow_shadowing(false);
     Ok(())
@@ -337,7 +407,19 @@ impl tcp::HostTcpSocket for NetCtxView<'_> {
         Resource<DynOutputStream>,
     )> {
         let listener = this.rep();
-        let accepted = self.sockets.accept(this)?;
+        // As accept(2) does at its limit: EMFILE, and the connection waits
+        // in the backlog.
+        self.net.take()?;
+        let accepted = match self.sockets.accept(this) {
+            Ok(a) => {
+                self.net.counted.insert(a.0.rep());
+                a
+            }
+            Err(e) => {
+                self.net.give();
+                return Err(e);
+            }
+        };
         if let Some(ns) = self.namespace() {
             let conn = &accepted.0;
             let real_remote: SocketAddr = self.sockets.remote_address(again(conn))?.into();
@@ -474,8 +556,31 @@ impl tcp::HostTcpSocket for NetCtxView<'_> {
     }
 
     fn drop(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<()> {
-        self.net.sockets.remove(&this.rep());
+        self.net.gone(this.rep());
         tcp::HostTcpSocket::drop(&mut self.sockets, this)
+    }
+}
+
+impl tcp_create_socket::Host for NetCtxView<'_> {
+    fn create_tcp_socket(
+        &mut self,
+        address_family: IpAddressFamily,
+    ) -> SocketResult<Resource<TcpSocket>> {
+        self.net.take()?;
+        let made = tcp_create_socket::Host::create_tcp_socket(&mut self.sockets, address_family);
+        self.net.made(made)
+    }
+}
+
+impl udp_create_socket::Host for NetCtxView<'_> {
+    async fn create_udp_socket(
+        &mut self,
+        address_family: IpAddressFamily,
+    ) -> SocketResult<Resource<UdpSocket>> {
+        self.net.take()?;
+        let made =
+            udp_create_socket::Host::create_udp_socket(&mut self.sockets, address_family).await;
+        self.net.made(made)
     }
 }
 
@@ -588,7 +693,7 @@ impl udp::HostUdpSocket for NetCtxView<'_> {
     }
 
     fn drop(&mut self, this: Resource<UdpSocket>) -> wasmtime::Result<()> {
-        self.net.sockets.remove(&this.rep());
+        self.net.gone(this.rep());
         udp::HostUdpSocket::drop(&mut self.sockets, this)
     }
 }

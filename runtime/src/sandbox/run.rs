@@ -226,7 +226,7 @@ pub(super) async fn run(
     }
     let limiter = MemoryLimiter::new(spec.memory_limit, spec.usage.clone());
     let usage = spec.usage.clone();
-    let net = NetState::new(spec.network.clone());
+    let net = NetState::new(spec.network.clone()).with_budget(spec.usage.clone());
     let fs = super::fs::FsState {
         root: spec.root.clone(),
         proc: spec.proc.clone(),

@@ -281,7 +281,7 @@ impl Server {
                 grant: self.spec.network.clone(),
             },
             limiter: MemoryLimiter::new(self.spec.memory_limit, self.spec.usage.clone()),
-            net: NetState::new(self.spec.network.clone()),
+            net: NetState::new(self.spec.network.clone()).with_budget(self.spec.usage.clone()),
             fs: super::fs::FsState {
                 root: self.spec.root.clone(),
                 proc: self.spec.proc.clone(),

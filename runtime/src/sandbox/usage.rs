@@ -92,6 +92,18 @@ impl Usage {
     }
 }
 
+/// A guest's sockets count against its container's open-file limit, with
+/// its files.
+impl crate::net::SocketBudget for Usage {
+    fn take(&self) -> bool {
+        self.opening_file()
+    }
+
+    fn give(&self) {
+        self.closed_file();
+    }
+}
+
 /// A guest's future that counts the time spent in its polls.
 pub(super) struct Metered<F> {
     inner: Pin<Box<F>>,

@@ -63,6 +63,7 @@ const USAGE: &str = "usage: probes PROBE [ARG...]
   connect ADDR...          open TCP connections (HOST:PORT)
   resolve NAME...          look names up
   fds N                    open up to N files, and say where it stopped
+  sockets N                make up to N TCP listeners, and say where it stopped
   stack                    recurse until the stack runs out
   flood BYTES              write BYTES to stdout
   spin                     loop forever";
@@ -83,6 +84,10 @@ fn main() -> ExitCode {
         ["resolve", names @ ..] if !names.is_empty() => net::resolve(names).finish(),
         ["fds", n] => match n.parse() {
             Ok(n) => res::fds(n).finish(),
+            Err(_) => usage(),
+        },
+        ["sockets", n] => match n.parse() {
+            Ok(n) => res::sockets(n).finish(),
             Err(_) => usage(),
         },
         ["stack"] => res::stack(),

@@ -31,6 +31,30 @@ pub fn fds(n: usize) -> Report {
     r
 }
 
+/// Makes TCP listeners until `n` or the first refusal, which it names.
+pub fn sockets(n: usize) -> Report {
+    let mut r = Report::new("sockets");
+    let mut open = Vec::new();
+    let mut stopped = None;
+    for _ in 0..n {
+        match std::net::TcpListener::bind(("0.0.0.0", 0)) {
+            Ok(l) => open.push(l),
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        }
+    }
+    match stopped {
+        Some(e) => r.contained(
+            format!("opened {}", open.len()),
+            format!("then refused: {e}"),
+        ),
+        None => r.tried(format!("opened {}", open.len()), "all of them"),
+    }
+    r
+}
+
 /// Recurses until `n` reaches `limit` (never, as called), with a frame
 /// the optimiser cannot drop.
 #[inline(never)]

@@ -28,7 +28,6 @@ pub mod wasi;
 pub use fabric::{BRIDGE, DEFAULT_SUBNET, Fabric, HOST, NONE, NetworkInfo};
 pub use namespace::{Namespace, Proto};
 pub use policy::{EgressRule, NetGrant, NetMode, Route};
-pub use wasi::SocketBudget;
 
 /// Errors of the network layer, each naming its object.
 #[derive(Debug, thiserror::Error)]

@@ -94,7 +94,7 @@ impl Usage {
 
 /// A guest's sockets count against its container's open-file limit, with
 /// its files.
-impl crate::net::SocketBudget for Usage {
+impl crate::net::wasi::SocketBudget for Usage {
     fn take(&self) -> bool {
         self.opening_file()
     }

@@ -1115,3 +1115,89 @@ fn logs_rotate_at_their_size_limit() {
     ])
     .fails(125, "max-size");
 }
+
+/// The daemon's instance pool (`--max-instances`) is no ceiling: guests
+/// past it are allocated on demand, and run, exec, exit and stop as the
+/// others do, instead of trapping.
+#[test]
+fn guests_past_the_instance_pool_run_as_the_others() {
+    let root = Root::new();
+    root.busybox();
+    let _ = root.wrun(&["daemon", "stop"]);
+    let mut daemon = root
+        .cmd(&["daemon", "--max-instances", "4"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the daemon");
+    poll("the daemon to listen", || {
+        UnixStream::connect(root.path().join("wrun.sock")).ok()
+    });
+    // Six sleepers: four fill the pool, two go past it.
+    let names: Vec<String> = (0..6).map(|i| format!("past-{i}")).collect();
+    for n in &names {
+        root.wrun(&["run", "-d", "--name", n, "busybox", "sleep", "3600"])
+            .ok();
+    }
+    for n in &names {
+        let state = &root.container(n)["State"];
+        assert_eq!(state["Status"], "running", "{n}: {state:#}");
+        assert_eq!(state["Error"], "", "{n}: {state:#}");
+    }
+    // Past the pool, an exec runs, a run exits with its own code, and a
+    // spinning guest is time-sliced and stopped (epochs are per engine).
+    assert_eq!(
+        root.wrun(&["exec", "past-5", "echo", "past the pool"])
+            .ok()
+            .trim(),
+        "past the pool"
+    );
+    let ran = root.wrun(&["run", "--rm", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(ran.code, 3, "{ran:?}");
+    root.wrun(&[
+        "run",
+        "-d",
+        "--name",
+        "spinner",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ])
+    .ok();
+    assert_eq!(
+        root.wrun(&["exec", "past-0", "echo", "still served"])
+            .ok()
+            .trim(),
+        "still served"
+    );
+    root.wrun(&["stop", "-t", "1", "spinner"]).ok();
+    let state = &root.container("spinner")["State"];
+    assert_eq!(state["Status"], "exited", "{state:#}");
+    assert_eq!(state["ExitCode"], 137, "{state:#}");
+    assert!(
+        !state["Error"].as_str().unwrap_or_default().contains("trap"),
+        "stopped, not trapped: {state:#}"
+    );
+    // A wasi:http component's per-request instances go past the pool too.
+    let ctx = crate::support::sample("kubia-http");
+    root.wrun(&[
+        "build",
+        "-q",
+        "-t",
+        "kubia-http",
+        ctx.to_str().expect("utf8"),
+    ])
+    .ok();
+    let port = crate::support::free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    root.wrun(&["run", "-d", "--name", "web", "-p", &publish, "kubia-http"])
+        .ok();
+    let body = crate::support::http_get_ok(port, HANG);
+    assert!(body.starts_with("you've hit "), "{body}");
+    let mut rm = vec!["rm", "-f", "spinner", "web"];
+    rm.extend(names.iter().map(String::as_str));
+    root.wrun(&rm).ok();
+    root.wrun(&["daemon", "stop"]).ok();
+    let _ = daemon.wait();
+}

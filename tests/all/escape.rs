@@ -804,6 +804,11 @@ fn the_writable_layer_is_limited_by_storage_opt_size() {
         "cat /bin/busybox > /first; sleep 3600",
     ])
     .ok();
+    // The main guest's copy is whole before the exec appends to it.
+    poll("the main guest's /first to be written", || {
+        let ran = root.wrun(&["exec", "limited", "sh", "-c", "wc -c < /first"]);
+        (ran.stdout.trim() == "1010373").then_some(())
+    });
     let inspect = root.container("limited");
     assert_eq!(
         inspect["HostConfig"]["StorageOpt"]["size"], "1536000",

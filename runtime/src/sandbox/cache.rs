@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::{Program, SandboxError};
+use super::SandboxError;
 use crate::image::Digest;
 use crate::image::wasm::WasmKind;
 
@@ -44,15 +44,15 @@ impl CompileCache {
         digest: &Digest,
         kind: WasmKind,
         bytes: &[u8],
-    ) -> Result<Program, SandboxError> {
+    ) -> Result<Component, SandboxError> {
         let stem = match kind {
             WasmKind::Module => format!("{}.{}", digest.hex(), super::adapt::VERSION),
             _ => digest.hex().to_string(),
         };
         let code = self.dir.join(format!("{stem}.cwasm"));
         let sum = self.dir.join(format!("{stem}.sha256"));
-        if let Some(program) = self.load(engine, &code, &sum) {
-            return Ok(program);
+        if let Some(component) = self.load(engine, &code, &sum) {
+            return Ok(component);
         }
         let compile_err = |e: wasmtime::Error| SandboxError::Compile {
             program: name.to_string(),
@@ -68,16 +68,15 @@ impl CompileCache {
         };
         let c = Component::new(engine, bytes).map_err(compile_err)?;
         let serialized = c.serialize().map_err(compile_err)?;
-        let program = Program::Command(c);
         if let Err(e) = self.store(&code, &sum, &serialized) {
             // The cache is an optimisation: a read-only or full disk must not
             // stop the guest from running.
             tracing::warn!(error = %e, path = %code.display(), "cannot write the compile cache");
         }
-        Ok(program)
+        Ok(c)
     }
 
-    fn load(&self, engine: &Engine, code: &Path, sum: &Path) -> Option<Program> {
+    fn load(&self, engine: &Engine, code: &Path, sum: &Path) -> Option<Component> {
         let recorded = std::fs::read_to_string(sum).ok()?;
         let file = std::fs::File::open(code).ok()?;
         let (actual, _) =
@@ -91,7 +90,7 @@ impl CompileCache {
         // root, and its digest matches the one recorded when it was written,
         // so it is that output, unmodified. wasmtime still checks the engine
         // compatibility header and refuses a mismatch.
-        let loaded = unsafe { Component::deserialize_file(engine, code) }.map(Program::Command);
+        let loaded = unsafe { Component::deserialize_file(engine, code) };
         match loaded {
             Ok(p) => Some(p),
             Err(e) => {

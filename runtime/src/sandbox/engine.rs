@@ -49,8 +49,11 @@ pub fn new_engine(opts: &SandboxOptions) -> Result<Engine, SandboxError> {
         .total_tables(n.saturating_mul(4))
         // Every pooled slot costs set-up work (a stack's guard page is an
         // mprotect): size the stacks and GC heaps to the pool too, not to
-        // wasmtime's default of a thousand.
-        .total_stacks(n)
+        // wasmtime's default of a thousand. Twice as many stacks as
+        // instances: a start that finds the pool full (and goes to the
+        // overflow engine) holds a stack for a moment, and must never take
+        // the one a guest already in the pool needs for its run.
+        .total_stacks(n.saturating_mul(2))
         .total_gc_heaps(n)
         .max_memories_per_component(4)
         .max_tables_per_component(8)
@@ -73,7 +76,7 @@ pub fn new_engine(opts: &SandboxOptions) -> Result<Engine, SandboxError> {
     }
 }
 
-fn base_config() -> Config {
+pub(super) fn base_config() -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.wasm_component_model(true);

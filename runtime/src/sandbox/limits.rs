@@ -40,6 +40,15 @@ impl MemoryLimiter {
         self.limit
     }
 
+    /// Forgets what was counted so far, given back to the run's usage: the
+    /// memories it counted went with a store that is gone, and the guest
+    /// starts again in another.
+    pub fn start_over(&mut self) {
+        self.usage.released(self.used);
+        self.used = 0;
+        self.exceeded = None;
+    }
+
     /// The total size the guest asked for when it hit the limit.
     pub fn exceeded(&self) -> Option<u64> {
         self.exceeded

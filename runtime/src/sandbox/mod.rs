@@ -13,6 +13,7 @@ mod engine;
 mod fs;
 mod grant;
 mod limits;
+mod overflow;
 mod procfs;
 pub mod proctable;
 mod quota_stream;
@@ -61,24 +62,25 @@ pub enum SandboxError {
 /// A compiled guest program, ready to instantiate. A WASIp1 module is
 /// converted into a command component when it is compiled.
 #[derive(Clone)]
-pub enum Program {
-    Command(wasmtime::component::Component),
-    /// A component exporting `wasi:http/incoming-handler`, served rather
-    /// than run.
-    Http(wasmtime::component::Component),
+pub struct Program {
+    component: wasmtime::component::Component,
+    /// It exports `wasi:http/incoming-handler`: served rather than run.
+    http: bool,
+    /// The digest of the bytes it was compiled from.
+    digest: Digest,
 }
 
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Command(_) => f.write_str("Program::Command"),
-            Self::Http(_) => f.write_str("Program::Http"),
-        }
+        f.debug_struct("Program")
+            .field("http", &self.http)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
     }
 }
 
 /// How many distinct programs [`Sandbox::load`] keeps in memory.
-const LOADED_PROGRAMS: usize = 64;
+pub(super) const LOADED_PROGRAMS: usize = 64;
 
 /// The process-wide sandbox. Create one and share it.
 pub struct Sandbox {
@@ -95,6 +97,8 @@ pub struct Sandbox {
     cache: cache::CompileCache,
     linkers: run::Linkers,
     _ticker: engine::EpochTicker,
+    /// Where guests go when the engine's pool is full.
+    overflow: Arc<overflow::Overflow>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -116,6 +120,7 @@ impl Sandbox {
             cache,
             linkers,
             _ticker: ticker,
+            overflow: Arc::new(overflow::Overflow::default()),
         })
     }
 
@@ -172,13 +177,14 @@ impl Sandbox {
         if kind == WasmKind::Module {
             adapt::check_module(name, bytes)?;
         }
-        let program = self
+        let component = self
             .cache
             .load_or_compile(&self.engine, name, &digest, kind, bytes)?;
-        let serves_http = run::check_entry_points(&self.engine, name, &program)?;
-        let program = match program {
-            Program::Command(c) if serves_http => Program::Http(c),
-            p => p,
+        let http = run::check_entry_points(&self.engine, name, &component)?;
+        let program = Program {
+            component,
+            http,
+            digest: digest.clone(),
         };
         self.linkers.check_links(name, &program)?;
         let mut map = self.loaded();

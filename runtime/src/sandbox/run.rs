@@ -6,11 +6,12 @@ use std::sync::OnceLock;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, UpdateDeadline};
-use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::p2::bindings::{Command, CommandPre};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
 
 use super::grant::{ProcessSpec, wasi_builder};
 use super::limits::MemoryLimiter;
+use super::overflow::Overflow;
 use super::serve::HttpState;
 use super::stop::StopHandle;
 use super::usage::Metered;
@@ -60,7 +61,7 @@ impl Exit {
     }
 }
 
-struct P2State {
+pub(super) struct P2State {
     ctx: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
@@ -114,7 +115,7 @@ impl Linkers {
         }
     }
 
-    fn p2(&self) -> Result<&wasmtime::component::Linker<P2State>, SandboxError> {
+    pub(super) fn p2(&self) -> Result<&wasmtime::component::Linker<P2State>, SandboxError> {
         if let Some(l) = self.p2.get() {
             return Ok(l);
         }
@@ -161,13 +162,14 @@ impl Linkers {
             program: name.to_string(),
             message: format!("{e:#}"),
         };
-        match program {
-            Program::Command(c) => {
-                self.p2()?.instantiate_pre(c).map_err(err)?;
-            }
-            Program::Http(c) => {
-                self.http()?.instantiate_pre(c).map_err(err)?;
-            }
+        if program.http {
+            self.http()?
+                .instantiate_pre(&program.component)
+                .map_err(err)?;
+        } else {
+            self.p2()?
+                .instantiate_pre(&program.component)
+                .map_err(err)?;
         }
         Ok(())
     }
@@ -182,9 +184,8 @@ const HTTP_INTERFACE: &str = "wasi:http/incoming-handler@0.2";
 pub(super) fn check_entry_points(
     engine: &Engine,
     name: &str,
-    program: &Program,
+    c: &wasmtime::component::Component,
 ) -> Result<bool, SandboxError> {
-    let (Program::Command(c) | Program::Http(c)) = program;
     let exports: Vec<String> = c
         .component_type()
         .exports(engine)
@@ -216,13 +217,13 @@ pub(super) async fn run(
     spec: ProcessSpec,
     stop: &StopHandle,
 ) -> Result<Exit, SandboxError> {
-    if let Program::Http(component) = program {
+    if program.http {
         let port = if spec.http_port == 0 {
             DEFAULT_HTTP_PORT
         } else {
             spec.http_port
         };
-        return super::serve::serve(sandbox, name, component, spec, port, stop).await;
+        return super::serve::serve(sandbox, name, program, spec, port, stop).await;
     }
     let limiter = MemoryLimiter::new(spec.memory_limit, spec.usage.clone());
     let usage = spec.usage.clone();
@@ -237,44 +238,80 @@ pub(super) async fn run(
         program: name.to_string(),
         message: format!("{e:#}"),
     };
-    match program {
-        Program::Command(component) => {
-            let mut builder = builder;
-            let state = P2State {
-                ctx: builder.build(),
-                table: ResourceTable::new(),
-                limiter,
-                net,
-                fs,
+    let mut builder = builder;
+    let state = P2State {
+        ctx: builder.build(),
+        table: ResourceTable::new(),
+        limiter,
+        net,
+        fs,
+    };
+    let store = new_store(&sandbox.engine, state, stop);
+    let pre = sandbox
+        .linkers
+        .p2()?
+        .instantiate_pre(&program.component)
+        .map_err(start_err)?;
+    let pre = CommandPre::new(pre).map_err(start_err)?;
+    let overflow = sandbox.overflow.clone();
+    let program = program.clone();
+    let stop = stop.clone();
+    let guest = async move {
+        let run = async {
+            let (mut store, command) = instantiate(store, &pre, &overflow, &program, &stop).await;
+            let result = match command {
+                Ok(command) => match command.wasi_cli_run().call_run(&mut store).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(())) => Err(wasmtime::format_err!(I32Exit(1))),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
             };
-            let mut store = new_store(&sandbox.engine, state, stop);
-            let pre = sandbox
-                .linkers
-                .p2()?
-                .instantiate_pre(component)
-                .map_err(start_err)?;
-            let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre).map_err(start_err)?;
-            let stop = stop.clone();
-            let guest = async move {
-                let run = async {
-                    let command: Command = pre.instantiate_async(&mut store).await?;
-                    match command.wasi_cli_run().call_run(&mut store).await? {
-                        Ok(()) => Ok(()),
-                        Err(()) => Err(wasmtime::format_err!(I32Exit(1))),
-                    }
-                };
-                let result = race(Metered::new(run, usage), &stop).await;
-                outcome(result, &stop, store.data_mut().limiter())
-            };
-            Ok(super::sched::run(guest)
-                .await
-                .unwrap_or_else(|lost| Exit::Trapped(lost.0)))
+            (result, store)
+        };
+        match race(Metered::new(run, usage), &stop).await {
+            Some((result, mut store)) => {
+                outcome(Some(result), &stop, Some(store.data_mut().limiter()))
+            }
+            None => outcome(None, &stop, None),
         }
-        // Served above, before a command's context is built.
-        Program::Http(_) => Err(SandboxError::Engine(
-            "an HTTP component reached the command path".into(),
-        )),
+    };
+    Ok(super::sched::run(guest)
+        .await
+        .unwrap_or_else(|lost| Exit::Trapped(lost.0)))
+}
+
+/// Instantiates the command in `store`. When the engine's instance pool
+/// has no room left, the store's state moves to a store of the overflow
+/// engine, which allocates on demand, and the command is instantiated
+/// there. Returns the store the guest lives in, with the instance.
+async fn instantiate(
+    mut store: Store<P2State>,
+    pre: &CommandPre<P2State>,
+    overflow: &Overflow,
+    program: &Program,
+    stop: &StopHandle,
+) -> (Store<P2State>, wasmtime::Result<Command>) {
+    let err = match pre.instantiate_async(&mut store).await {
+        Ok(command) => return (store, Ok(command)),
+        Err(e) => e,
+    };
+    if err
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_none()
+    {
+        return (store, Err(err));
     }
+    let (engine, pre) = match overflow.command(program) {
+        Ok(ready) => ready,
+        Err(e) => return (store, Err(e.context(err))),
+    };
+    let mut state = store.into_data();
+    // What the failed attempt counted of memory is gone with its store.
+    state.limiter.start_over();
+    let mut store = new_store(&engine, state, stop);
+    let command = pre.instantiate_async(&mut store).await;
+    (store, command)
 }
 
 /// Where a wasi:http component is served when its image exposes no port.
@@ -317,20 +354,19 @@ pub(super) fn arm_deadline<T>(store: &mut Store<T>, stop: &StopHandle) {
 
 /// Runs the guest until it finishes or `stop` fires. Dropping the guest's
 /// future also ends a guest blocked in a host call (a sleep, a read).
-async fn race<F>(guest: F, stop: &StopHandle) -> Option<wasmtime::Result<()>>
-where
-    F: std::future::Future<Output = wasmtime::Result<()>>,
-{
+async fn race<F: std::future::Future>(guest: F, stop: &StopHandle) -> Option<F::Output> {
     tokio::select! {
         r = guest => Some(r),
         _ = stop.stopped() => None,
     }
 }
 
+/// What a guest's end means. `result` is `None` when `stop` ended it;
+/// `limiter` is the one of the store it ran in.
 fn outcome(
     result: Option<wasmtime::Result<()>>,
     stop: &StopHandle,
-    limiter: &MemoryLimiter,
+    limiter: Option<&mut MemoryLimiter>,
 ) -> Exit {
     let Some(result) = result else {
         return Exit::Stopped(stop.reason().unwrap_or(StopReason::Killed));
@@ -345,7 +381,7 @@ fn outcome(
     if let Some(reason) = stop.reason() {
         return Exit::Stopped(reason);
     }
-    if let (Some(limit), Some(requested)) = (limiter.limit(), limiter.exceeded()) {
+    if let Some((limit, requested)) = limiter.and_then(|l| l.limit().zip(l.exceeded())) {
         return Exit::OutOfMemory { limit, requested };
     }
     Exit::Trapped(trap_message(&err))

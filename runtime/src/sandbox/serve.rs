@@ -19,9 +19,10 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 use super::grant::{OutputSink, ProcessSpec, request_builder};
 use super::limits::MemoryLimiter;
+use super::overflow::Overflow;
 use super::run::{Exit, arm_deadline, engine_err};
 use super::stop::StopHandle;
-use super::{Sandbox, SandboxError, StopReason};
+use super::{Program, Sandbox, SandboxError, StopReason};
 use crate::net::wasi::{NetCtxView, NetState, NetView};
 use crate::net::{NetGrant, NetMode, Proto, Route};
 
@@ -170,7 +171,7 @@ impl EgressHooks {
 pub(super) async fn serve(
     sandbox: &Sandbox,
     name: &str,
-    component: &wasmtime::component::Component,
+    program: &Program,
     spec: ProcessSpec,
     port: u16,
     stop: &StopHandle,
@@ -182,7 +183,7 @@ pub(super) async fn serve(
     let pre = sandbox
         .linkers
         .http()?
-        .instantiate_pre(component)
+        .instantiate_pre(&program.component)
         .map_err(|e| start_err(format!("{e:#}")))?;
     let pre = ProxyPre::new(pre).map_err(|e| start_err(format!("{e:#}")))?;
     let (listener, _guard) = match &spec.network.mode {
@@ -215,6 +216,8 @@ pub(super) async fn serve(
     let server = Arc::new(Server {
         engine: sandbox.engine.clone(),
         pre,
+        overflow: sandbox.overflow.clone(),
+        program: program.clone(),
         spec,
         stop: stop.clone(),
     });
@@ -248,6 +251,9 @@ pub(super) async fn serve(
 struct Server {
     engine: wasmtime::Engine,
     pre: ProxyPre<HttpState>,
+    /// Where a request's instance goes when the engine's pool is full.
+    overflow: Arc<Overflow>,
+    program: Program,
     spec: ProcessSpec,
     stop: StopHandle,
 }
@@ -297,7 +303,25 @@ impl Server {
             .http()
             .new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(tx)?;
-        let proxy = self.pre.instantiate_async(&mut store).await?;
+        let (mut store, proxy) = match self.pre.instantiate_async(&mut store).await {
+            Ok(proxy) => (store, proxy),
+            Err(e)
+                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                    .is_some() =>
+            {
+                // Past the pool: the request's state moves to a store of
+                // the overflow engine.
+                let (engine, pre) = self.overflow.proxy(&self.program)?;
+                let mut state = store.into_data();
+                state.limiter.start_over();
+                let mut store = Store::new(&engine, state);
+                store.limiter(|s| &mut s.limiter);
+                arm_deadline(&mut store, &self.stop);
+                let proxy = pre.instantiate_async(&mut store).await?;
+                (store, proxy)
+            }
+            Err(e) => return Err(e.into()),
+        };
         let usage = self.spec.usage.clone();
         let task = tokio::spawn(super::sched::run(super::usage::Metered::new(
             async move {

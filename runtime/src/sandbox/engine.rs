@@ -37,7 +37,8 @@ pub struct SandboxOptions {
 
 /// Builds the engine: epoch interruption on, and the pooling allocator when
 /// the address space allows its reservation; on-demand allocation otherwise.
-pub fn new_engine(opts: &SandboxOptions) -> Result<Engine, SandboxError> {
+/// Returns how many instances its pool holds (`None`: no pool).
+pub fn new_engine(opts: &SandboxOptions) -> Result<(Engine, Option<u32>), SandboxError> {
     let mut config = base_config();
     let mut pool = PoolingAllocationConfig::new();
     let n = opts.max_instances.max(1);
@@ -48,12 +49,10 @@ pub fn new_engine(opts: &SandboxOptions) -> Result<Engine, SandboxError> {
         .total_memories(n.saturating_mul(2))
         .total_tables(n.saturating_mul(4))
         // Every pooled slot costs set-up work (a stack's guard page is an
-        // mprotect): size the stacks and GC heaps to the pool too, not to
-        // wasmtime's default of a thousand. Twice as many stacks as
-        // instances: a start that finds the pool full (and goes to the
-        // overflow engine) holds a stack for a moment, and must never take
-        // the one a guest already in the pool needs for its run.
-        .total_stacks(n.saturating_mul(2))
+        // mprotect, and a memory mapping of its own): size the stacks and
+        // GC heaps to the pool too, not to wasmtime's default of a
+        // thousand.
+        .total_stacks(n)
         .total_gc_heaps(n)
         .max_memories_per_component(4)
         .max_tables_per_component(8)
@@ -68,10 +67,12 @@ pub fn new_engine(opts: &SandboxOptions) -> Result<Engine, SandboxError> {
         .pagemap_scan(Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {
-        Ok(engine) => Ok(engine),
+        Ok(engine) => Ok((engine, Some(n))),
         Err(e) => {
             tracing::info!(error = %e, "pooling allocator unavailable; allocating on demand");
-            Engine::new(&base_config()).map_err(|e| SandboxError::Engine(e.to_string()))
+            Engine::new(&base_config())
+                .map(|engine| (engine, None))
+                .map_err(|e| SandboxError::Engine(e.to_string()))
         }
     }
 }

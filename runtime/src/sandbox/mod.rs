@@ -13,6 +13,7 @@ mod engine;
 mod fs;
 mod grant;
 mod limits;
+mod mappings;
 mod overflow;
 mod procfs;
 pub mod proctable;
@@ -99,6 +100,10 @@ pub struct Sandbox {
     _ticker: engine::EpochTicker,
     /// Where guests go when the engine's pool is full.
     overflow: Arc<overflow::Overflow>,
+    /// Guests that may be in the pool at once.
+    seats: Arc<overflow::Seats>,
+    /// The kernel's ceiling on the process's memory mappings.
+    mappings: Arc<mappings::Mappings>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -109,7 +114,7 @@ impl std::fmt::Debug for Sandbox {
 
 impl Sandbox {
     pub fn new(opts: &SandboxOptions) -> Result<Self, SandboxError> {
-        let engine = engine::new_engine(opts)?;
+        let (engine, pool) = engine::new_engine(opts)?;
         let cache = cache::CompileCache::new(&engine, &opts.cache_dir, opts.staging_dir.clone());
         let linkers = run::Linkers::new(&engine);
         let ticker = engine::EpochTicker::start(engine.clone());
@@ -121,6 +126,8 @@ impl Sandbox {
             linkers,
             _ticker: ticker,
             overflow: Arc::new(overflow::Overflow::default()),
+            seats: overflow::Seats::new(pool),
+            mappings: Arc::new(mappings::Mappings::new()),
         })
     }
 

@@ -4,12 +4,17 @@
 //! which allocates each instance on demand, so the number of guests has no
 //! fixed ceiling. That engine starts on first need.
 //!
+//! Whether a guest goes past the pool is decided before it starts, by the
+//! pool's [`Seats`]; a start that still finds the pool full (its other
+//! limits) moves over then.
+//!
 //! Its code is the pooled program's, moved over once per program: both
 //! engines compile alike (they differ only in how they allocate
 //! instances), so the compiled bytes load unchanged.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -125,4 +130,46 @@ fn ready<P: Clone>(
     }
     made.insert(program.digest.clone(), pre.clone());
     Ok(pre)
+}
+
+/// Guests that may be in the pool at once: a few short of its size, so
+/// that whether a guest goes past it is decided before it starts, and not
+/// by an attempt that fails (and holds one of the pool's fiber stacks
+/// meanwhile, which a guest already in the pool may need).
+#[derive(Debug)]
+pub(super) struct Seats {
+    free: AtomicI64,
+}
+
+/// A guest's place in the pool, given back when dropped: after its store.
+#[derive(Debug)]
+pub(super) struct Seat(Arc<Seats>);
+
+/// Seats kept empty below the pool's size (an eighth of a small pool).
+const SPARE_SEATS: u32 = 16;
+
+impl Seats {
+    /// Seats for a pool of `size` instances; `None` (no pool) is unlimited.
+    pub(super) fn new(size: Option<u32>) -> Arc<Self> {
+        let free = size.map_or(i64::MAX, |n| i64::from(n - (n / 8).min(SPARE_SEATS)));
+        Arc::new(Self {
+            free: AtomicI64::new(free),
+        })
+    }
+
+    /// A seat in the pool, or `None` when the guest goes past it.
+    pub(super) fn take(self: &Arc<Self>) -> Option<Seat> {
+        self.free
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
+                (f > 0).then_some(f - 1)
+            })
+            .ok()
+            .map(|_| Seat(self.clone()))
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.0.free.fetch_add(1, Ordering::AcqRel);
+    }
 }

@@ -217,6 +217,13 @@ pub(super) async fn run(
     spec: ProcessSpec,
     stop: &StopHandle,
 ) -> Result<Exit, SandboxError> {
+    sandbox
+        .mappings
+        .admit()
+        .map_err(|message| SandboxError::Start {
+            program: name.to_string(),
+            message,
+        })?;
     if program.http {
         let port = if spec.http_port == 0 {
             DEFAULT_HTTP_PORT
@@ -246,13 +253,23 @@ pub(super) async fn run(
         net,
         fs,
     };
-    let store = new_store(&sandbox.engine, state, stop);
-    let pre = sandbox
-        .linkers
-        .p2()?
-        .instantiate_pre(&program.component)
-        .map_err(start_err)?;
-    let pre = CommandPre::new(pre).map_err(start_err)?;
+    // In the pool while it has a seat, past it otherwise.
+    let seat = sandbox.seats.take();
+    let (store, pre) = match &seat {
+        Some(_) => {
+            let pre = sandbox
+                .linkers
+                .p2()?
+                .instantiate_pre(&program.component)
+                .map_err(start_err)?;
+            let pre = CommandPre::new(pre).map_err(start_err)?;
+            (new_store(&sandbox.engine, state, stop), pre)
+        }
+        None => {
+            let (engine, pre) = sandbox.overflow.command(program).map_err(start_err)?;
+            (new_store(&engine, state, stop), pre)
+        }
+    };
     let overflow = sandbox.overflow.clone();
     let program = program.clone();
     let stop = stop.clone();
@@ -269,12 +286,15 @@ pub(super) async fn run(
             };
             (result, store)
         };
-        match race(Metered::new(run, usage), &stop).await {
+        let exit = match race(Metered::new(run, usage), &stop).await {
             Some((result, mut store)) => {
                 outcome(Some(result), &stop, Some(store.data_mut().limiter()))
             }
             None => outcome(None, &stop, None),
-        }
+        };
+        // The store is gone by now, and its pool slot with it.
+        drop(seat);
+        exit
     };
     Ok(super::sched::run(guest)
         .await

@@ -19,7 +19,8 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 use super::grant::{OutputSink, ProcessSpec, request_builder};
 use super::limits::MemoryLimiter;
-use super::overflow::Overflow;
+use super::mappings::Mappings;
+use super::overflow::{Overflow, Seats};
 use super::run::{Exit, arm_deadline, engine_err};
 use super::stop::StopHandle;
 use super::{Program, Sandbox, SandboxError, StopReason};
@@ -217,6 +218,8 @@ pub(super) async fn serve(
         engine: sandbox.engine.clone(),
         pre,
         overflow: sandbox.overflow.clone(),
+        seats: sandbox.seats.clone(),
+        mappings: sandbox.mappings.clone(),
         program: program.clone(),
         spec,
         stop: stop.clone(),
@@ -253,6 +256,8 @@ struct Server {
     pre: ProxyPre<HttpState>,
     /// Where a request's instance goes when the engine's pool is full.
     overflow: Arc<Overflow>,
+    seats: Arc<Seats>,
+    mappings: Arc<Mappings>,
     program: Program,
     spec: ProcessSpec,
     stop: StopHandle,
@@ -294,7 +299,14 @@ impl Server {
                 files: super::fs::OpenFiles::new(self.spec.usage.clone()),
             },
         };
-        let mut store = Store::new(&self.engine, state);
+        self.mappings.admit().map_err(anyhow::Error::msg)?;
+        // In the pool while it has a seat, past it otherwise.
+        let seat = self.seats.take();
+        let (engine, pre) = match &seat {
+            Some(_) => (self.engine.clone(), self.pre.clone()),
+            None => self.overflow.proxy(&self.program)?,
+        };
+        let mut store = Store::new(&engine, state);
         store.limiter(|s| &mut s.limiter);
         arm_deadline(&mut store, &self.stop);
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -303,7 +315,7 @@ impl Server {
             .http()
             .new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(tx)?;
-        let (mut store, proxy) = match self.pre.instantiate_async(&mut store).await {
+        let (mut store, proxy) = match pre.instantiate_async(&mut store).await {
             Ok(proxy) => (store, proxy),
             Err(e)
                 if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
@@ -325,10 +337,14 @@ impl Server {
         let usage = self.spec.usage.clone();
         let task = tokio::spawn(super::sched::run(super::usage::Metered::new(
             async move {
-                proxy
+                let handled = proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, req, out)
-                    .await
+                    .await;
+                // The store first, and its pool slot with it.
+                drop(store);
+                drop(seat);
+                handled
             },
             usage,
         )));

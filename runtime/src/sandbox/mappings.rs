@@ -1,0 +1,119 @@
+//! The kernel's ceiling on a process's memory mappings (Linux's
+//! `vm.max_map_count`, 65,530 by default). Every guest takes a few
+//! mappings (its linear memory, tables and stack, each split by guard
+//! pages), and when the process has none left, any allocation fails and
+//! the whole process aborts, with every container in it. So a guest is
+//! refused at start, with the limit named, while room remains for the
+//! process's own needs.
+//!
+//! Counting the mappings means reading `/proc/self/maps`, so it is done
+//! every [`RECOUNT_EVERY`] starts, and at every start once the count nears
+//! the ceiling.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Starts between two counts while far from the ceiling.
+const RECOUNT_EVERY: u64 = 32;
+/// Mappings one guest may take, at most, for the estimate between counts.
+const PER_GUEST: u64 = 16;
+/// The share of the ceiling kept for the process itself (allocations,
+/// threads, sockets), in percent.
+const KEPT_PERCENT: u64 = 10;
+
+#[derive(Debug)]
+pub(super) struct Mappings {
+    /// The ceiling, where the OS has one.
+    ceiling: Option<u64>,
+    /// The mappings counted last.
+    counted: AtomicU64,
+    starts: AtomicU64,
+}
+
+impl Mappings {
+    pub(super) fn new() -> Self {
+        Self {
+            ceiling: ceiling(),
+            counted: AtomicU64::new(0),
+            starts: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a guest may start; the refusal says why and what to do.
+    pub(super) fn admit(&self) -> Result<(), String> {
+        let Some(ceiling) = self.ceiling else {
+            return Ok(());
+        };
+        let room = ceiling - ceiling * KEPT_PERCENT / 100;
+        let starts = self.starts.fetch_add(1, Ordering::Relaxed);
+        let near = self.counted.load(Ordering::Relaxed) + PER_GUEST * RECOUNT_EVERY >= room;
+        if (starts.is_multiple_of(RECOUNT_EVERY) || near)
+            && let Some(n) = count()
+        {
+            self.counted.store(n, Ordering::Relaxed);
+        }
+        let used = self.counted.load(Ordering::Relaxed);
+        if used + PER_GUEST > room {
+            return Err(format!(
+                "the daemon holds {used} memory mappings, near the kernel's limit of \
+                 {ceiling} (vm.max_map_count), which it needs room under to run at all; \
+                 stop some containers, or raise the limit \
+                 (sysctl -w vm.max_map_count=1048576)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn ceiling() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ceiling() -> Option<u64> {
+    None
+}
+
+/// The process's mappings now: the lines of `/proc/self/maps`.
+#[cfg(target_os = "linux")]
+fn count() -> Option<u64> {
+    use std::io::Read as _;
+    let mut f = std::fs::File::open("/proc/self/maps").ok()?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut lines = 0u64;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return Some(lines),
+            Ok(n) => lines += buf[..n].iter().filter(|b| **b == b'\n').count() as u64,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn count() -> Option<u64> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_is_refused_near_the_ceiling_naming_it() {
+        let mut m = Mappings::new();
+        let Some(now) = count() else {
+            return; // no ceiling to test on this OS
+        };
+        m.ceiling = Some(now * 100);
+        assert!(m.admit().is_ok(), "far below the ceiling");
+        m.ceiling = Some(now + 1);
+        let refused = m.admit().expect_err("at the ceiling");
+        assert!(refused.contains("vm.max_map_count"), "{refused}");
+    }
+}

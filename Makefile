@@ -103,6 +103,7 @@ bench: release
 	bash bench/dashboard.sh
 	bash bench/shim.sh
 	bash bench/fairness.sh
+	python3 bench/summary.py
 
 install: release
 	install -m 0755 target/release/wrun $(HOME)/.cargo/bin/wrun

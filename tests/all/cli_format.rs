@@ -202,3 +202,37 @@ fn history_shows_the_build_steps() {
     let missing = crate::support::api(&root, "GET", "/images/nothing-here/history", None);
     assert_eq!(missing.status, 404, "{}", missing.message());
 }
+
+/// A reader that closes the pipe before wrun prints (`wrun ps -a | head
+/// -0`) ends wrun quietly, with the status a shell shows for SIGPIPE,
+/// rather than with a panic and its backtrace.
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    let root = Root::new();
+    root.busybox();
+    root.wrun(&["run", "--name", "done", "busybox", "true"])
+        .ok();
+    let mut child = root
+        .cmd(&["ps", "-a"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn wrun ps");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wrun ps");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr, "", "ps -a");
+    assert_eq!(out.status.code(), Some(141), "ps -a");
+    // `ps -q` prints with the print macros, which panic on a write error.
+    let mut child = root
+        .cmd(&["ps", "-aq"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn wrun ps -q");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wrun ps -q");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr, "", "ps -aq");
+    assert_eq!(out.status.code(), Some(141), "ps -aq");
+}

@@ -219,6 +219,7 @@ impl Cli {
 
 /// The binary's entry point.
 pub fn main() -> std::process::ExitCode {
+    quiet_on_a_closed_pipe();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -228,11 +229,45 @@ pub fn main() -> std::process::ExitCode {
         .init();
     match cli.execute() {
         Ok(code) => std::process::ExitCode::from(code),
+        // A bare broken pipe, with no context around it, is stdout's: the
+        // reader went away (a failure to reach the daemon says so).
+        Err(e)
+            if e.chain().count() == 1
+                && e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            std::process::ExitCode::from(141)
+        }
         Err(e) => {
             eprintln!("wrun: {}", chain(&e));
             std::process::ExitCode::from(exit_code_for(&e))
         }
     }
+}
+
+/// A reader that closes its end of the pipe early (`wrun ps | head -1`)
+/// ends the command quietly, as it ends `ls` or `docker ps`: with the
+/// status a shell shows for SIGPIPE (141), and no message. Commands that
+/// write through `io::Write` return the error (see `main`); Rust's print
+/// macros panic instead, so that panic is told apart here. Every other
+/// panic is reported as before.
+fn quiet_on_a_closed_pipe() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        let closed = std::io::Error::from(std::io::ErrorKind::BrokenPipe).to_string();
+        if message.starts_with("failed printing to stdout")
+            && (message.contains("Broken pipe") || message.contains(&closed))
+        {
+            std::process::exit(141);
+        }
+        report(info);
+    }));
 }
 
 /// The error and its causes joined with ": ", as `{:#}` prints them, but

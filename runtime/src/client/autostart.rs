@@ -10,6 +10,9 @@ use crate::transport::Address;
 
 /// How long a freshly started daemon has to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a start whose daemon found another one holding the root waits
+/// for that one to answer (it may be another client's start, a moment ahead).
+const RACE_GRACE: Duration = Duration::from_secs(5);
 
 /// Whether a missing daemon is started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +42,7 @@ pub async fn connect_or_start(
     }
     let mut child = spawn_daemon(root, address)?;
     let deadline = Instant::now() + START_TIMEOUT;
+    let mut exited_at = None;
     loop {
         if client.ping().await {
             return Ok(client);
@@ -48,8 +52,11 @@ pub async fn connect_or_start(
         {
             // Another client may have started one at the same time: that
             // one holds the lock and will answer shortly. When none holds
-            // it, nothing will answer: say why at once.
-            if Instant::now() > deadline || !daemon_running(root) {
+            // it, nothing will answer: say why at once. One that holds it
+            // and still does not answer after a while serves this root at
+            // another address.
+            let since = *exited_at.get_or_insert_with(Instant::now);
+            if Instant::now() > deadline || !daemon_running(root) || since.elapsed() > RACE_GRACE {
                 return Err(ClientError::Start(format!(
                     "the daemon exited with {status}{}; see {}",
                     last_error(root)

@@ -1180,15 +1180,7 @@ fn guests_past_the_instance_pool_run_as_the_others() {
         "stopped, not trapped: {state:#}"
     );
     // A wasi:http component's per-request instances go past the pool too.
-    let ctx = crate::support::sample("kubia-http");
-    root.wrun(&[
-        "build",
-        "-q",
-        "-t",
-        "kubia-http",
-        ctx.to_str().expect("utf8"),
-    ])
-    .ok();
+    root.kubia_http();
     let port = crate::support::free_port();
     let publish = format!("127.0.0.1:{port}:8080");
     root.wrun(&["run", "-d", "--name", "web", "-p", &publish, "kubia-http"])

@@ -201,15 +201,7 @@ fn daemon_fds(root: &Root) -> usize {
 #[test]
 fn kubia_http_is_served_per_request() {
     let root = Root::new();
-    let ctx = sample("kubia-http");
-    root.wrun(&[
-        "build",
-        "-q",
-        "-t",
-        "kubia-http",
-        ctx.to_str().expect("utf8"),
-    ])
-    .ok();
+    root.kubia_http();
     let Served { port, id, hit } = serve_published(&root, "kh", "kubia-http");
     assert_eq!(http_get_ok(port, READY), hit);
     let logs = root.wrun(&["logs", "kh"]);

@@ -281,6 +281,21 @@ impl Root {
         self
     }
 
+    /// Builds `kubia-http:latest` (kubia as a wasi:http component, served
+    /// with an instance per request) into this root.
+    pub fn kubia_http(&self) -> &Self {
+        let ctx = sample("kubia-http");
+        self.wrun(&[
+            "build",
+            "-q",
+            "-t",
+            "kubia-http",
+            ctx.to_str().expect("utf8"),
+        ])
+        .ok();
+        self
+    }
+
     /// Builds `probes:latest` (the escape suite's guest, on top of
     /// busybox) into this root.
     pub fn probes(&self) -> &Self {

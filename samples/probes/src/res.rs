@@ -8,37 +8,32 @@ use crate::Report;
 
 /// Opens files until `n` or the first refusal, which it names.
 pub fn fds(n: usize) -> Report {
-    let mut r = Report::new("fds");
-    let mut open = Vec::new();
     let _ = std::fs::create_dir_all("/tmp/fds");
-    let mut stopped = None;
-    for i in 0..n {
-        match std::fs::File::create(format!("/tmp/fds/{}", i % 64)) {
-            Ok(f) => open.push(f),
-            Err(e) => {
-                stopped = Some(e);
-                break;
-            }
-        }
-    }
-    match stopped {
-        Some(e) => r.contained(
-            format!("opened {}", open.len()),
-            format!("then refused: {e}"),
-        ),
-        None => r.tried(format!("opened {}", open.len()), "all of them"),
-    }
-    r
+    let mut i = 0;
+    until_refused("fds", n, || {
+        i += 1;
+        std::fs::File::create(format!("/tmp/fds/{}", i % 64))
+    })
 }
 
 /// Makes TCP listeners until `n` or the first refusal, which it names.
 pub fn sockets(n: usize) -> Report {
-    let mut r = Report::new("sockets");
-    let mut open = Vec::new();
+    until_refused("sockets", n, || std::net::TcpListener::bind(("0.0.0.0", 0)))
+}
+
+/// Holds what `open` gives, up to `n` of them, until it first fails; the
+/// report says how many it held and the refusal.
+fn until_refused<T>(
+    name: &'static str,
+    n: usize,
+    mut open: impl FnMut() -> std::io::Result<T>,
+) -> Report {
+    let mut r = Report::new(name);
+    let mut held = Vec::new();
     let mut stopped = None;
     for _ in 0..n {
-        match std::net::TcpListener::bind(("0.0.0.0", 0)) {
-            Ok(l) => open.push(l),
+        match open() {
+            Ok(x) => held.push(x),
             Err(e) => {
                 stopped = Some(e);
                 break;
@@ -47,10 +42,10 @@ pub fn sockets(n: usize) -> Report {
     }
     match stopped {
         Some(e) => r.contained(
-            format!("opened {}", open.len()),
+            format!("opened {}", held.len()),
             format!("then refused: {e}"),
         ),
-        None => r.tried(format!("opened {}", open.len()), "all of them"),
+        None => r.tried(format!("opened {}", held.len()), "all of them"),
     }
     r
 }

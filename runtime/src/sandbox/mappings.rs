@@ -6,14 +6,14 @@
 //! refused at start, with the limit named, while room remains for the
 //! process's own needs.
 //!
-//! Counting the mappings means reading `/proc/self/maps`, so it is done
-//! every [`RECOUNT_EVERY`] starts, and at every start once the count nears
-//! the ceiling.
+//! Counting the mappings means reading `/proc/self/maps`, so between two
+//! counts each start is assumed to take [`PER_GUEST`] more, and the count
+//! is read again only when that estimate nears the ceiling: seldom while
+//! the process is far from it (a wasi:http component starts a guest per
+//! request), at every start once it is close.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Starts between two counts while far from the ceiling.
-const RECOUNT_EVERY: u64 = 32;
 /// Mappings one guest may take, at most, for the estimate between counts.
 const PER_GUEST: u64 = 16;
 /// The share of the ceiling kept for the process itself (allocations,
@@ -26,15 +26,16 @@ pub(super) struct Mappings {
     ceiling: Option<u64>,
     /// The mappings counted last.
     counted: AtomicU64,
-    starts: AtomicU64,
+    /// Starts since then.
+    since: AtomicU64,
 }
 
 impl Mappings {
     pub(super) fn new() -> Self {
         Self {
             ceiling: ceiling(),
-            counted: AtomicU64::new(0),
-            starts: AtomicU64::new(0),
+            counted: AtomicU64::new(count().unwrap_or(0)),
+            since: AtomicU64::new(0),
         }
     }
 
@@ -44,12 +45,13 @@ impl Mappings {
             return Ok(());
         };
         let room = ceiling - ceiling * KEPT_PERCENT / 100;
-        let starts = self.starts.fetch_add(1, Ordering::Relaxed);
-        let near = self.counted.load(Ordering::Relaxed) + PER_GUEST * RECOUNT_EVERY >= room;
-        if (starts.is_multiple_of(RECOUNT_EVERY) || near)
+        let since = self.since.fetch_add(1, Ordering::Relaxed) + 1;
+        let estimate = self.counted.load(Ordering::Relaxed) + PER_GUEST * since;
+        if estimate >= room
             && let Some(n) = count()
         {
             self.counted.store(n, Ordering::Relaxed);
+            self.since.store(0, Ordering::Relaxed);
         }
         let used = self.counted.load(Ordering::Relaxed);
         if used + PER_GUEST > room {

@@ -326,12 +326,18 @@ async fn instantiate(
         Ok(ready) => ready,
         Err(e) => return (store, Err(e.context(err))),
     };
-    let mut state = store.into_data();
-    // What the failed attempt counted of memory is gone with its store.
-    state.limiter.start_over();
-    let mut store = new_store(&engine, state, stop);
+    let mut store = moved(store, &engine, stop);
     let command = pre.instantiate_async(&mut store).await;
     (store, command)
+}
+
+/// A store of `engine` holding what `store` held: where a guest whose
+/// instantiation found the pool full starts again.
+pub(super) fn moved<T: Limited>(store: Store<T>, engine: &Engine, stop: &StopHandle) -> Store<T> {
+    let mut state = store.into_data();
+    // What the failed attempt counted of memory is gone with its store.
+    state.limiter().start_over();
+    new_store(engine, state, stop)
 }
 
 /// Where a wasi:http component is served when its image exposes no port.
@@ -349,7 +355,7 @@ impl Limited for P2State {
 }
 
 /// A store for one guest instance, with its limits and deadlines armed.
-fn new_store<T: Limited>(engine: &Engine, state: T, stop: &StopHandle) -> Store<T> {
+pub(super) fn new_store<T: Limited>(engine: &Engine, state: T, stop: &StopHandle) -> Store<T> {
     let mut store = Store::new(engine, state);
     store.limiter(|s| s.limiter());
     arm_deadline(&mut store, stop);

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -21,7 +20,7 @@ use super::grant::{OutputSink, ProcessSpec, request_builder};
 use super::limits::MemoryLimiter;
 use super::mappings::Mappings;
 use super::overflow::{Overflow, Seats};
-use super::run::{Exit, arm_deadline, engine_err};
+use super::run::{Exit, engine_err, moved, new_store};
 use super::stop::StopHandle;
 use super::{Program, Sandbox, SandboxError, StopReason};
 use crate::net::wasi::{NetCtxView, NetState, NetView};
@@ -306,9 +305,7 @@ impl Server {
             Some(_) => (self.engine.clone(), self.pre.clone()),
             None => self.overflow.proxy(&self.program)?,
         };
-        let mut store = Store::new(&engine, state);
-        store.limiter(|s| &mut s.limiter);
-        arm_deadline(&mut store, &self.stop);
+        let mut store = new_store(&engine, state, &self.stop);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let req = store
             .data_mut()
@@ -324,11 +321,7 @@ impl Server {
                 // Past the pool: the request's state moves to a store of
                 // the overflow engine.
                 let (engine, pre) = self.overflow.proxy(&self.program)?;
-                let mut state = store.into_data();
-                state.limiter.start_over();
-                let mut store = Store::new(&engine, state);
-                store.limiter(|s| &mut s.limiter);
-                arm_deadline(&mut store, &self.stop);
+                let mut store = moved(store, &engine, &self.stop);
                 let proxy = pre.instantiate_async(&mut store).await?;
                 (store, proxy)
             }

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The containerd shim against runc, in the same run, through a private
 # containerd 1.6 (Debian's, from `make target/tools/containerd`):
-#  - `ctr run --rm` of busybox `echo hi`: wrun's busybox image through
+#  - `ctr run --rm` of busybox `echo hi`: wrun's busybox through
 #    containerd-shim-wrun-v1, against runc running Debian's static busybox
-#    (busybox-static) from a rootfs directory (hyperfine);
+#    (busybox-static), both from a rootfs directory (`--rootfs`), so that
+#    both take the same path through containerd (hyperfine); wrun's image
+#    through the native snapshotter is timed too, which adds containerd's
+#    copy of the rootfs;
 #  - tasks per second through the shim, with 1 and 8 concurrent clients
 #    (each client a loop of `ctr run --rm`); runwasi publishes 330/s;
 #  - the RSS of one shim holding a pod of two running containers (grouped
-#    by the CRI sandbox-id annotation); runwasi: 22.7 MB per container.
+#    by the CRI sandbox-id annotation); runwasi: 22.7 MB per container;
+#    and the memory a node spends per pod: the shims' PSS (which shares
+#    the binary's code pages among them) over ten such pods.
 #
 # Needs root (containerd). Usually run through `make bench`; results go to
 # bench/results/shim.txt. Exits non-zero only when something fails.
@@ -97,10 +102,23 @@ ctr version >/dev/null || die "containerd did not start: $(tail -5 "$scratch/con
 WRUN_ROOT="$scratch/wrun" "$WRUN" build -q -t busybox samples/busybox >/dev/null
 WRUN_ROOT="$scratch/wrun" "$WRUN" save -o "$scratch/busybox.tar" busybox
 ctr images import --snapshotter native "$scratch/busybox.tar" >/dev/null
+# The same image as a rootfs directory, for `--rootfs`: its layers, in order.
+python3 - "$scratch/busybox.tar" "$scratch/wrun-rootfs" <<'PY'
+import io, json, sys, tarfile
+archive = tarfile.open(sys.argv[1])
+def blob(digest):
+    return archive.extractfile("blobs/" + digest.replace(":", "/")).read()
+index = json.loads(archive.extractfile("index.json").read())
+manifest = json.loads(blob(index["manifests"][0]["digest"]))
+for layer in manifest["layers"]:
+    tarfile.open(fileobj=io.BytesIO(blob(layer["digest"]))).extractall(sys.argv[2], filter="tar")
+PY
 image=docker.io/library/busybox:latest
 # Warm: the first run compiles the guest into the shim's cache.
 [ "$(ctr run --rm --snapshotter native --runtime io.containerd.wrun.v1 "$image" warm echo hi)" = hi ] ||
   die "the shim did not run busybox"
+[ "$(ctr run --rm --rootfs --runtime io.containerd.wrun.v1 "$scratch/wrun-rootfs" warm-dir echo hi)" = hi ] ||
+  die "the shim did not run busybox from a rootfs directory"
 [ "$(ctr run --rm --rootfs --runtime io.containerd.runc.v2 "$rootfs" warm-runc /bin/busybox echo hi)" = hi ] ||
   die "runc did not run busybox-static"
 
@@ -108,12 +126,13 @@ say "ctr run --rm echo: wrun shim against runc ($RUNS runs each)"
 a="$(command -v ctr) --address $sock --namespace bench"
 # Each run needs a fresh container ID: the shell makes one.
 hyperfine --warmup 3 --runs "$RUNS" --export-json "$scratch/run.json" \
-  -n wrun-shim "$a run --rm --snapshotter native --runtime io.containerd.wrun.v1 $image w-\$(date +%s%N) echo hi" \
-  -n runc "$a run --rm --rootfs --runtime io.containerd.runc.v2 $rootfs r-\$(date +%s%N) /bin/busybox echo hi" >&2
-read -r shim_ms runc_ms < <(python3 -c '
+  -n wrun-shim "$a run --rm --rootfs --runtime io.containerd.wrun.v1 $scratch/wrun-rootfs w-\$(date +%s%N) echo hi" \
+  -n runc "$a run --rm --rootfs --runtime io.containerd.runc.v2 $rootfs r-\$(date +%s%N) /bin/busybox echo hi" \
+  -n wrun-shim-image "$a run --rm --snapshotter native --runtime io.containerd.wrun.v1 $image i-\$(date +%s%N) echo hi" >&2
+read -r shim_ms runc_ms image_ms < <(python3 -c '
 import json, sys
 r = {x["command"]: x["mean"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}
-print("%.1f %.1f" % (r["wrun-shim"], r["runc"]))' "$scratch/run.json")
+print("%.1f %.1f %.1f" % (r["wrun-shim"], r["runc"], r["wrun-shim-image"]))' "$scratch/run.json")
 
 # clients N TOTAL: TOTAL `ctr run --rm` through the shim, N at a time;
 # prints tasks per second.
@@ -144,14 +163,29 @@ sleep 0.5
 pids="$(shims)"
 [ "$(echo "$pids" | wc -w)" -eq 1 ] || die "expected one shim for the pod, found: $pids"
 rss_kb="$(awk '/^VmRSS:/ {print $2}' "/proc/$pids/status")"
+# Nine more pods like it: the node's memory per pod is the shims' PSS,
+# each shared page counted once across them.
+for i in $(seq 2 10); do
+  for c in a b; do
+    ctr run -d --snapshotter native --runtime io.containerd.wrun.v1 \
+      --annotation io.kubernetes.cri.sandbox-id="bench-pod-$i" "$image" "pod-$i-$c" sleep 600 >/dev/null
+  done
+done
+sleep 0.5
+pids="$(shims)"
+[ "$(echo "$pids" | wc -w)" -eq 10 ] || die "expected ten shims for ten pods, found: $pids"
+pss_kb="$(for p in $pids; do awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup"; done | awk '{s += $1} END {print s / NR}')"
 
 mkdir -p "$results"
 {
   echo "# bench/shim.sh, $(date -u +%Y-%m-%dT%H:%MZ), containerd $(command ctr --version | awk '{print $3}')"
   printf 'ctr run --rm echo: wrun shim %s ms, runc %s ms, ratio %s (goal <= 0.5)\n' \
     "$shim_ms" "$runc_ms" "$(python3 -c "print(f'{$shim_ms / $runc_ms:.2f}')")"
+  printf 'ctr run --rm echo from the image (native snapshotter copy): wrun shim %s ms\n' "$image_ms"
   printf 'tasks/s through the shim: 1 client %s, 8 clients %s (runwasi publishes %s)\n' \
     "$tps1" "$tps8" "$RUNWASI_TASKS_PER_SEC"
   printf 'shim RSS, one pod of two containers: %.1f MB (goal < 10 MB per pod; runwasi %s MB per container)\n' \
     "$(python3 -c "print($rss_kb / 1024)")" "$RUNWASI_MB_PER_CONTAINER"
+  printf 'node memory per pod (shim PSS, ten pods of two containers): %.1f MB\n' \
+    "$(python3 -c "print($pss_kb / 1024)")"
 } | tee "$results/shim.txt"

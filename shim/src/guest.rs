@@ -22,6 +22,14 @@ pub struct Container {
     pub memory_limit: Option<u64>,
 }
 
+/// A guest's program, found in the rootfs and compiled.
+#[derive(Clone)]
+pub struct Found {
+    /// Its path in the container.
+    name: String,
+    program: wrun::sandbox::Program,
+}
+
 /// A guest ready to run: its program compiled and its process entry in
 /// the container's table.
 pub struct Prepared {
@@ -31,25 +39,14 @@ pub struct Prepared {
     _entry: ProcEntry,
 }
 
-/// Finds and compiles `process`'s program. Errors are what `ctr` and the
-/// kubelet show: the program's name and why it cannot run.
-pub fn prepare(
-    sandbox: &Sandbox,
-    c: &Container,
-    process: &ProcessConfig,
-    stdio: Stdio,
-    ppid: u32,
-) -> Result<Prepared, String> {
-    let argv0 = process
-        .args
-        .first()
-        .ok_or("the OCI spec has no process.args: nothing to run")?;
+/// The process's environment as pairs, and its working directory.
+fn env_and_cwd(process: &ProcessConfig) -> (Vec<(String, String)>, String) {
     let cwd = if process.cwd.starts_with('/') {
         process.cwd.clone()
     } else {
         "/".to_string()
     };
-    let env: Vec<(String, String)> = process
+    let env = process
         .env
         .iter()
         .map(|e| match e.split_once('=') {
@@ -57,6 +54,20 @@ pub fn prepare(
             None => (e.clone(), String::new()),
         })
         .collect();
+    (env, cwd)
+}
+
+/// Finds and compiles `process`'s program: blocking work (reading the
+/// rootfs, compiling or mapping cached code), which the task service
+/// starts as soon as a process is created, so that it is done (or well
+/// under way) by the time containerd asks for the start. Errors are what
+/// `ctr` and the kubelet show: the program's name and why it cannot run.
+pub fn find(sandbox: &Sandbox, c: &Container, process: &ProcessConfig) -> Result<Found, String> {
+    let argv0 = process
+        .args
+        .first()
+        .ok_or("the OCI spec has no process.args: nothing to run")?;
+    let (env, cwd) = env_and_cwd(process);
     let path_env = env
         .iter()
         .find(|(k, _)| k == "PATH")
@@ -65,7 +76,22 @@ pub fn prepare(
     let path = rootfs::find_program(&root, argv0, path_env, &cwd).map_err(|e| e.to_string())?;
     let bytes = rootfs::read(&root, &path).map_err(|e| e.to_string())?;
     let program = sandbox.load(&path, &bytes).map_err(|e| e.to_string())?;
-    let mut env = env;
+    Ok(Found {
+        name: path,
+        program,
+    })
+}
+
+/// Gives the program `found` for `process` its grant: streams, mounts,
+/// environment and an entry in the container's process table.
+pub fn prepare(
+    c: &Container,
+    process: &ProcessConfig,
+    found: Found,
+    stdio: Stdio,
+    ppid: u32,
+) -> Prepared {
+    let (mut env, cwd) = env_and_cwd(process);
     if !env.iter().any(|(k, _)| k == "PWD") {
         // wasi-libc starts in `/`: the working directory travels as PWD.
         env.push(("PWD".into(), cwd.clone()));
@@ -77,9 +103,9 @@ pub fn prepare(
     }];
     mounts.extend(c.mounts.iter().cloned());
     let entry = c.procs.spawn(&process.args, ppid);
-    Ok(Prepared {
-        name: path,
-        program,
+    Prepared {
+        name: found.name,
+        program: found.program,
         spec: ProcessSpec {
             argv: process.args.clone(),
             env,
@@ -99,7 +125,7 @@ pub fn prepare(
             http_port: 8080,
         },
         _entry: entry,
-    })
+    }
 }
 
 impl Prepared {

@@ -12,16 +12,23 @@
 //! - `bundle.rs`: the OCI bundle containerd hands over (config.json, rootfs);
 //! - `stdio.rs`: containerd's stdio FIFOs, opened without blocking;
 //! - `guest.rs`: one guest program, found in the rootfs and run;
+//! - `engine.rs`: the pod's one wasm engine, made in the background;
+//! - `events.rs`: task events, queued and sent to containerd in order;
 //! - `task.rs`: the task service (create, start, exec, kill, wait, ...);
 //! - `service.rs`: the shim process itself (start, grouping, delete);
 //! - `netns.rs`: entering the pod's network namespace before anything runs.
 
 mod bundle;
+mod engine;
+mod events;
 mod guest;
 mod netns;
 mod service;
 mod stdio;
 mod task;
+
+/// The serving process's async worker threads, at most.
+const WORKERS: usize = 2;
 
 /// The runtime name containerd knows the shim by.
 pub const RUNTIME: &str = "io.containerd.wrun.v1";
@@ -35,10 +42,22 @@ pub fn main() {
         eprintln!("containerd-shim-wrun-v1: {e}");
         std::process::exit(1);
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // `start` and `delete` are one-shot actions that wait on one thing at a
+    // time; only the process that serves the pod needs worker threads, and
+    // a few do: guests that compute move to the sandbox's own pool.
+    let one_shot = matches!(
+        std::env::args().next_back().as_deref(),
+        Some("start" | "delete")
+    );
+    let mut builder = if one_shot {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        b.worker_threads(cores.min(WORKERS));
+        b
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("containerd-shim-wrun-v1: cannot start the async runtime: {e}");

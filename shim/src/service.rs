@@ -8,32 +8,27 @@
 //! shim listening there and is served by it: one process per pod.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use containerd_shim::asynchronous::{ExitSignal, Shim, spawn};
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::util::timestamp;
 use containerd_shim::{Config, DeleteResponse, Error, Flags, StartOpts};
-use wrun::sandbox::{Sandbox, SandboxOptions};
 
 use crate::bundle;
+use crate::engine::Engine;
+use crate::events::Events;
 use crate::task::TaskService;
 
-/// Guests one shim (one pod) may hold at once.
-const MAX_INSTANCES: u32 = 256;
+/// How long a shim that is done waits for its last events to be sent.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Service {
     exit: Arc<ExitSignal>,
     namespace: String,
-}
-
-/// Where compiled programs are cached, across shims: `WRUN_SHIM_CACHE_DIR`
-/// (containerd passes its environment on), else under /var/cache.
-fn cache_dir() -> std::path::PathBuf {
-    std::env::var_os("WRUN_SHIM_CACHE_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| "/var/cache/containerd-shim-wrun-v1".into())
+    events: OnceLock<Events>,
 }
 
 #[async_trait]
@@ -44,6 +39,7 @@ impl Shim for Service {
         Self {
             exit: Arc::new(ExitSignal::default()),
             namespace: args.namespace.clone(),
+            events: OnceLock::new(),
         }
     }
 
@@ -78,26 +74,15 @@ impl Shim for Service {
 
     async fn wait(&mut self) {
         self.exit.wait().await;
+        // The last TaskExit and TaskDelete may still be queued.
+        if let Some(events) = self.events.get() {
+            let _ = tokio::time::timeout(FLUSH_TIMEOUT, events.flush()).await;
+        }
     }
 
     async fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
-        let sandbox = match Sandbox::new(&SandboxOptions {
-            cache_dir: cache_dir(),
-            staging_dir: None,
-            max_instances: MAX_INSTANCES,
-        }) {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                // Nothing can run without an engine: say why, and end.
-                log::error!("wasm engine: {e}");
-                std::process::exit(1);
-            }
-        };
-        TaskService::new(
-            self.namespace.clone(),
-            publisher,
-            self.exit.clone(),
-            sandbox,
-        )
+        let events = Events::start(publisher, self.namespace.clone());
+        let _ = self.events.set(events.clone());
+        TaskService::new(events, self.exit.clone(), Engine::start())
     }
 }

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use containerd_shim::asynchronous::ExitSignal;
-use containerd_shim::event::Event;
 use containerd_shim::protos::api;
 use containerd_shim::protos::cgroups::metrics::{
     CPUStat, CPUUsage, MemoryEntry, MemoryStat, Metrics,
@@ -23,28 +22,33 @@ use containerd_shim::protos::cgroups::metrics::{
 use containerd_shim::protos::events::task::{
     TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskStart,
 };
-use containerd_shim::protos::protobuf::MessageDyn;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::shim_async::Task;
 use containerd_shim::protos::ttrpc::r#async::TtrpcContext;
 use containerd_shim::protos::types::task::{ProcessInfo, Status};
-use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::util::{convert_to_any, timestamp};
-use containerd_shim::{Context, Error, TtrpcResult};
+use containerd_shim::{Error, TtrpcResult};
 use tokio::sync::watch;
 use wrun::sandbox::proctable::ProcTable;
-use wrun::sandbox::{Sandbox, StopHandle, StopReason, Usage};
+use wrun::sandbox::{StopHandle, StopReason, Usage};
 
 use crate::bundle::{self, Bundle, ProcessConfig};
+use crate::engine::Engine;
+use crate::events::Events;
 use crate::guest;
 use crate::stdio::{self, Paths, StdinCloser};
 
 /// A process's exit: its code and when.
 type Exited = Option<(u32, Timestamp)>;
 
+/// A process's program being found and compiled, from its creation on.
+type Finding = tokio::task::JoinHandle<Result<guest::Found, String>>;
+
 struct Process {
     config: ProcessConfig,
     io: Paths,
+    /// Taken by the start.
+    finding: Option<Finding>,
     status: Status,
     stop: StopHandle,
     exit: watch::Sender<Exited>,
@@ -56,6 +60,7 @@ impl Process {
         Self {
             config,
             io,
+            finding: None,
             status: Status::CREATED,
             stop: StopHandle::new(),
             exit: watch::channel(None).0,
@@ -91,30 +96,37 @@ impl Container {
     }
 }
 
+impl Container {
+    fn process_mut(
+        &mut self,
+        id: &str,
+        exec: &str,
+    ) -> Result<&mut Process, containerd_shim::protos::ttrpc::Error> {
+        if exec.is_empty() {
+            Ok(&mut self.init)
+        } else {
+            self.execs.get_mut(exec).ok_or_else(|| not_found(id, exec))
+        }
+    }
+}
+
 /// The shim's tasks, shared by every request.
 pub struct TaskService {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    namespace: String,
-    publisher: RemotePublisher,
+    events: Events,
     exit: Arc<ExitSignal>,
-    sandbox: Arc<Sandbox>,
+    sandbox: Engine,
     containers: Mutex<HashMap<String, Container>>,
 }
 
 impl TaskService {
-    pub fn new(
-        namespace: String,
-        publisher: RemotePublisher,
-        exit: Arc<ExitSignal>,
-        sandbox: Arc<Sandbox>,
-    ) -> Self {
+    pub fn new(events: Events, exit: Arc<ExitSignal>, sandbox: Engine) -> Self {
         Self {
             inner: Arc::new(Inner {
-                namespace,
-                publisher,
+                events,
                 exit,
                 sandbox,
                 containers: Mutex::new(HashMap::new()),
@@ -154,19 +166,34 @@ impl Inner {
         self.containers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn publish<E: Event + MessageDyn + 'static>(&self, event: E) {
-        let topic = event.topic();
-        if let Err(e) = self
-            .publisher
-            .publish(Context::default(), &topic, &self.namespace, Box::new(event))
-            .await
-        {
-            log::warn!("publish {topic}: {e}");
-        }
+    /// Starts finding and compiling the program of `id`/`exec`, which has
+    /// just been created.
+    fn find_program(&self, id: &str, exec: &str) {
+        let mut all = self.containers();
+        let Some(c) = all.get_mut(id) else {
+            return;
+        };
+        let guests = c.guests.clone();
+        let p = if exec.is_empty() {
+            &mut c.init
+        } else {
+            match c.execs.get_mut(exec) {
+                Some(p) => p,
+                None => return,
+            }
+        };
+        let config = p.config.clone();
+        let sandbox = self.sandbox.clone();
+        p.finding = Some(tokio::spawn(async move {
+            let sandbox = sandbox.get().await?;
+            tokio::task::spawn_blocking(move || guest::find(&sandbox, &guests, &config))
+                .await
+                .map_err(|e| format!("finding the program: {e}"))?
+        }));
     }
 
     /// Records a process's end (once) and publishes `TaskExit`.
-    async fn exited(&self, id: &str, exec: &str, code: i32) {
+    fn exited(&self, id: &str, exec: &str, code: i32) {
         let code = u32::try_from(code).unwrap_or(255);
         let at = now();
         {
@@ -188,19 +215,24 @@ impl Inner {
             p.status = Status::STOPPED;
             p.exit.send_replace(Some((code, at.clone())));
         }
-        self.publish(TaskExit {
+        self.events.publish(TaskExit {
             container_id: id.to_string(),
             id: if exec.is_empty() { id } else { exec }.to_string(),
             pid: std::process::id(),
             exit_status: code,
             exited_at: Some(at).into(),
             ..Default::default()
-        })
-        .await;
+        });
     }
 
-    /// Starts the guest of `id`/`exec` in the background.
-    fn launch(self: &Arc<Self>, id: &str, exec: &str) -> Result<(), String> {
+    /// Starts the guest of `id`/`exec` in the background, with its program
+    /// as `find_program` found it.
+    fn launch(
+        self: &Arc<Self>,
+        id: &str,
+        exec: &str,
+        found: Option<Result<guest::Found, String>>,
+    ) -> Result<(), String> {
         let prepared = {
             let mut all = self.containers();
             let c = all.get_mut(id).ok_or_else(|| format!("task {id}: gone"))?;
@@ -214,7 +246,7 @@ impl Inner {
                 let id = id.to_string();
                 tokio::spawn(async move {
                     stop.stopped().await;
-                    me.exited(&id, "", StopReason::Killed.exit_code()).await;
+                    me.exited(&id, "", StopReason::Killed.exit_code());
                 });
                 return Ok(());
             }
@@ -225,10 +257,12 @@ impl Inner {
                     .get_mut(exec)
                     .ok_or_else(|| format!("task {id}: no such exec {exec:?}"))?
             };
+            let found = found
+                .unwrap_or_else(|| Err("its program was never looked for".into()))
+                .map_err(|e| format!("task {id}: {e}"))?;
             let opened = stdio::open(&p.io).map_err(|e| e.to_string())?;
             p.stdin = Some(opened.stdin);
-            let prepared = guest::prepare(&self.sandbox, &guests, &p.config, opened.stdio, ppid)
-                .map_err(|e| format!("task {id}: {e}"))?;
+            let prepared = guest::prepare(&guests, &p.config, found, opened.stdio, ppid);
             p.status = Status::RUNNING;
             (prepared, p.stop.clone(), opened.notes)
         };
@@ -236,8 +270,11 @@ impl Inner {
         let me = self.clone();
         let (id, exec) = (id.to_string(), exec.to_string());
         tokio::spawn(async move {
-            let code = prepared.run(&me.sandbox, &stop, notes).await;
-            me.exited(&id, &exec, code).await;
+            let code = match me.sandbox.get().await {
+                Ok(sandbox) => prepared.run(&sandbox, &stop, notes).await,
+                Err(_) => 126,
+            };
+            me.exited(&id, &exec, code);
         });
         Ok(())
     }
@@ -297,24 +334,25 @@ impl Task for TaskService {
             bundle,
         };
         self.inner.containers().insert(req.id.clone(), container);
+        if !pod_sandbox {
+            self.inner.find_program(&req.id, "");
+        }
         let pid = std::process::id();
-        self.inner
-            .publish(TaskCreate {
-                container_id: req.id.clone(),
-                bundle: req.bundle.clone(),
-                rootfs: req.rootfs.clone(),
-                io: Some(TaskIO {
-                    stdin: req.stdin.clone(),
-                    stdout: req.stdout.clone(),
-                    stderr: req.stderr.clone(),
-                    terminal: req.terminal,
-                    ..Default::default()
-                })
-                .into(),
-                pid,
+        self.inner.events.publish(TaskCreate {
+            container_id: req.id.clone(),
+            bundle: req.bundle.clone(),
+            rootfs: req.rootfs.clone(),
+            io: Some(TaskIO {
+                stdin: req.stdin.clone(),
+                stdout: req.stdout.clone(),
+                stderr: req.stderr.clone(),
+                terminal: req.terminal,
                 ..Default::default()
             })
-            .await;
+            .into(),
+            pid,
+            ..Default::default()
+        });
         Ok(api::CreateTaskResponse {
             pid,
             ..Default::default()
@@ -326,45 +364,60 @@ impl Task for TaskService {
         _ctx: &TtrpcContext,
         req: api::StartRequest,
     ) -> TtrpcResult<api::StartResponse> {
-        {
-            let all = self.inner.containers();
-            let c = all.get(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
-            let p = c.process(&req.id, &req.exec_id)?;
+        let finding = {
+            let mut all = self.inner.containers();
+            let c = all.get_mut(&req.id).ok_or_else(|| not_found(&req.id, ""))?;
+            let runs_nothing = c.pod_sandbox && req.exec_id.is_empty();
+            let p = c.process_mut(&req.id, &req.exec_id)?;
+            let what = if req.exec_id.is_empty() {
+                "the task"
+            } else {
+                "the exec"
+            };
             if p.status != Status::CREATED {
                 return Err(precondition(format!(
-                    "task {}: {} already started",
-                    req.id,
-                    if req.exec_id.is_empty() {
-                        "the task"
-                    } else {
-                        "the exec"
-                    }
+                    "task {}: {what} already started",
+                    req.id
                 )));
             }
-        }
-        if let Err(e) = self.inner.launch(&req.id, &req.exec_id) {
+            match p.finding.take() {
+                Some(f) => Some(f),
+                None if runs_nothing => None,
+                // Another start took it and is waiting for the program.
+                None => {
+                    return Err(precondition(format!(
+                        "task {}: {what} is already starting",
+                        req.id
+                    )));
+                }
+            }
+        };
+        let found = match finding {
+            Some(f) => Some(
+                f.await
+                    .unwrap_or_else(|e| Err(format!("finding the program: {e}"))),
+            ),
+            None => None,
+        };
+        if let Err(e) = self.inner.launch(&req.id, &req.exec_id, found) {
             // It never ran: record it as ended, as a failed exec does.
-            self.inner.exited(&req.id, &req.exec_id, 127).await;
+            self.inner.exited(&req.id, &req.exec_id, 127);
             return Err(precondition(e));
         }
         let pid = std::process::id();
         if req.exec_id.is_empty() {
-            self.inner
-                .publish(TaskStart {
-                    container_id: req.id.clone(),
-                    pid,
-                    ..Default::default()
-                })
-                .await;
+            self.inner.events.publish(TaskStart {
+                container_id: req.id.clone(),
+                pid,
+                ..Default::default()
+            });
         } else {
-            self.inner
-                .publish(TaskExecStarted {
-                    container_id: req.id.clone(),
-                    exec_id: req.exec_id.clone(),
-                    pid,
-                    ..Default::default()
-                })
-                .await;
+            self.inner.events.publish(TaskExecStarted {
+                container_id: req.id.clone(),
+                exec_id: req.exec_id.clone(),
+                pid,
+                ..Default::default()
+            });
         }
         Ok(api::StartResponse {
             pid,
@@ -426,8 +479,7 @@ impl Task for TaskService {
         };
         for exec in never_started {
             self.inner
-                .exited(&req.id, &exec, StopReason::Killed.exit_code())
-                .await;
+                .exited(&req.id, &exec, StopReason::Killed.exit_code());
         }
         Ok(api::Empty::new())
     }
@@ -475,15 +527,13 @@ impl Task for TaskService {
             if c.mounted {
                 bundle::unmount_rootfs(&c.bundle.rootfs());
             }
-            self.inner
-                .publish(TaskDelete {
-                    container_id: req.id.clone(),
-                    pid: std::process::id(),
-                    exit_status: code,
-                    exited_at: Some(at.clone()).into(),
-                    ..Default::default()
-                })
-                .await;
+            self.inner.events.publish(TaskDelete {
+                container_id: req.id.clone(),
+                pid: std::process::id(),
+                exit_status: code,
+                exited_at: Some(at.clone()).into(),
+                ..Default::default()
+            });
         }
         Ok(api::DeleteResponse {
             pid: std::process::id(),
@@ -644,13 +694,12 @@ impl Task for TaskService {
             c.execs
                 .insert(req.exec_id.clone(), Process::new(config, io));
         }
-        self.inner
-            .publish(TaskExecAdded {
-                container_id: req.id.clone(),
-                exec_id: req.exec_id.clone(),
-                ..Default::default()
-            })
-            .await;
+        self.inner.find_program(&req.id, &req.exec_id);
+        self.inner.events.publish(TaskExecAdded {
+            container_id: req.id.clone(),
+            exec_id: req.exec_id.clone(),
+            ..Default::default()
+        });
         Ok(api::Empty::new())
     }
 

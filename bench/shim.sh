@@ -7,8 +7,11 @@
 #    both take the same path through containerd (hyperfine); wrun's image
 #    through the native snapshotter is timed too, which adds containerd's
 #    copy of the rootfs;
-#  - tasks per second through the shim, with 1 and 8 concurrent clients
-#    (each client a loop of `ctr run --rm`); runwasi publishes 330/s;
+#  - tasks per second through the shim's task API, with 1 and 8 clients
+#    (shim/examples/task_load.rs, after runwasi's stress test: one shim,
+#    each client creating, starting, waiting for and deleting one task
+#    after another), for wrun's shim and runc's in the same run; runwasi
+#    publishes 330/s;
 #  - the RSS of one shim holding a pod of two running containers (grouped
 #    by the CRI sandbox-id annotation); runwasi: 22.7 MB per container;
 #    and the memory a node spends per pod: the shims' PSS (which shares
@@ -34,9 +37,11 @@ source "$repo/bench/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "the shim benchmark runs containerd: run it as root"
 apt_tool hyperfine
-if [ ! -x "$WRUN" ] || [ ! -x "$SHIM" ]; then
-  say "building wrun and the shim (release)"
+LOAD="$repo/target/release/examples/task_load"
+if [ ! -x "$WRUN" ] || [ ! -x "$SHIM" ] || [ ! -x "$LOAD" ]; then
+  say "building wrun, the shim and its load generator (release)"
   cargo build --release -p wrun -p wrun-shim
+  cargo build --release -p wrun-shim --example task_load
 fi
 [ -x target/tools/containerd/usr/bin/containerd ] || make target/tools/containerd
 ctrd="$repo/target/tools/containerd"
@@ -134,25 +139,31 @@ import json, sys
 r = {x["command"]: x["mean"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}
 print("%.1f %.1f %.1f" % (r["wrun-shim"], r["runc"], r["wrun-shim-image"]))' "$scratch/run.json")
 
-# clients N TOTAL: TOTAL `ctr run --rm` through the shim, N at a time;
-# prints tasks per second.
-clients() {
-  local n="$1" total="$2" per start end i
-  per=$((total / n))
-  start=$(date +%s%N)
-  for i in $(seq "$n"); do
-    (for j in $(seq "$per"); do
-      ctr run --rm --snapshotter native --runtime io.containerd.wrun.v1 "$image" "c$i-$j" true >/dev/null
-    done) &
-  done
-  wait
-  end=$(date +%s%N)
-  python3 -c "print(f'{$per * $n / (($end - $start) / 1e9):.0f}')"
+# Task bundles for the load generator: runc's default spec, with each
+# runtime's rootfs directory, shared read-only by every task.
+(cd "$scratch" && command runc spec)
+python3 - "$scratch" "$rootfs" <<'PY'
+import json, sys
+scratch, runc_rootfs = sys.argv[1], sys.argv[2]
+spec = json.load(open(f"{scratch}/config.json"))
+for name, root in (("wrun", f"{scratch}/wrun-rootfs"), ("runc", runc_rootfs)):
+    spec["root"] = {"path": root, "readonly": True}
+    json.dump(spec, open(f"{scratch}/{name}-spec.json", "w"))
+PY
+# load RUNTIME CLIENTS: tasks per second through RUNTIME's shim.
+load() {
+  local work="$scratch/load-$1-$2"
+  case "$1" in
+  wrun) "$LOAD" "$SHIM" "$sock" "$scratch/wrun-spec.json" "$work" "$TASKS" "$2" -- sleep 3600 -- echo hi ;;
+  runc) "$LOAD" "$ctrd/usr/bin/containerd-shim-runc-v2" "$sock" "$scratch/runc-spec.json" "$work" "$TASKS" "$2" \
+    -- /bin/busybox sleep 3600 -- /bin/busybox echo hi ;;
+  esac
 }
-say "tasks per second, 1 client ($TASKS tasks)"
-tps1="$(clients 1 "$TASKS")"
-say "tasks per second, 8 clients ($TASKS tasks)"
-tps8="$(clients 8 "$TASKS")"
+say "tasks per second through the task API, 1 and 8 clients ($TASKS tasks each)"
+tps1="$(load wrun 1)"
+tps8="$(load wrun 8)"
+runc1="$(load runc 1)"
+runc8="$(load runc 8)"
 
 say "RSS of one shim holding a pod of two containers"
 ctr run -d --snapshotter native --runtime io.containerd.wrun.v1 \
@@ -184,6 +195,7 @@ mkdir -p "$results"
   printf 'ctr run --rm echo from the image (native snapshotter copy): wrun shim %s ms\n' "$image_ms"
   printf 'tasks/s through the shim: 1 client %s, 8 clients %s (runwasi publishes %s)\n' \
     "$tps1" "$tps8" "$RUNWASI_TASKS_PER_SEC"
+  printf 'tasks/s through runc'"'"'s shim, same harness: 1 client %s, 8 clients %s\n' "$runc1" "$runc8"
   printf 'shim RSS, one pod of two containers: %.1f MB (goal < 10 MB per pod; runwasi %s MB per container)\n' \
     "$(python3 -c "print($rss_kb / 1024)")" "$RUNWASI_MB_PER_CONTAINER"
   printf 'node memory per pod (shim PSS, ten pods of two containers): %.1f MB\n' \

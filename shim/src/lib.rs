@@ -13,14 +13,12 @@
 //! - `stdio.rs`: containerd's stdio FIFOs, opened without blocking;
 //! - `guest.rs`: one guest program, found in the rootfs and run;
 //! - `engine.rs`: the pod's one wasm engine, made in the background;
-//! - `events.rs`: task events, queued and sent to containerd in order;
 //! - `task.rs`: the task service (create, start, exec, kill, wait, ...);
 //! - `service.rs`: the shim process itself (start, grouping, delete);
 //! - `netns.rs`: entering the pod's network namespace before anything runs.
 
 mod bundle;
 mod engine;
-mod events;
 mod guest;
 mod netns;
 mod service;

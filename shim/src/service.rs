@@ -8,8 +8,7 @@
 //! shim listening there and is served by it: one process per pod.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use containerd_shim::asynchronous::{ExitSignal, Shim, spawn};
@@ -19,16 +18,11 @@ use containerd_shim::{Config, DeleteResponse, Error, Flags, StartOpts};
 
 use crate::bundle;
 use crate::engine::Engine;
-use crate::events::Events;
 use crate::task::TaskService;
-
-/// How long a shim that is done waits for its last events to be sent.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Service {
     exit: Arc<ExitSignal>,
     namespace: String,
-    events: OnceLock<Events>,
 }
 
 #[async_trait]
@@ -39,7 +33,6 @@ impl Shim for Service {
         Self {
             exit: Arc::new(ExitSignal::default()),
             namespace: args.namespace.clone(),
-            events: OnceLock::new(),
         }
     }
 
@@ -74,15 +67,14 @@ impl Shim for Service {
 
     async fn wait(&mut self) {
         self.exit.wait().await;
-        // The last TaskExit and TaskDelete may still be queued.
-        if let Some(events) = self.events.get() {
-            let _ = tokio::time::timeout(FLUSH_TIMEOUT, events.flush()).await;
-        }
     }
 
     async fn create_task_service(&self, publisher: RemotePublisher) -> Self::T {
-        let events = Events::start(publisher, self.namespace.clone());
-        let _ = self.events.set(events.clone());
-        TaskService::new(events, self.exit.clone(), Engine::start())
+        TaskService::new(
+            self.namespace.clone(),
+            publisher,
+            self.exit.clone(),
+            Engine::start(),
+        )
     }
 }

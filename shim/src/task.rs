@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use containerd_shim::asynchronous::ExitSignal;
+use containerd_shim::event::Event;
 use containerd_shim::protos::api;
 use containerd_shim::protos::cgroups::metrics::{
     CPUStat, CPUUsage, MemoryEntry, MemoryStat, Metrics,
@@ -23,18 +24,19 @@ use containerd_shim::protos::events::task::{
     TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskStart,
 };
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
+use containerd_shim::protos::protobuf::{MessageDyn, MessageFull};
 use containerd_shim::protos::shim_async::Task;
 use containerd_shim::protos::ttrpc::r#async::TtrpcContext;
 use containerd_shim::protos::types::task::{ProcessInfo, Status};
+use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::util::{convert_to_any, timestamp};
-use containerd_shim::{Error, TtrpcResult};
+use containerd_shim::{Context, Error, TtrpcResult};
 use tokio::sync::watch;
 use wrun::sandbox::proctable::ProcTable;
 use wrun::sandbox::{StopHandle, StopReason, Usage};
 
 use crate::bundle::{self, Bundle, ProcessConfig};
 use crate::engine::Engine;
-use crate::events::Events;
 use crate::guest;
 use crate::stdio::{self, Paths, StdinCloser};
 
@@ -116,17 +118,30 @@ pub struct TaskService {
 }
 
 struct Inner {
-    events: Events,
+    namespace: String,
+    publisher: RemotePublisher,
     exit: Arc<ExitSignal>,
     sandbox: Engine,
     containers: Mutex<HashMap<String, Container>>,
 }
 
 impl TaskService {
-    pub fn new(events: Events, exit: Arc<ExitSignal>, sandbox: Engine) -> Self {
+    pub fn new(
+        namespace: String,
+        publisher: RemotePublisher,
+        exit: Arc<ExitSignal>,
+        sandbox: Engine,
+    ) -> Self {
+        // An event is encoded with its type's protobuf descriptor, which
+        // is built on first use (about half a millisecond): build it now,
+        // beside the engine, rather than in the first Create.
+        tokio::task::spawn_blocking(|| {
+            let _ = TaskExit::descriptor();
+        });
         Self {
             inner: Arc::new(Inner {
-                events,
+                namespace,
+                publisher,
                 exit,
                 sandbox,
                 containers: Mutex::new(HashMap::new()),
@@ -166,6 +181,17 @@ impl Inner {
         self.containers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    async fn publish<E: Event + MessageDyn + 'static>(&self, event: E) {
+        let topic = event.topic();
+        if let Err(e) = self
+            .publisher
+            .publish(Context::default(), &topic, &self.namespace, Box::new(event))
+            .await
+        {
+            log::warn!("publish {topic}: {e}");
+        }
+    }
+
     /// Starts finding and compiling the program of `id`/`exec`, which has
     /// just been created.
     fn find_program(&self, id: &str, exec: &str) {
@@ -193,7 +219,7 @@ impl Inner {
     }
 
     /// Records a process's end (once) and publishes `TaskExit`.
-    fn exited(&self, id: &str, exec: &str, code: i32) {
+    async fn exited(&self, id: &str, exec: &str, code: i32) {
         let code = u32::try_from(code).unwrap_or(255);
         let at = now();
         {
@@ -215,14 +241,15 @@ impl Inner {
             p.status = Status::STOPPED;
             p.exit.send_replace(Some((code, at.clone())));
         }
-        self.events.publish(TaskExit {
+        self.publish(TaskExit {
             container_id: id.to_string(),
             id: if exec.is_empty() { id } else { exec }.to_string(),
             pid: std::process::id(),
             exit_status: code,
             exited_at: Some(at).into(),
             ..Default::default()
-        });
+        })
+        .await;
     }
 
     /// Starts the guest of `id`/`exec` in the background, with its program
@@ -246,7 +273,7 @@ impl Inner {
                 let id = id.to_string();
                 tokio::spawn(async move {
                     stop.stopped().await;
-                    me.exited(&id, "", StopReason::Killed.exit_code());
+                    me.exited(&id, "", StopReason::Killed.exit_code()).await;
                 });
                 return Ok(());
             }
@@ -274,7 +301,7 @@ impl Inner {
                 Ok(sandbox) => prepared.run(&sandbox, &stop, notes).await,
                 Err(_) => 126,
             };
-            me.exited(&id, &exec, code);
+            me.exited(&id, &exec, code).await;
         });
         Ok(())
     }
@@ -338,21 +365,23 @@ impl Task for TaskService {
             self.inner.find_program(&req.id, "");
         }
         let pid = std::process::id();
-        self.inner.events.publish(TaskCreate {
-            container_id: req.id.clone(),
-            bundle: req.bundle.clone(),
-            rootfs: req.rootfs.clone(),
-            io: Some(TaskIO {
-                stdin: req.stdin.clone(),
-                stdout: req.stdout.clone(),
-                stderr: req.stderr.clone(),
-                terminal: req.terminal,
+        self.inner
+            .publish(TaskCreate {
+                container_id: req.id.clone(),
+                bundle: req.bundle.clone(),
+                rootfs: req.rootfs.clone(),
+                io: Some(TaskIO {
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    terminal: req.terminal,
+                    ..Default::default()
+                })
+                .into(),
+                pid,
                 ..Default::default()
             })
-            .into(),
-            pid,
-            ..Default::default()
-        });
+            .await;
         Ok(api::CreateTaskResponse {
             pid,
             ..Default::default()
@@ -401,23 +430,27 @@ impl Task for TaskService {
         };
         if let Err(e) = self.inner.launch(&req.id, &req.exec_id, found) {
             // It never ran: record it as ended, as a failed exec does.
-            self.inner.exited(&req.id, &req.exec_id, 127);
+            self.inner.exited(&req.id, &req.exec_id, 127).await;
             return Err(precondition(e));
         }
         let pid = std::process::id();
         if req.exec_id.is_empty() {
-            self.inner.events.publish(TaskStart {
-                container_id: req.id.clone(),
-                pid,
-                ..Default::default()
-            });
+            self.inner
+                .publish(TaskStart {
+                    container_id: req.id.clone(),
+                    pid,
+                    ..Default::default()
+                })
+                .await;
         } else {
-            self.inner.events.publish(TaskExecStarted {
-                container_id: req.id.clone(),
-                exec_id: req.exec_id.clone(),
-                pid,
-                ..Default::default()
-            });
+            self.inner
+                .publish(TaskExecStarted {
+                    container_id: req.id.clone(),
+                    exec_id: req.exec_id.clone(),
+                    pid,
+                    ..Default::default()
+                })
+                .await;
         }
         Ok(api::StartResponse {
             pid,
@@ -479,7 +512,8 @@ impl Task for TaskService {
         };
         for exec in never_started {
             self.inner
-                .exited(&req.id, &exec, StopReason::Killed.exit_code());
+                .exited(&req.id, &exec, StopReason::Killed.exit_code())
+                .await;
         }
         Ok(api::Empty::new())
     }
@@ -527,13 +561,15 @@ impl Task for TaskService {
             if c.mounted {
                 bundle::unmount_rootfs(&c.bundle.rootfs());
             }
-            self.inner.events.publish(TaskDelete {
-                container_id: req.id.clone(),
-                pid: std::process::id(),
-                exit_status: code,
-                exited_at: Some(at.clone()).into(),
-                ..Default::default()
-            });
+            self.inner
+                .publish(TaskDelete {
+                    container_id: req.id.clone(),
+                    pid: std::process::id(),
+                    exit_status: code,
+                    exited_at: Some(at.clone()).into(),
+                    ..Default::default()
+                })
+                .await;
         }
         Ok(api::DeleteResponse {
             pid: std::process::id(),
@@ -695,11 +731,13 @@ impl Task for TaskService {
                 .insert(req.exec_id.clone(), Process::new(config, io));
         }
         self.inner.find_program(&req.id, &req.exec_id);
-        self.inner.events.publish(TaskExecAdded {
-            container_id: req.id.clone(),
-            exec_id: req.exec_id.clone(),
-            ..Default::default()
-        });
+        self.inner
+            .publish(TaskExecAdded {
+                container_id: req.id.clone(),
+                exec_id: req.exec_id.clone(),
+                ..Default::default()
+            })
+            .await;
         Ok(api::Empty::new())
     }
 

@@ -9,6 +9,7 @@
 //!   private writable layer;
 //! - [`sandbox`]: the shared wasmtime engine and the one place that grants a
 //!   guest its capabilities;
+//! - [`tty`]: a terminal's line discipline, for guests, which have no pty;
 //! - [`container`]: containers as records plus a rootfs, run through the sandbox;
 //! - [`api`]: the Docker Engine API's wire format;
 //! - [`daemon`]: the long-running server that owns containers and serves the API;
@@ -33,4 +34,6 @@ pub mod registry;
 pub mod sandbox;
 pub mod state;
 pub mod transport;
+#[cfg(feature = "runtime")]
+pub mod tty;
 pub mod vfs;

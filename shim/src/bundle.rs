@@ -9,6 +9,8 @@ use containerd_shim::protos::types::mount::Mount as RootfsMount;
 use serde::Deserialize;
 use wrun::sandbox::Mount;
 
+use crate::files::FileMount;
+
 /// CRI's annotation naming the pod a container belongs to.
 pub const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
 /// CRI's annotation telling a pod's sandbox container from the others.
@@ -21,6 +23,8 @@ pub struct Bundle {
     pub process: ProcessConfig,
     /// Host directories bound into the container (volumes).
     pub mounts: Vec<Mount>,
+    /// Bind mounts of single files, mounted onto the rootfs.
+    pub files: Vec<FileMount>,
     pub annotations: BTreeMap<String, String>,
     /// `linux.resources.memory.limit`, in bytes.
     pub memory_limit: Option<u64>,
@@ -100,6 +104,7 @@ impl Bundle {
         let spec: Spec = serde_json::from_slice(&bytes)
             .map_err(|e| format!("{}: not an OCI runtime spec: {e}", path.display()))?;
         let mounts = spec.mounts.iter().filter_map(volume).collect::<Vec<_>>();
+        let files = spec.mounts.iter().filter_map(file).collect::<Vec<_>>();
         let root = spec
             .root
             .map(|r| r.path)
@@ -110,6 +115,7 @@ impl Bundle {
             dir: dir.to_path_buf(),
             process: spec.process.unwrap_or_default(),
             mounts,
+            files,
             annotations: spec.annotations,
             memory_limit: spec
                 .linux
@@ -161,20 +167,40 @@ pub fn grouping(dir: &Path, id: &str) -> String {
 
 /// A bind mount of a host directory becomes a preopen. The kernel's own
 /// file systems (`proc`, `sysfs`, `devpts`, `tmpfs`, ...) mean nothing to
-/// a wasm guest (`/proc` is served from memory), and a bind of a single
-/// file cannot be preopened: both are left out.
+/// a wasm guest (`/proc` is served from memory): they are left out. A
+/// bind of a single file is [`file`]'s.
 fn volume(m: &SpecMount) -> Option<Mount> {
-    let is_bind =
-        m.kind.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind");
-    let source = m.source.as_deref()?;
-    if !is_bind || !Path::new(source).is_dir() || !m.destination.starts_with('/') {
+    let source = bind_source(m)?;
+    if !source.is_dir() {
         return None;
     }
     Some(Mount {
-        host: PathBuf::from(source),
+        host: source.to_path_buf(),
         guest: m.destination.clone(),
         read_only: m.options.iter().any(|o| o == "ro"),
     })
+}
+
+/// A bind mount of a single host file, which no preopen can express: it
+/// is mounted onto the rootfs (`files.rs`).
+fn file(m: &SpecMount) -> Option<FileMount> {
+    let source = bind_source(m)?;
+    if source.is_dir() {
+        return None;
+    }
+    Some(FileMount {
+        host: source.to_path_buf(),
+        guest: m.destination.clone(),
+        read_only: m.options.iter().any(|o| o == "ro"),
+    })
+}
+
+/// The host path of a bind mount to an absolute destination.
+fn bind_source(m: &SpecMount) -> Option<&Path> {
+    let is_bind =
+        m.kind.as_deref() == Some("bind") || m.options.iter().any(|o| o == "bind" || o == "rbind");
+    let source = m.source.as_deref()?;
+    (is_bind && m.destination.starts_with('/')).then(|| Path::new(source))
 }
 
 /// Mounts what containerd prepared (the snapshotter's bind or overlay

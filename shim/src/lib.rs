@@ -11,6 +11,7 @@
 //!
 //! - `bundle.rs`: the OCI bundle containerd hands over (config.json, rootfs);
 //! - `stdio.rs`: containerd's stdio FIFOs, opened without blocking;
+//! - `files.rs`: single-file bind mounts, mounted onto the rootfs;
 //! - `guest.rs`: one guest program, found in the rootfs and run;
 //! - `engine.rs`: the pod's one wasm engine, made in the background;
 //! - `task.rs`: the task service (create, start, exec, kill, wait, ...);
@@ -19,6 +20,7 @@
 
 mod bundle;
 mod engine;
+mod files;
 mod guest;
 mod netns;
 mod service;

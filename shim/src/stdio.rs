@@ -8,12 +8,23 @@
 //!
 //! Every path given is opened, and closed when the guest ends: containerd
 //! waits for end-of-file on each stream of an exec before it answers.
+//!
+//! With a terminal (`ctr run -t`, `kubectl exec -t`) the client's own
+//! terminal is raw and expects a pty at this end; guests have none, so
+//! wrun's line discipline stands in: typed input is echoed and edited and
+//! reaches the guest a line at a time, ^D ends it, ^C interrupts the guest
+//! (130), and the guest's newlines go out as CR LF.
 
 use std::io;
 use std::sync::{Arc, Mutex};
 
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::unix::pipe;
-use wrun::sandbox::{Input, Output, Stdio};
+use wrun::sandbox::{Input, Output, Stdio, StopHandle, StopReason};
+use wrun::tty::{Discipline, Onlcr};
+
+/// Cooked input not yet read by the guest, at most.
+const COOKED_BUFFER: usize = 64 << 10;
 
 /// The paths containerd gave for one process's streams (empty: none).
 #[derive(Debug, Clone, Default)]
@@ -44,8 +55,9 @@ pub struct Opened {
     pub notes: Option<std::fs::File>,
 }
 
-/// Opens the streams in `paths` for a guest.
-pub fn open(paths: &Paths) -> io::Result<Opened> {
+/// Opens the streams in `paths` for a guest; with a terminal, ^C stops it
+/// through `stop`.
+pub fn open(paths: &Paths, stop: &StopHandle) -> io::Result<Opened> {
     let closer = StdinCloser::default();
     let stdin = if paths.stdin.is_empty() {
         Input::Null
@@ -63,7 +75,16 @@ pub fn open(paths: &Paths) -> io::Result<Opened> {
                 .map_err(|e| named(&paths.stdin, e))?
         };
         *closer.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(keeper);
-        Input::Stream(Box::new(rx))
+        if paths.terminal {
+            let echo = if paths.stdout.is_empty() {
+                None
+            } else {
+                Some(tokio::fs::File::from_std(open_rw(&paths.stdout)?))
+            };
+            cooked(rx, echo, stop.clone())
+        } else {
+            Input::Stream(Box::new(rx))
+        }
     };
     let notes = if paths.stderr.is_empty() {
         None
@@ -73,8 +94,8 @@ pub fn open(paths: &Paths) -> io::Result<Opened> {
     Ok(Opened {
         stdio: Stdio {
             stdin,
-            stdout: output(&paths.stdout)?,
-            stderr: output(&paths.stderr)?,
+            stdout: output(&paths.stdout, paths.terminal)?,
+            stderr: output(&paths.stderr, paths.terminal)?,
         },
         stdin: closer,
         notes,
@@ -89,12 +110,51 @@ fn open_rw(path: &str) -> io::Result<std::fs::File> {
         .map_err(|e| named(path, e))
 }
 
-fn output(path: &str) -> io::Result<Output> {
+fn output(path: &str, terminal: bool) -> io::Result<Output> {
     if path.is_empty() {
         return Ok(Output::Null);
     }
-    let f = open_rw(path)?;
-    Ok(Output::Stream(Box::new(tokio::fs::File::from_std(f))))
+    let f = tokio::fs::File::from_std(open_rw(path)?);
+    Ok(if terminal {
+        Output::Stream(Box::new(Onlcr::new(f)))
+    } else {
+        Output::Stream(Box::new(f))
+    })
+}
+
+/// The guest's stdin through the line discipline: what is typed on `raw`
+/// is echoed to `echo`, and each finished line goes to the guest.
+fn cooked(mut raw: pipe::Receiver, echo: Option<tokio::fs::File>, stop: StopHandle) -> Input {
+    let (mut to_guest, guest_reads) = tokio::io::duplex(COOKED_BUFFER);
+    tokio::spawn(async move {
+        let mut echo = echo;
+        let mut line = Discipline::default();
+        let mut buf = vec![0; 4096];
+        loop {
+            let n = match raw.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let fed = line.feed(&buf[..n]);
+            if let Some(out) = echo.as_mut().filter(|_| !fed.echo.is_empty()) {
+                // A client that stopped reading its terminal loses the echo.
+                if out.write_all(&fed.echo).await.is_err() {
+                    echo = None;
+                }
+            }
+            if !fed.input.is_empty() && to_guest.write_all(&fed.input).await.is_err() {
+                break;
+            }
+            if fed.interrupt {
+                stop.stop(StopReason::Interrupted);
+            }
+            if fed.eof {
+                break;
+            }
+        }
+        // Dropping `to_guest` ends the guest's input.
+    });
+    Input::Stream(Box::new(guest_reads))
 }
 
 fn named(path: &str, e: io::Error) -> io::Error {

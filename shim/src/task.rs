@@ -37,6 +37,7 @@ use wrun::sandbox::{StopHandle, StopReason, Usage};
 
 use crate::bundle::{self, Bundle, ProcessConfig};
 use crate::engine::Engine;
+use crate::files;
 use crate::guest;
 use crate::stdio::{self, Paths, StdinCloser};
 
@@ -76,6 +77,8 @@ struct Container {
     /// The shim mounted the rootfs (from the create request's mounts), so
     /// it unmounts it too.
     mounted: bool,
+    /// Where single files were bind-mounted in the rootfs.
+    files: Vec<PathBuf>,
     /// The pod's sandbox container: it runs no guest.
     pod_sandbox: bool,
     guests: guest::Container,
@@ -287,7 +290,7 @@ impl Inner {
             let found = found
                 .unwrap_or_else(|| Err("its program was never looked for".into()))
                 .map_err(|e| format!("task {id}: {e}"))?;
-            let opened = stdio::open(&p.io).map_err(|e| e.to_string())?;
+            let opened = stdio::open(&p.io, &p.stop).map_err(|e| e.to_string())?;
             p.stdin = Some(opened.stdin);
             let prepared = guest::prepare(&guests, &p.config, found, opened.stdio, ppid);
             p.status = Status::RUNNING;
@@ -340,6 +343,16 @@ impl Task for TaskService {
                 rootfs.display()
             )));
         }
+        let files = if pod_sandbox {
+            Vec::new()
+        } else {
+            files::mount(&bundle.files, &rootfs).map_err(|e| {
+                if mounted {
+                    bundle::unmount_rootfs(&rootfs);
+                }
+                precondition(format!("task {}: {e}", req.id))
+            })?
+        };
         let io = Paths {
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
@@ -348,6 +361,7 @@ impl Task for TaskService {
         };
         let container = Container {
             mounted,
+            files,
             pod_sandbox,
             guests: guest::Container {
                 rootfs,
@@ -558,6 +572,7 @@ impl Task for TaskService {
             for p in c.execs.values() {
                 p.stop.stop(StopReason::Killed);
             }
+            files::unmount(&c.files);
             if c.mounted {
                 bundle::unmount_rootfs(&c.bundle.rootfs());
             }
@@ -746,7 +761,8 @@ impl Task for TaskService {
         _ctx: &TtrpcContext,
         req: api::ResizePtyRequest,
     ) -> TtrpcResult<api::Empty> {
-        // Guests see no terminal device: nothing to resize.
+        // Guests see no terminal device and WASI has no window size: the
+        // line discipline needs none either.
         if !self.inner.containers().contains_key(&req.id) {
             return Err(not_found(&req.id, ""));
         }

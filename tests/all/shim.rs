@@ -585,16 +585,19 @@ fn bad_specs_are_clear_errors() {
     c.await_no_shims();
 }
 
-/// `ctr run -t`: with a terminal on ctr's side (util-linux's `script`
-/// gives it one), the guest's stdin and stdout still flow.
-#[test]
-fn a_terminal_run_reads_stdin() {
-    let root = Root::new();
-    let archive = saved_busybox(&root);
-    let c = Containerd::start();
-    c.import(&archive);
+/// `ctr run -t` under util-linux's `script`, which gives ctr a terminal;
+/// `keys` are typed once the task runs. Returns the exit status and what
+/// the terminal showed, with each line's end as `\n` (ctr's raw mode keeps
+/// the terminal's own LF to CR LF, so the shim's CR LF shows as CR CR LF;
+/// `tty::Onlcr`'s unit test covers that half).
+fn at_a_terminal(
+    c: &Containerd,
+    id: &str,
+    argv: &str,
+    keys: &[u8],
+) -> (std::process::ExitStatus, String) {
     let ctr = format!(
-        "{} --address {} --namespace {NAMESPACE} run --rm -t --snapshotter native --runtime io.containerd.wrun.v1 {BUSYBOX} tty1 head -n 1",
+        "{} --address {} --namespace {NAMESPACE} run --rm -t --snapshotter native --runtime io.containerd.wrun.v1 {BUSYBOX} {id} {argv}",
         tools().join("usr/bin/ctr").display(),
         c.socket().display()
     );
@@ -607,19 +610,170 @@ fn a_terminal_run_reads_stdin() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("script (util-linux)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"typed at a terminal\n")
-        .expect("write");
+    // ctr puts its terminal in raw mode before it starts the task: typed
+    // now, the keys reach the shim as they are.
+    c.await_task(id, "RUNNING");
+    let mut keyboard = child.stdin.take().expect("stdin");
+    keyboard.write_all(keys).expect("type");
     let out = child.wait_with_output().expect("wait");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
+    drop(keyboard);
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    (out.status, text)
+}
+
+/// `ctr run -t`: the guest has no pty, so the shim is the terminal's far
+/// end: it echoes what is typed (ctr's raw mode does not), hands the guest
+/// a line at Enter (CR), and ^C interrupts the guest.
+#[test]
+fn a_terminal_run_reads_stdin() {
+    let root = Root::new();
+    let archive = saved_busybox(&root);
+    let c = Containerd::start();
+    c.import(&archive);
+
+    let (status, text) = at_a_terminal(&c, "tty1", "head -n 1", b"typed at a terminal\r");
+    assert!(status.success(), "{status}: {text:?}");
+    // The echo, then the guest's copy of the line: once each.
+    assert_eq!(text, "typed at a terminal\ntyped at a terminal\n");
+
+    // ^C: the guest ends as interrupted, 128 + SIGINT.
+    let (status, text) = at_a_terminal(&c, "tty2", "cat", b"half a line\x03");
+    assert_eq!(status.code(), Some(130), "{text:?}");
+    assert!(text.contains("half a line^C"), "{text:?}");
+    c.await_no_shims();
+}
+
+/// Single files bound into a container, as the kubelet binds `/etc/hosts`
+/// and a ConfigMap key's `subPath`: no preopen can hold one, so the shim
+/// mounts it onto the rootfs. The guest reads it; a read-only one refuses
+/// writes; a writable one takes them, into the host's file; a place that
+/// is a symlink in the image is refused; nothing stays mounted.
+#[test]
+fn single_files_are_bind_mounted() {
+    let root = Root::new();
+    let archive = saved_busybox(&root);
+    let c = Containerd::start();
+    c.import(&archive);
+    let host = c.dir.path().join("files");
+    std::fs::create_dir_all(&host).expect("mkdir");
+    let greeting = host.join("greeting");
+    std::fs::write(&greeting, "hello from the host\n").expect("write");
+    let note = host.join("note");
+    std::fs::write(&note, "before\n").expect("write");
+    let bind = |src: &Path, dst: &str, mode: &str| {
+        format!(
+            "type=bind,src={},dst={dst},options=rbind:{mode}",
+            src.display()
+        )
+    };
+
+    let ro = bind(&greeting, "/etc/greeting", "ro");
+    let out = c.run(
+        &["--rm", "--mount", &ro],
+        BUSYBOX,
+        "f1",
+        &["cat", "/etc/greeting"],
     );
-    // The terminal echoes the line, and the guest prints it back.
-    assert!(text.matches("typed at a terminal").count() >= 2, "{text:?}");
+    assert_eq!(out.ok(), "hello from the host\n", "{}", c.log());
+    let out = c.run(
+        &["--rm", "--mount", &ro],
+        BUSYBOX,
+        "f2",
+        &["sh", "-c", "echo changed > /etc/greeting"],
+    );
+    assert_ne!(out.code, 0, "a read-only file took a write: {out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&greeting).expect("read"),
+        "hello from the host\n"
+    );
+
+    // Writable, in a directory the image lacks.
+    let rw = bind(&note, "/data/new/note", "rw");
+    let out = c.run(
+        &["--rm", "--mount", &rw],
+        BUSYBOX,
+        "f3",
+        &[
+            "sh",
+            "-c",
+            "cat /data/new/note; echo after > /data/new/note",
+        ],
+    );
+    assert_eq!(out.ok(), "before\n", "{}", c.log());
+    assert_eq!(std::fs::read_to_string(&note).expect("read"), "after\n");
+
+    // A symlink at the destination could point anywhere on the host.
+    let rootfs = c.dir.path().join("rootfs-with-link");
+    let out = Command::new("tar")
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(c.dir.path())
+        .output()
+        .expect("tar");
+    assert!(out.status.success());
+    extract_image_rootfs(c.dir.path(), &rootfs);
+    let outside = host.join("outside");
+    std::fs::write(&outside, "not the guest's\n").expect("write");
+    std::os::unix::fs::symlink(&outside, rootfs.join("etc/link")).expect("symlink");
+    let out = c.ctr(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "io.containerd.wrun.v1",
+        "--mount",
+        &bind(&greeting, "/etc/link", "ro"),
+        "--rootfs",
+        &rootfs.display().to_string(),
+        "f4",
+        "cat",
+        "/etc/link",
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("/etc/link") && said.contains("symlink"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&outside).expect("read"),
+        "not the guest's\n"
+    );
+
+    c.await_no_shims();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let here = c.dir.path().display().to_string();
+    assert!(
+        !mounts.lines().any(|l| l.contains(&here)),
+        "left mounted: {mounts}"
+    );
+}
+
+/// Unpacks the image layers of the OCI layout under `layout` into `rootfs`.
+fn extract_image_rootfs(layout: &Path, rootfs: &Path) {
+    let blob = |digest: &str| layout.join("blobs").join(digest.replacen(':', "/", 1));
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index"))
+            .expect("index json");
+    let manifest = index["manifests"][0]["digest"]
+        .as_str()
+        .expect("manifest digest");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(manifest)).expect("manifest")).expect("json");
+    std::fs::create_dir_all(rootfs).expect("mkdir");
+    for layer in manifest["layers"].as_array().expect("layers") {
+        let digest = layer["digest"].as_str().expect("layer digest");
+        let out = Command::new("tar")
+            .arg("-xf")
+            .arg(blob(digest))
+            .arg("-C")
+            .arg(rootfs)
+            .output()
+            .expect("tar");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

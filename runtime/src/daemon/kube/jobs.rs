@@ -12,7 +12,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::remotecmd::{Chan, Io, Job, Outcome, Wanted};
-use super::tty;
 use crate::api::stream::StreamKind;
 use crate::daemon::exec::ExecConfig;
 use crate::daemon::io::{Chunk, channel_reader};
@@ -20,6 +19,7 @@ use crate::daemon::kube::Api;
 use crate::daemon::supervisor::{Entry, Supervisor};
 use crate::kube::KubeError;
 use crate::sandbox::{Input, Output, OutputSink, Stdio};
+use crate::tty;
 
 /// A guest's output stream, sent to the session (with a terminal's CR LF).
 struct ChanSink {

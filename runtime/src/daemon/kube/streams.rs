@@ -22,8 +22,6 @@ mod spdy;
 mod spdyconn;
 #[path = "spdyheaders.rs"]
 mod spdyheaders;
-#[path = "tty.rs"]
-mod tty;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;

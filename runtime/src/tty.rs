@@ -1,11 +1,16 @@
-//! A terminal's cooked mode for `exec -t` and `attach -t`. kubectl puts
-//! the user's terminal in raw mode and expects the far side to be a pty:
+//! A terminal's cooked mode for `kubectl exec -t` and `attach -t`, and for
+//! the containerd shim's `ctr run -t`. Those clients put the user's
+//! terminal in raw mode and expect the far side to be a pty:
 //! to echo what is typed, turn Enter's CR into a newline, edit the line
 //! (erase, kill, word erase), end input on ^D and interrupt on ^C, and
 //! turn the program's newlines into CR LF. Guests have no pty, so this is
 //! the pty's line discipline, kept small.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
+use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -138,6 +143,71 @@ pub fn onlcr(data: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
+/// A writer that turns each newline into CR LF on its way to `W`, as a
+/// terminal's output does. A write returns only once all of its
+/// translated bytes are in `W`, so nothing is held back when the writer
+/// is dropped.
+pub struct Onlcr<W> {
+    inner: W,
+    /// The translation of the write in progress, and how much of it is
+    /// written; `taken` is the length of the caller's buffer it came from.
+    pending: Vec<u8>,
+    written: usize,
+    taken: usize,
+}
+
+impl<W> Onlcr<W> {
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            pending: Vec::new(),
+            written: 0,
+            taken: 0,
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Onlcr<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let me = &mut *self;
+        if me.pending.is_empty() {
+            if buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
+            me.pending = onlcr(buf).to_vec();
+            me.written = 0;
+            me.taken = buf.len();
+        }
+        while me.written < me.pending.len() {
+            match Pin::new(&mut me.inner).poll_write(cx, &me.pending[me.written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => me.written += n,
+                Poll::Ready(Err(e)) => {
+                    me.pending.clear();
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        me.pending.clear();
+        Poll::Ready(Ok(me.taken))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Cooks typed input: returns what the program reads. Echo goes to
 /// `echo`; ^C cancels `interrupt`; ^D or the client closing its stdin
 /// ends the program's input.
@@ -171,6 +241,17 @@ pub fn cook(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_writer_turns_newlines_into_cr_lf() {
+        use tokio::io::AsyncWriteExt as _;
+        let mut w = Onlcr::new(Vec::new());
+        w.write_all(b"one\ntwo").await.expect("write");
+        w.write_all(b"\n\nthree").await.expect("write");
+        assert_eq!(w.inner, b"one\r\ntwo\r\n\r\nthree");
+        // A write returns the caller's length, not the translation's.
+        assert_eq!(w.write(b"a\nb").await.expect("write"), 3);
+    }
 
     #[test]
     fn enter_sends_the_line_and_echoes_it() {

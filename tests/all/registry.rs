@@ -450,6 +450,13 @@ fn tampered_blob_is_refused_and_nothing_is_stored() {
         &format!("pull {name}:latest: blob {digest}: content does not match its digest"),
     );
     no_images(&clean);
+    // The layer was unpacked as it downloaded; with its blob refused, no
+    // tree of it is in place either.
+    let layers = clean.path().join("layers");
+    let left: Vec<_> = std::fs::read_dir(&layers)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "unpacked layers left: {left:?}");
 }
 
 fn largest_blob(dir: &Path) -> PathBuf {

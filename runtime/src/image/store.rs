@@ -490,11 +490,52 @@ impl ImageStore {
     /// is already there. Staged in `tmp/` and renamed, so a crash or a
     /// concurrent unpack of the same layer never leaves a partial directory.
     pub fn unpacked_layer(&self, digest: &Digest, diff_id: &Digest) -> Result<PathBuf, ImageError> {
-        let dest = self.root.layers_dir().join(diff_id.hex());
+        let layers = self.layers();
+        let dest = layers.dest(diff_id);
         if dest.is_dir() {
             return Ok(dest);
         }
-        let staging = self
+        let staged = layers.stage(self.blobs.open(digest)?, digest)?;
+        layers.install(staged, digest, diff_id)
+    }
+
+    /// Where unpacked layers go, as a handle that download tasks can hold.
+    pub fn layers(&self) -> Layers {
+        Layers {
+            root: self.root.clone(),
+        }
+    }
+}
+
+/// The unpacked-layer directory: `layers/<diff_id>`, each made in the
+/// staging directory and renamed into place only once checked.
+#[derive(Debug, Clone)]
+pub struct Layers {
+    root: StateRoot,
+}
+
+/// A layer unpacked into the staging directory, not yet in place; dropped,
+/// it is deleted.
+#[derive(Debug)]
+pub struct StagedLayer {
+    dir: tempfile::TempDir,
+    diff_id: Digest,
+}
+
+impl Layers {
+    /// Where the layer with `diff_id` lives once unpacked.
+    pub fn dest(&self, diff_id: &Digest) -> PathBuf {
+        self.root.layers_dir().join(diff_id.hex())
+    }
+
+    /// Unpacks the compressed tar that `reader` yields (the blob `digest`)
+    /// into the staging directory, computing its diff_id as it goes.
+    pub fn stage(
+        &self,
+        reader: impl std::io::Read,
+        digest: &Digest,
+    ) -> Result<StagedLayer, ImageError> {
+        let dir = self
             .root
             .staging_dir()
             .and_then(|d| tempfile::Builder::new().prefix("unpack-").tempdir_in(d))
@@ -503,17 +544,28 @@ impl ImageStore {
                 path: self.root.tmp_dir(),
                 source,
             })?;
-        let actual =
-            layer::unpack::unpack(self.blobs.open(digest)?, staging.path(), digest.as_str())?;
-        if &actual != diff_id {
+        let diff_id = layer::unpack::unpack(reader, dir.path(), digest.as_str())?;
+        Ok(StagedLayer { dir, diff_id })
+    }
+
+    /// Puts `staged` in place as the layer `diff_id`, if that is what it
+    /// unpacked to; the blob `digest` names it in errors.
+    pub fn install(
+        &self,
+        staged: StagedLayer,
+        digest: &Digest,
+        diff_id: &Digest,
+    ) -> Result<PathBuf, ImageError> {
+        if &staged.diff_id != diff_id {
             return Err(layer::LayerError::DiffIdMismatch {
                 layer: digest.to_string(),
                 expected: diff_id.to_string(),
-                actual: actual.to_string(),
+                actual: staged.diff_id.to_string(),
             }
             .into());
         }
-        let staged = staging.keep();
+        let dest = self.dest(diff_id);
+        let staged = staged.dir.keep();
         if let Err(source) = std::fs::rename(&staged, &dest) {
             let _ = std::fs::remove_dir_all(&staged);
             if !dest.is_dir() {

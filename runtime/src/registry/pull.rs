@@ -2,6 +2,12 @@
 //! missing layers, each checked against its digest before it enters the
 //! store. The image is committed only once everything is in place, so a
 //! failed pull leaves no image and no tag behind.
+//!
+//! A layer is unpacked while it downloads: its bytes go both to the blob
+//! store and, through a channel, to an unpacker on a blocking thread that
+//! stages the tree and computes the diff_id. The staged tree is put in
+//! place only once the blob has matched its digest and the tree its
+//! diff_id; otherwise it is deleted.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -13,7 +19,7 @@ use oci_spec::image::{Arch, ImageConfiguration, ImageIndex, ImageManifest};
 use super::{RegistryError, artifact, authenticate, client_for, oci_reference, remote};
 use crate::image::blobs::{BlobError, BlobStore};
 use crate::image::media;
-use crate::image::store::NewImage;
+use crate::image::store::{Layers, NewImage};
 use crate::image::{Digest, ImageStore, Reference, layer};
 
 /// The manifest types wrun asks for, most preferred first.
@@ -137,16 +143,24 @@ pub fn pull(
     }
 
     let blobs = store.blobs().clone();
-    let mut missing = Vec::new();
-    for (digest, size) in &fetched.layers {
+    let mut missing: Vec<Missing> = Vec::new();
+    for (i, (digest, size)) in fetched.layers.iter().enumerate() {
         if blobs.contains(digest) {
             progress(Event::Exists(digest.clone()));
-        } else if !missing.iter().any(|(d, _): &(Digest, u64)| d == digest) {
-            missing.push((digest.clone(), *size));
+        } else if !missing.iter().any(|m| &m.digest == digest) {
+            missing.push(Missing {
+                digest: digest.clone(),
+                size: *size,
+                // An artifact's one layer is bare wasm, not a tar.
+                diff_id: (!fetched.artifact)
+                    .then(|| fetched.diff_ids.get(i).cloned())
+                    .flatten(),
+            });
         }
     }
+    let layers = store.layers();
     rt.block_on(download_all(
-        &client, &image, &shown, &blobs, missing, &progress,
+        &client, &image, &shown, &blobs, &layers, missing, &progress,
     ))?;
 
     let image_err = |source| RegistryError::Image {
@@ -394,24 +408,38 @@ async fn fetch_manifest(
     })
 }
 
-/// Downloads `missing` layers, a few at a time, each into the blob store.
-/// The first failure cancels the rest; their staged files vanish with them.
+/// A layer blob to download.
+struct Missing {
+    digest: Digest,
+    size: u64,
+    /// What its tar must unpack to; `None`: do not unpack it.
+    diff_id: Option<Digest>,
+}
+
+/// Chunks of a layer in flight to its unpacker, at most.
+const UNPACK_QUEUE: usize = 64;
+
+/// Downloads `missing` layers, a few at a time, each into the blob store
+/// and unpacked into `layers`. The first failure cancels the rest; their
+/// staged files vanish with them.
 async fn download_all(
     client: &Client,
     image: &oci_client::Reference,
     shown: &str,
     blobs: &BlobStore,
-    missing: Vec<(Digest, u64)>,
+    layers: &Layers,
+    missing: Vec<Missing>,
     progress: &Progress,
 ) -> Result<(), RegistryError> {
     let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL_DOWNLOADS));
     let mut tasks = tokio::task::JoinSet::new();
-    for (digest, size) in missing {
+    for m in missing {
         let (client, image, shown) = (client.clone(), image.clone(), shown.to_string());
         let (blobs, progress, permits) = (blobs.clone(), progress.clone(), permits.clone());
+        let layers = layers.clone();
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
-            download(&client, &image, &shown, &blobs, &digest, size, &progress).await
+            download(&client, &image, &shown, &blobs, &layers, &m, &progress).await
         });
     }
     while let Some(done) = tasks.join_next().await {
@@ -430,10 +458,23 @@ async fn download(
     image: &oci_client::Reference,
     shown: &str,
     blobs: &BlobStore,
-    digest: &Digest,
-    size: u64,
+    layers: &Layers,
+    m: &Missing,
     progress: &Progress,
 ) -> Result<(), RegistryError> {
+    let (digest, size) = (&m.digest, m.size);
+    // The unpacker, unless the layer is already unpacked (another image's).
+    let mut unpacking = m
+        .diff_id
+        .as_ref()
+        .filter(|d| !layers.dest(d).is_dir())
+        .map(|_| {
+            let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(UNPACK_QUEUE);
+            let (layers, digest) = (layers.clone(), digest.clone());
+            let job =
+                tokio::task::spawn_blocking(move || layers.stage(ChunkReader::new(rx), &digest));
+            (tx, job)
+        });
     progress(Event::Started {
         layer: digest.clone(),
         size,
@@ -459,6 +500,14 @@ async fn download(
             Ok(bytes) => {
                 writer.write_all(&bytes).map_err(io_err)?;
                 received += bytes.len() as u64;
+                // An unpacker that stopped (a bad tar) takes no more; the
+                // blob still downloads, and its error comes from the
+                // unpack after the download, as without streaming.
+                if let Some((tx, _)) = &unpacking
+                    && tx.send(bytes.clone()).await.is_err()
+                {
+                    unpacking = None;
+                }
                 progress(Event::Progress {
                     layer: digest.clone(),
                     bytes: bytes.len() as u64,
@@ -498,6 +547,45 @@ async fn download(
     writer
         .commit(Some(digest))
         .map_err(|e| blob_err(shown, e))?;
+    // The blob is in: the tree it unpacked to goes in place if it is the
+    // config's diff_id. Any failure here leaves the unpack to the commit,
+    // which names it.
+    if let (Some((tx, job)), Some(diff_id)) = (unpacking, &m.diff_id) {
+        drop(tx);
+        if let Ok(Ok(staged)) = job.await {
+            let _ = layers.install(staged, digest, diff_id);
+        }
+    }
     progress(Event::Complete(digest.clone()));
     Ok(())
+}
+
+/// The bytes sent on a channel, as a `Read` for a blocking thread; the
+/// channel closing is the end.
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    chunk: bytes::Bytes,
+}
+
+impl ChunkReader {
+    fn new(rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Self {
+        Self {
+            rx,
+            chunk: bytes::Bytes::new(),
+        }
+    }
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.chunk = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
 }

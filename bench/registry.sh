@@ -141,6 +141,9 @@ say "measuring: cold pull (empty store / empty layout)"
 # this separates creating the root (its database) from the transfer itself.
 empty_root="$scratch/empty-root"
 "$WRUN" --root "$empty_root" images -q >/dev/null
+# That started a daemon for the root: stop it, so that the copies hold no
+# live socket and no daemon outlives this run.
+"$WRUN" --root "$empty_root" daemon stop >/dev/null 2>&1 || true
 say "measuring: cold pull into an initialized, empty state root"
 "${hf[@]}" --export-json "$results/registry-pull-cold-initialized.json" \
   --prepare "bash -c 'rm -rf $pull_root && cp -a $empty_root $pull_root'" \

@@ -68,8 +68,13 @@ shims() {
   true
 }
 cleanup() {
-  local p
-  for p in $(shims); do kill -9 "$p" 2>/dev/null || true; done
+  local p socket
+  for p in $(shims); do
+    # Its socket file outlives a killed shim: remove it too.
+    socket="$({ tr '\0' '\n' <"/proc/$p/cmdline"; } 2>/dev/null | grep -A1 -x -- -socket | tail -n 1 || true)"
+    kill -9 "$p" 2>/dev/null || true
+    case "$socket" in unix:///run/containerd/s/*) rm -f "${socket#unix://}" ;; esac
+  done
   if [ -n "$containerd_pid" ]; then
     kill "$containerd_pid" 2>/dev/null || true
     wait "$containerd_pid" 2>/dev/null || true

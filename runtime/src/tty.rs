@@ -9,7 +9,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf as _, Bytes};
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -149,10 +149,9 @@ pub fn onlcr(data: &[u8]) -> Bytes {
 /// is dropped.
 pub struct Onlcr<W> {
     inner: W,
-    /// The translation of the write in progress, and how much of it is
-    /// written; `taken` is the length of the caller's buffer it came from.
-    pending: Vec<u8>,
-    written: usize,
+    /// What of the write in progress's translation is not written yet;
+    /// `taken` is the length of the caller's buffer it came from.
+    pending: Bytes,
     taken: usize,
 }
 
@@ -160,8 +159,7 @@ impl<W> Onlcr<W> {
     pub fn new(inner: W) -> Self {
         Self {
             inner,
-            pending: Vec::new(),
-            written: 0,
+            pending: Bytes::new(),
             taken: 0,
         }
     }
@@ -178,16 +176,16 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Onlcr<W> {
             if buf.is_empty() {
                 return Poll::Ready(Ok(0));
             }
-            me.pending = onlcr(buf).to_vec();
-            me.written = 0;
+            me.pending = onlcr(buf);
             me.taken = buf.len();
         }
-        while me.written < me.pending.len() {
-            match Pin::new(&mut me.inner).poll_write(cx, &me.pending[me.written..]) {
+        while !me.pending.is_empty() {
+            match Pin::new(&mut me.inner).poll_write(cx, &me.pending) {
                 Poll::Ready(Ok(0)) => {
+                    me.pending.clear();
                     return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
                 }
-                Poll::Ready(Ok(n)) => me.written += n,
+                Poll::Ready(Ok(n)) => me.pending.advance(n),
                 Poll::Ready(Err(e)) => {
                     me.pending.clear();
                     return Poll::Ready(Err(e));
@@ -195,7 +193,6 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Onlcr<W> {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        me.pending.clear();
         Poll::Ready(Ok(me.taken))
     }
 

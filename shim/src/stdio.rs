@@ -124,10 +124,9 @@ fn output(path: &str, terminal: bool) -> io::Result<Output> {
 
 /// The guest's stdin through the line discipline: what is typed on `raw`
 /// is echoed to `echo`, and each finished line goes to the guest.
-fn cooked(mut raw: pipe::Receiver, echo: Option<tokio::fs::File>, stop: StopHandle) -> Input {
+fn cooked(mut raw: pipe::Receiver, mut echo: Option<tokio::fs::File>, stop: StopHandle) -> Input {
     let (mut to_guest, guest_reads) = tokio::io::duplex(COOKED_BUFFER);
     tokio::spawn(async move {
-        let mut echo = echo;
         let mut line = Discipline::default();
         let mut buf = vec![0; 4096];
         loop {

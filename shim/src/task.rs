@@ -99,9 +99,7 @@ impl Container {
             self.execs.get(exec).ok_or_else(|| not_found(id, exec))
         }
     }
-}
 
-impl Container {
     fn process_mut(
         &mut self,
         id: &str,
@@ -203,13 +201,8 @@ impl Inner {
             return;
         };
         let guests = c.guests.clone();
-        let p = if exec.is_empty() {
-            &mut c.init
-        } else {
-            match c.execs.get_mut(exec) {
-                Some(p) => p,
-                None => return,
-            }
+        let Ok(p) = c.process_mut(id, exec) else {
+            return;
         };
         let config = p.config.clone();
         let sandbox = self.sandbox.clone();
@@ -227,16 +220,8 @@ impl Inner {
         let at = now();
         {
             let mut all = self.containers();
-            let Some(c) = all.get_mut(id) else {
+            let Some(Ok(p)) = all.get_mut(id).map(|c| c.process_mut(id, exec)) else {
                 return;
-            };
-            let p = if exec.is_empty() {
-                &mut c.init
-            } else {
-                match c.execs.get_mut(exec) {
-                    Some(p) => p,
-                    None => return,
-                }
             };
             if p.exit.borrow().is_some() {
                 return;
@@ -280,13 +265,9 @@ impl Inner {
                 });
                 return Ok(());
             }
-            let p = if exec.is_empty() {
-                &mut c.init
-            } else {
-                c.execs
-                    .get_mut(exec)
-                    .ok_or_else(|| format!("task {id}: no such exec {exec:?}"))?
-            };
+            let p = c
+                .process_mut(id, exec)
+                .map_err(|_| format!("task {id}: no such exec {exec:?}"))?;
             let found = found
                 .unwrap_or_else(|| Err("its program was never looked for".into()))
                 .map_err(|e| format!("task {id}: {e}"))?;

@@ -703,16 +703,7 @@ fn single_files_are_bind_mounted() {
     assert_eq!(std::fs::read_to_string(&note).expect("read"), "after\n");
 
     // A symlink at the destination could point anywhere on the host.
-    let rootfs = c.dir.path().join("rootfs-with-link");
-    let out = Command::new("tar")
-        .arg("-xf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(c.dir.path())
-        .output()
-        .expect("tar");
-    assert!(out.status.success());
-    extract_image_rootfs(c.dir.path(), &rootfs);
+    let rootfs = image_rootfs(&archive, &c.dir.path().join("image"));
     let outside = host.join("outside");
     std::fs::write(&outside, "not the guest's\n").expect("write");
     std::os::unix::fs::symlink(&outside, rootfs.join("etc/link")).expect("symlink");
@@ -749,25 +740,17 @@ fn single_files_are_bind_mounted() {
     );
 }
 
-/// Unpacks the image layers of the OCI layout under `layout` into `rootfs`.
-fn extract_image_rootfs(layout: &Path, rootfs: &Path) {
-    let blob = |digest: &str| layout.join("blobs").join(digest.replacen(':', "/", 1));
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index"))
-            .expect("index json");
-    let manifest = index["manifests"][0]["digest"]
-        .as_str()
-        .expect("manifest digest");
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(blob(manifest)).expect("manifest")).expect("json");
-    std::fs::create_dir_all(rootfs).expect("mkdir");
-    for layer in manifest["layers"].as_array().expect("layers") {
-        let digest = layer["digest"].as_str().expect("layer digest");
+/// Unpacks the image in the OCI archive `archive` (as `wrun save` writes
+/// it) under `into`: the layout, then its layers in order into
+/// `into/rootfs`, which it returns.
+fn image_rootfs(archive: &Path, into: &Path) -> PathBuf {
+    let untar = |tar: &Path, dir: &Path| {
+        std::fs::create_dir_all(dir).expect("mkdir");
         let out = Command::new("tar")
             .arg("-xf")
-            .arg(blob(digest))
+            .arg(tar)
             .arg("-C")
-            .arg(rootfs)
+            .arg(dir)
             .output()
             .expect("tar");
         assert!(
@@ -775,5 +758,25 @@ fn extract_image_rootfs(layout: &Path, rootfs: &Path) {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    };
+    let layout = into.join("layout");
+    untar(archive, &layout);
+    let blob = |digest: &str| layout.join("blobs").join(digest.replacen(':', "/", 1));
+    let json = |path: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json")
+    };
+    let index = json(layout.join("index.json"));
+    let manifest = json(blob(
+        index["manifests"][0]["digest"]
+            .as_str()
+            .expect("manifest digest"),
+    ));
+    let rootfs = into.join("rootfs");
+    for layer in manifest["layers"].as_array().expect("layers") {
+        untar(
+            &blob(layer["digest"].as_str().expect("layer digest")),
+            &rootfs,
+        );
     }
+    rootfs
 }

@@ -107,3 +107,28 @@ fn writes_stay_in_their_container_and_survive_a_restart() {
     root.wrun(&["rm", "-f", "a", "b"]).ok();
     assert!(!dir.exists(), "{} outlived its container", dir.display());
 }
+
+#[test]
+fn a_program_a_container_overwrites_is_the_one_it_runs() {
+    let root = Root::new();
+    root.busybox();
+    root.wrun(&["run", "-d", "--name", "a", "busybox", "sleep", "3600"])
+        .ok();
+    root.wrun(&["run", "-d", "--name", "b", "busybox", "sleep", "3600"])
+        .ok();
+    // Both have started busybox from the image's layer, which the daemon
+    // then finds without reading it again. a overwrites its copy.
+    root.wrun(&["exec", "a", "true"]).ok();
+    root.wrun(&["exec", "a", "sh", "-c", "echo not-wasm > /bin/busybox"])
+        .ok();
+    let ran = root.wrun(&["exec", "a", "true"]);
+    assert_ne!(ran.code, 0, "a ran the image's busybox: {ran:?}");
+    assert!(
+        ran.stderr
+            .contains("/bin/true: cannot run a file of some other kind"),
+        "{ran:?}"
+    );
+    // b still runs the image's.
+    root.wrun(&["exec", "b", "true"]).ok();
+    root.wrun(&["rm", "-f", "a", "b"]).ok();
+}

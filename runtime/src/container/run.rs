@@ -6,7 +6,7 @@
 
 use super::ContainerError;
 use super::records::{ContainerRecord, Rootfs};
-use crate::image::rootfs::{self, DEFAULT_PATH};
+use crate::image::rootfs::{self, DEFAULT_PATH, RootView as _};
 use crate::sandbox::proctable::{ProcEntry, ProcTable};
 use crate::sandbox::{Mount, ProcessSpec, Program, Sandbox, Stdio};
 
@@ -63,27 +63,39 @@ pub fn prepare(
     };
     let env = super::merge_env(&spec.env, req.env)?;
     let path_env = env.iter().find_map(|e| e.strip_prefix("PATH="));
-    let (program_path, bytes) = match rootfs {
+    let sandbox_err = |source| ContainerError::Sandbox {
+        id: short.clone(),
+        source,
+    };
+    let (program_path, program) = match rootfs {
         Rootfs::Layers(view) => {
             let found =
                 rootfs::find_program(view.as_ref(), argv0, path_env, &workdir).map_err(exec_err)?;
-            let bytes = rootfs::read(view.as_ref(), &found).map_err(exec_err)?;
-            (found, bytes)
+            // A program from the image's read-only layers is read and
+            // hashed on its first start only.
+            let key = view.fixed_key(&found);
+            let known = key.as_deref().and_then(|k| sandbox.fixed(k));
+            let program = match (known, key) {
+                (Some(program), _) => program,
+                (None, key) => {
+                    let bytes = rootfs::read(view.as_ref(), &found).map_err(exec_err)?;
+                    match key {
+                        Some(key) => sandbox.load_fixed(&found, key, &bytes),
+                        None => sandbox.load(&found, &bytes),
+                    }
+                    .map_err(sandbox_err)?
+                }
+            };
+            (found, program)
         }
         Rootfs::Copy(dir) => {
             let root = rootfs::open(dir).map_err(exec_err)?;
             let found = rootfs::find_program(&root, argv0, path_env, &workdir).map_err(exec_err)?;
             let bytes = rootfs::read(&root, &found).map_err(exec_err)?;
-            (found, bytes)
+            let program = sandbox.load(&found, &bytes).map_err(sandbox_err)?;
+            (found, program)
         }
     };
-    let program =
-        sandbox
-            .load(&program_path, &bytes)
-            .map_err(|source| ContainerError::Sandbox {
-                id: short.clone(),
-                source,
-            })?;
 
     let mut mounts = Vec::new();
     let root = match rootfs {

@@ -93,7 +93,31 @@ impl BlobStore {
                 source,
             })?;
         Ok(BlobWriter {
-            inner: DigestWriter::new(file),
+            inner: Inner::Hashing(DigestWriter::new(file)),
+            dir: self.dir.clone(),
+        })
+    }
+
+    /// Starts a streaming write of bytes that their source checks against
+    /// `expected` itself, such as a registry's blob stream that fails at
+    /// its end unless the digest matched. They are not hashed a second
+    /// time: the caller commits only once the source has said they match,
+    /// and the blob is stored under `expected`.
+    pub fn writer_checked_by_source(&self, expected: &Digest) -> Result<BlobWriter, BlobError> {
+        let file = self
+            .staging
+            .dir()
+            .and_then(NamedTempFile::new_in)
+            .map_err(|source| BlobError::Io {
+                digest: expected.to_string(),
+                source,
+            })?;
+        Ok(BlobWriter {
+            inner: Inner::Checked {
+                file,
+                digest: expected.clone(),
+                len: 0,
+            },
             dir: self.dir.clone(),
         })
     }
@@ -101,32 +125,59 @@ impl BlobStore {
 
 /// A blob being written; dropped without `commit`, it leaves nothing behind.
 pub struct BlobWriter {
-    inner: DigestWriter<NamedTempFile>,
+    inner: Inner,
     dir: PathBuf,
+}
+
+enum Inner {
+    /// Hashed as it is written; stored under what it hashes to.
+    Hashing(DigestWriter<NamedTempFile>),
+    /// Checked by its source; stored under `digest`.
+    Checked {
+        file: NamedTempFile,
+        digest: Digest,
+        len: u64,
+    },
 }
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
+        match &mut self.inner {
+            Inner::Hashing(w) => w.write(buf),
+            Inner::Checked { file, len, .. } => {
+                let n = file.write(buf)?;
+                *len += n as u64;
+                Ok(n)
+            }
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        match &mut self.inner {
+            Inner::Hashing(w) => w.flush(),
+            Inner::Checked { file, .. } => file.flush(),
+        }
     }
 }
 
 impl BlobWriter {
     /// Gives the blob up (nothing is stored) and returns the digest of what
     /// was written, so a failed transfer can still be told apart from a
-    /// wrong one.
-    pub fn abandon(self) -> Digest {
-        let (_staged, actual, _) = self.inner.finish();
-        actual
+    /// wrong one; `None` for a writer whose source checks the bytes.
+    pub fn abandon(self) -> Option<Digest> {
+        match self.inner {
+            Inner::Hashing(w) => Some(w.finish().1),
+            Inner::Checked { .. } => None,
+        }
     }
 
-    /// Verifies the content against `expected` (when given), syncs it and
-    /// moves it into place. Returns the digest and the size.
+    /// Verifies the content against `expected` (when given; a writer whose
+    /// source checked the bytes takes its word), syncs it and moves it into
+    /// place. Returns the digest and the size.
     pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64), BlobError> {
-        let (file, actual, len) = self.inner.finish();
+        let (file, actual, len) = match self.inner {
+            Inner::Hashing(w) => w.finish(),
+            Inner::Checked { file, digest, len } => (file, digest, len),
+        };
         if let Some(expected) = expected
             && expected != &actual
         {

@@ -67,6 +67,12 @@ pub trait RootView {
     fn stat(&self, path: &str) -> io::Result<bool>;
     /// The bytes of the file at `path` (absolute), symlinks followed.
     fn read_file(&self, path: &str) -> io::Result<Vec<u8>>;
+    /// A name for the file at `path` (absolute, symlinks followed) that
+    /// holds only while its bytes cannot change: a file of an image's
+    /// read-only layer. `None` for anything a container may write.
+    fn fixed_key(&self, _path: &str) -> Option<String> {
+        None
+    }
 }
 
 impl RootView for Dir {
@@ -102,6 +108,14 @@ impl RootView for crate::vfs::Overlay {
         let mut out = Vec::new();
         io::Read::read_to_end(&mut f, &mut out)?;
         Ok(out)
+    }
+
+    fn fixed_key(&self, path: &str) -> Option<String> {
+        let p = self
+            .resolve(&crate::vfs::VPath::root(), rel(path), true)
+            .ok()?;
+        let (layer, inside) = self.lower_source(&p)?;
+        Some(format!("{}\0{inside}", layer.display()))
     }
 }
 

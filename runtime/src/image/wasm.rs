@@ -25,7 +25,7 @@ impl WasmKind {
             }
             [b'#', b'!', ..] => Self::Other("a script with a #! line"),
             [] => Self::Other("an empty file"),
-            _ => Self::Other("not WebAssembly"),
+            _ => Self::Other("a file of some other kind"),
         }
     }
 

@@ -483,7 +483,12 @@ async fn download(
         .pull_blob_stream(image, digest.as_str())
         .await
         .map_err(|e| remote("pull", shown, image.registry(), &e))?;
-    let mut writer = blobs.writer().map_err(|e| blob_err(shown, e))?;
+    // oci-client hashes the stream and fails it at its end unless the
+    // digest matched: the writer takes its word rather than hash the
+    // bytes a second time.
+    let mut writer = blobs
+        .writer_checked_by_source(digest)
+        .map_err(|e| blob_err(shown, e))?;
     let io_err = |source| {
         blob_err(
             shown,
@@ -519,12 +524,12 @@ async fn download(
             }
         }
     }
-    // A failed stream stores nothing. oci-client's own digest check fails
-    // the stream at its end: all the bytes, but the wrong ones, is a
-    // mismatch, named as ours names it; anything else broke off.
+    // A failed stream stores nothing. oci-client's digest check fails the
+    // stream at its end: all the bytes, but the wrong ones, are a mismatch,
+    // named as the blob store names one; anything else broke off.
     if let Some(e) = failure {
-        let actual = writer.abandon();
-        if received >= size && &actual != digest {
+        drop(writer);
+        if let Some(actual) = mismatch(&e).filter(|a| received >= size && a != digest) {
             return Err(blob_err(
                 shown,
                 BlobError::Mismatch {
@@ -543,7 +548,7 @@ async fn download(
             ),
         });
     }
-    // Ours names the blob and is what decides whether anything is stored.
+    // The stream ended without error: its digest matched.
     writer
         .commit(Some(digest))
         .map_err(|e| blob_err(shown, e))?;
@@ -558,6 +563,20 @@ async fn download(
     }
     progress(Event::Complete(digest.clone()));
     Ok(())
+}
+
+/// The digest a blob stream had, if it failed because that was not the
+/// one asked for.
+fn mismatch(e: &std::io::Error) -> Option<Digest> {
+    match e
+        .get_ref()?
+        .downcast_ref::<oci_client::errors::DigestError>()?
+    {
+        oci_client::errors::DigestError::VerificationError { actual, .. } => {
+            Digest::parse(actual).ok()
+        }
+        _ => None,
+    }
 }
 
 /// The bytes sent on a channel, as a `Read` for a blocking thread; the

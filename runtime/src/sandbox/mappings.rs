@@ -22,8 +22,11 @@ const KEPT_PERCENT: u64 = 10;
 
 #[derive(Debug)]
 pub(super) struct Mappings {
-    /// The ceiling, where the OS has one.
-    ceiling: Option<u64>,
+    /// The ceiling, where the OS has one (0: none). Read again with the
+    /// count, so that raising it takes effect without a restart.
+    ceiling: AtomicU64,
+    /// Where the ceiling is read from.
+    read_ceiling: fn() -> Option<u64>,
     /// The mappings counted last.
     counted: AtomicU64,
     /// Starts since then.
@@ -33,7 +36,8 @@ pub(super) struct Mappings {
 impl Mappings {
     pub(super) fn new() -> Self {
         Self {
-            ceiling: ceiling(),
+            ceiling: AtomicU64::new(ceiling().unwrap_or(0)),
+            read_ceiling: ceiling,
             counted: AtomicU64::new(count().unwrap_or(0)),
             since: AtomicU64::new(0),
         }
@@ -41,18 +45,24 @@ impl Mappings {
 
     /// Whether a guest may start; the refusal says why and what to do.
     pub(super) fn admit(&self) -> Result<(), String> {
-        let Some(ceiling) = self.ceiling else {
+        let mut ceiling = self.ceiling.load(Ordering::Relaxed);
+        if ceiling == 0 {
             return Ok(());
-        };
-        let room = ceiling - ceiling * KEPT_PERCENT / 100;
+        }
+        let room = |ceiling: u64| ceiling - ceiling * KEPT_PERCENT / 100;
         let since = self.since.fetch_add(1, Ordering::Relaxed) + 1;
         let estimate = self.counted.load(Ordering::Relaxed) + PER_GUEST * since;
-        if estimate >= room
+        if estimate >= room(ceiling)
             && let Some(n) = count()
         {
             self.counted.store(n, Ordering::Relaxed);
             self.since.store(0, Ordering::Relaxed);
+            if let Some(now) = (self.read_ceiling)() {
+                ceiling = now;
+                self.ceiling.store(now, Ordering::Relaxed);
+            }
         }
+        let room = room(ceiling);
         let used = self.counted.load(Ordering::Relaxed);
         if used + PER_GUEST > room {
             return Err(format!(
@@ -106,16 +116,26 @@ fn count() -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// The ceiling the tests' views read.
+    static CEILING: AtomicU64 = AtomicU64::new(0);
+
     #[test]
-    fn a_start_is_refused_near_the_ceiling_naming_it() {
-        let mut m = Mappings::new();
+    fn a_start_is_refused_near_the_ceiling_naming_it_until_it_is_raised() {
         let Some(now) = count() else {
             return; // no ceiling to test on this OS
         };
-        m.ceiling = Some(now * 100);
+        let mut m = Mappings::new();
+        m.read_ceiling = || Some(CEILING.load(Ordering::Relaxed));
+        CEILING.store(now * 100, Ordering::Relaxed);
+        m.ceiling.store(now * 100, Ordering::Relaxed);
         assert!(m.admit().is_ok(), "far below the ceiling");
-        m.ceiling = Some(now + 1);
+        CEILING.store(now + 1, Ordering::Relaxed);
+        m.ceiling.store(now + 1, Ordering::Relaxed);
         let refused = m.admit().expect_err("at the ceiling");
         assert!(refused.contains("vm.max_map_count"), "{refused}");
+        // The limit raised (sysctl) while the process runs: the next start
+        // reads it again, and goes ahead.
+        CEILING.store(now * 100, Ordering::Relaxed);
+        assert!(m.admit().is_ok(), "the raised ceiling is read again");
     }
 }

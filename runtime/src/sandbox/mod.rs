@@ -95,6 +95,11 @@ pub struct Sandbox {
     /// compiling it (an exec storm into a fresh container would otherwise
     /// compile its shell once per exec, all at the same time).
     loading: std::sync::Mutex<std::collections::HashMap<Digest, Arc<std::sync::Mutex<()>>>>,
+    /// The digests of programs by a key under which their bytes never
+    /// change (a file of an image's read-only layer, see
+    /// [`Sandbox::load_fixed`]): a start of a program loaded before neither
+    /// reads nor hashes it again.
+    fixed: std::sync::Mutex<std::collections::HashMap<String, Digest>>,
     cache: cache::CompileCache,
     linkers: run::Linkers,
     _ticker: engine::EpochTicker,
@@ -122,6 +127,7 @@ impl Sandbox {
             engine,
             loaded: Default::default(),
             loading: Default::default(),
+            fixed: Default::default(),
             cache,
             linkers,
             _ticker: ticker,
@@ -133,6 +139,38 @@ impl Sandbox {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The program loaded before under `key`, if it is still loaded. A key
+    /// names bytes that cannot change, such as a file of an image's
+    /// read-only layer; [`Sandbox::load_fixed`] records it.
+    pub fn fixed(&self, key: &str) -> Option<Program> {
+        let digest = self
+            .fixed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()?;
+        self.loaded().get(&digest).cloned()
+    }
+
+    /// [`Sandbox::load`], and records the program under `key`, a name for
+    /// `bytes` that holds as long as they cannot change.
+    pub fn load_fixed(
+        &self,
+        name: &str,
+        key: String,
+        bytes: &[u8],
+    ) -> Result<Program, SandboxError> {
+        let program = self.load(name, bytes)?;
+        let mut fixed = self.fixed.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded as the loaded programs are: a key whose program has
+        // been dropped finds nothing and is recorded again.
+        if fixed.len() >= LOADED_PROGRAMS * 16 {
+            fixed.clear();
+        }
+        fixed.insert(key, program.digest.clone());
+        Ok(program)
     }
 
     /// Compiles (or loads from the cache) the program in `bytes`. `name`

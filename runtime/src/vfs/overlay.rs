@@ -82,6 +82,8 @@ pub struct Open {
 pub struct Overlay {
     /// Top first.
     lowers: Vec<Dir>,
+    /// Where each of `lowers` is on the host.
+    lower_paths: Vec<PathBuf>,
     upper_path: PathBuf,
     work_path: PathBuf,
     upper: OnceLock<Dir>,
@@ -176,6 +178,7 @@ impl Overlay {
         }
         let o = Self {
             lowers: opened,
+            lower_paths: lowers.to_vec(),
             upper_path: upper.to_path_buf(),
             work_path: work.to_path_buf(),
             upper: OnceLock::new(),
@@ -323,6 +326,20 @@ impl Overlay {
     /// What is at `p`, symlinks not followed.
     pub fn locate(&self, p: &VPath) -> Option<Found> {
         self.walk(p).found
+    }
+
+    /// Where the file at `p` (symlinks not followed) comes from when a
+    /// read-only lower layer provides it: that layer's directory and the
+    /// file's path in it, which name bytes that never change. `None` when
+    /// the container's own layer holds it.
+    pub fn lower_source(&self, p: &VPath) -> Option<(&Path, VPath)> {
+        match self.locate(p)? {
+            Found {
+                kind: Kind::File,
+                layer: Layer::Lower(i),
+            } => Some((self.lower_paths.get(i)?.as_path(), p.clone())),
+            _ => None,
+        }
     }
 
     fn layer_dir(&self, layer: Layer) -> Option<&Dir> {

@@ -52,6 +52,7 @@ fn unpack_tar(reader: &mut impl Read, dest: &Path, layer: &str) -> Result<(), La
     // Directory modes are applied last, so that a read-only directory in the
     // layer does not stop its own children from being written.
     let mut dir_modes: BTreeMap<PathBuf, u32> = BTreeMap::new();
+    let mut buf = vec![0u8; COPY_BUFFER];
     for entry in archive.entries().map_err(tar_err)? {
         let mut entry = entry.map_err(tar_err)?;
         let raw = entry.path().map_err(tar_err)?.into_owned();
@@ -101,10 +102,13 @@ fn unpack_tar(reader: &mut impl Read, dest: &Path, layer: &str) -> Result<(), La
                 let _ = std::fs::remove_file(&link);
                 std::fs::hard_link(dest.join(&target_rel), &link).map_err(io_err)?;
             }
-            EntryType::Regular
-            | EntryType::Continuous
-            | EntryType::Symlink
-            | EntryType::GNUSparse => {
+            EntryType::Regular | EntryType::Continuous => {
+                if let Some(parent) = rel.parent() {
+                    std::fs::create_dir_all(dest.join(parent)).map_err(io_err)?;
+                }
+                write_file(&mut entry, &dest.join(&rel), &mut buf).map_err(io_err)?;
+            }
+            EntryType::Symlink | EntryType::GNUSparse => {
                 if let Some(parent) = rel.parent() {
                     std::fs::create_dir_all(dest.join(parent)).map_err(io_err)?;
                 }
@@ -128,6 +132,62 @@ fn unpack_tar(reader: &mut impl Read, dest: &Path, layer: &str) -> Result<(), La
             source,
         })?;
     }
+    Ok(())
+}
+
+/// Bytes copied per write into an unpacked file.
+const COPY_BUFFER: usize = 256 << 10;
+
+/// Writes a regular file's entry to `path`, whose parents are already
+/// checked to hold no symlink. What an earlier entry left there (other than
+/// a directory) is replaced. The file is created exclusively, so a link at
+/// `path` is never followed, with the entry's mode and modification time.
+fn write_file<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    path: &Path,
+    buf: &mut [u8],
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    if let Ok(m) = std::fs::symlink_metadata(path)
+        && !m.is_dir()
+    {
+        std::fs::remove_file(path)?;
+    }
+    let header = entry.header();
+    let mode = header.mode().unwrap_or(0o644);
+    let mtime = header.mtime().ok();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    // The decompressor hands over a few KiB at a time: fill the buffer
+    // before each write.
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match entry.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        file.write_all(&buf[..filled])?;
+        if filled < buf.len() {
+            break;
+        }
+    }
+    if let Some(secs) = mtime {
+        file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
     Ok(())
 }
 
@@ -252,6 +312,58 @@ mod tests {
             std::fs::read_link(dir.path().join("bin/sh")).expect("readlink"),
             Path::new("busybox")
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_keep_mode_and_mtime_and_a_later_entry_replaces_an_earlier_one() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let big: Vec<u8> = (0..(COPY_BUFFER * 2 + 7))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let outside = tempfile::tempdir().expect("tempdir");
+        let target = outside.path().join("target");
+        std::fs::write(&target, b"untouched").expect("write");
+        let data = tar_with(|b| {
+            let file = |b: &mut tar::Builder<Vec<u8>>, path: &str, mode: u32, bytes: &[u8]| {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(bytes.len() as u64);
+                h.set_mode(mode);
+                h.set_mtime(1_000_000_000);
+                b.append_data(&mut h, path, bytes).expect("file");
+            };
+            file(b, "etc/ro", 0o444, b"first");
+            file(b, "etc/ro", 0o444, b"second");
+            file(b, "big.bin", 0o640, &big);
+            // A link to a host file, then a file of the same name: the
+            // file replaces the link, and nothing is written through it.
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, "etc/conf", &target).expect("link");
+            file(b, "etc/conf", 0o600, b"mine");
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        unpack(&data[..], dir.path(), "test").expect("unpack");
+        let ro = dir.path().join("etc/ro");
+        assert_eq!(std::fs::read(&ro).expect("read"), b"second");
+        let m = std::fs::metadata(&ro).expect("stat");
+        assert_eq!(m.permissions().mode() & 0o7777, 0o444);
+        assert_eq!(m.mtime(), 1_000_000_000);
+        let m = std::fs::metadata(dir.path().join("big.bin")).expect("stat");
+        assert_eq!(m.permissions().mode() & 0o7777, 0o640);
+        assert_eq!(
+            std::fs::read(dir.path().join("big.bin")).expect("read"),
+            big
+        );
+        let conf = dir.path().join("etc/conf");
+        assert!(
+            !std::fs::symlink_metadata(&conf)
+                .expect("lstat")
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(&conf).expect("read"), b"mine");
+        assert_eq!(std::fs::read(&target).expect("read"), b"untouched");
     }
 
     #[test]

@@ -1151,3 +1151,71 @@ fn bad_network_input_is_refused() {
     assert!(a.body.contains("abc"), "{a:?}");
     assert_eq!(root.wrun(&["ps", "-a", "-q"]).ok(), "");
 }
+
+/// One TCP exchange with 127.0.0.1:`port`: sends `line`, closes its side,
+/// reads until the other side closes. Retried while nothing accepts (the
+/// host port is between two listeners); the client's local port.
+fn exchange(port: u16, line: &str) -> u16 {
+    use std::io::Read as _;
+    poll(&format!("an exchange on port {port}"), || {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        let local = c.local_addr().ok()?.port();
+        c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        c.write_all(line.as_bytes()).ok()?;
+        c.shutdown(std::net::Shutdown::Write).ok()?;
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).ok()?;
+        Some(local)
+    })
+}
+
+/// A guest that listens on a published container port takes the host port
+/// over: its connections come to it with no copy through the daemon, so it
+/// sees the client's own port. When its listener closes, the daemon listens
+/// again (holding connections until the next bind), and the next listener
+/// takes it over in turn.
+#[test]
+fn a_published_port_goes_to_the_listening_guest_and_back() {
+    let root = Root::new();
+    root.busybox();
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:9000");
+    let id = run_d(
+        &root,
+        &[
+            "--name",
+            "twice",
+            "-p",
+            &publish,
+            "busybox",
+            "sh",
+            "-c",
+            "nc -v -l -p 9000; nc -v -l -p 9000; echo done",
+        ],
+    );
+    wait_bound(&root, &id, "Tcp", Some(&[9000]));
+    let first = exchange(port, "one\n");
+    wait_log(&root, "twice", "one\n");
+    exchange(port, "two\n");
+    let logs = wait_log(&root, "twice", "done\n");
+    assert_eq!(logs.stdout, "one\ntwo\ndone\n", "{logs:?}");
+    let peers: Vec<&str> = logs
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("connect from "))
+        .collect();
+    assert_eq!(peers.len(), 2, "{logs:?}");
+    assert!(
+        peers[0].ends_with(&format!(":{first}")),
+        "the first connection was not the client's own: {peers:?}, client port {first}"
+    );
+    // The guest is gone, and the host port with it once the run ends.
+    poll("the container to exit", || {
+        (root.container("twice")["State"]["Running"] == Value::Bool(false)).then_some(())
+    });
+    poll("the host port to close", || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .is_err()
+            .then_some(())
+    });
+}

@@ -10,13 +10,16 @@
 //! **Architecture Invariant:** virtual IPs exist only inside wrun. No code
 //! here ever dials or binds one on the host; every real socket a guest gets
 //! in a virtual namespace is on the loopback interface, unless its
-//! [`NetGrant`] holds an egress rule for the address.
+//! [`NetGrant`] holds an egress rule for the address, or it is a listener
+//! that took over the host address of a port published to it
+//! ([`handover`]).
 //!
 //! **Architecture Invariant:** a port-table entry is owned by a guard kept
 //! in the guest's store, so it is freed when the store is dropped, however
 //! the guest ended.
 
 mod fabric;
+pub mod handover;
 mod namespace;
 mod policy;
 pub mod proxy;

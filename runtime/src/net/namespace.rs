@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::fabric::Fabric;
+use super::handover::Handover;
 
 /// A transport protocol with its own port space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,6 +53,9 @@ pub struct Namespace {
     /// their datagrams reach guests from the gateway at the same port, and
     /// guests may answer there.
     relays: Mutex<BTreeSet<u16>>,
+    /// Published TCP ports, by container port, whose host listener a
+    /// guest's bind of that port takes over.
+    handovers: Mutex<BTreeMap<u16, Vec<Arc<Handover>>>>,
 }
 
 impl std::fmt::Debug for Namespace {
@@ -86,6 +90,7 @@ impl Namespace {
             tcp: Mutex::default(),
             udp: Mutex::default(),
             relays: Mutex::default(),
+            handovers: Mutex::default(),
         }
     }
 
@@ -193,6 +198,38 @@ impl Namespace {
             ns: self.clone(),
             port,
         }
+    }
+
+    /// Offers the host listener of a port published to the container port
+    /// `port` to the guest that binds it.
+    pub fn offer(&self, port: u16, handover: Arc<Handover>) {
+        self.handovers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(port)
+            .or_default()
+            .push(handover);
+    }
+
+    /// Withdraws an offer made with [`Namespace::offer`].
+    pub fn withdraw(&self, port: u16, handover: &Arc<Handover>) {
+        let mut all = self.handovers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = all.get_mut(&port) {
+            list.retain(|h| !Arc::ptr_eq(h, handover));
+            if list.is_empty() {
+                all.remove(&port);
+            }
+        }
+    }
+
+    /// The host listeners offered for the container port `port`.
+    pub fn offers(&self, port: u16) -> Vec<Arc<Handover>> {
+        self.handovers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&port)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Whether the gateway's UDP `port` is one of the daemon's relays.

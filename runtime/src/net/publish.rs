@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::NetError;
+use super::handover::Handover;
 use super::namespace::{Namespace, Proto};
 
 /// How long a connection that arrives before the guest has bound its port
@@ -104,6 +105,8 @@ pub struct Published {
     /// Asks a UDP relay to pass on the answers the guest already sent, then
     /// end (a guest that answers and exits at once must still be heard).
     drain: Option<tokio_util::sync::CancellationToken>,
+    /// The namespace the host listener is offered to, and the offer.
+    offered: Option<(std::sync::Weak<Namespace>, Arc<Handover>)>,
 }
 
 /// How long a closing UDP relay may take to pass on what it holds.
@@ -114,9 +117,24 @@ impl Published {
         self.task.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
+    /// Withdraws the host listener from the guests.
+    fn withdraw(&self) {
+        if let Some((weak, handover)) = &self.offered
+            && let Some(ns) = weak.upgrade()
+        {
+            ns.withdraw(self.spec.container_port, handover);
+        }
+    }
+
     /// Stops listening and waits until the host port is closed, so a
-    /// `start` right after a `stop` can bind it again.
+    /// `start` right after a `stop` can bind it again: by the daemon, or
+    /// by the guest that took it over (whose socket closes as its store
+    /// goes).
     pub async fn close(&self) {
+        self.withdraw();
+        if let Some((_, handover)) = &self.offered {
+            handover.wait_given_back(BIND_WAIT).await;
+        }
         if let Some(mut task) = self.take_task() {
             if let Some(drain) = &self.drain {
                 drain.cancel();
@@ -132,6 +150,7 @@ impl Published {
 
 impl Drop for Published {
     fn drop(&mut self) {
+        self.withdraw();
         // Without `close`, the port is released when the runtime next
         // polls the aborted task.
         if let Some(task) = self.take_task() {
@@ -163,40 +182,111 @@ pub fn publish(ns: &Arc<Namespace>, spec: PortSpec) -> Result<Published, NetErro
             addr,
             task: std::sync::Mutex::new(Some(task)),
             drain: Some(drain),
+            offered: None,
         });
     }
     let std_listener = std::net::TcpListener::bind(want).map_err(bind_err)?;
     std_listener.set_nonblocking(true).map_err(bind_err)?;
     let listener = tokio::net::TcpListener::from_std(std_listener).map_err(bind_err)?;
     let addr = listener.local_addr().map_err(bind_err)?;
+    let port = spec.container_port;
+    // The guest that binds the container port takes the host listener over.
+    let handover = Handover::new(addr);
+    ns.offer(port, handover.clone());
     // The task holds the namespace weakly: a published port must not keep
     // a stopped container's namespace alive.
     let weak = Arc::downgrade(ns);
-    let port = spec.container_port;
-    let task = tokio::spawn(async move {
-        loop {
-            let (conn, from) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::debug!(%addr, error = %e, "accept failed");
-                    tokio::time::sleep(BIND_POLL).await;
-                    continue;
-                }
-            };
-            let Some(ns) = weak.upgrade() else { return };
-            tokio::spawn(async move {
-                if let Err(e) = forward(ns, port, conn).await {
-                    tracing::debug!(%from, port, error = %e, "forward ended");
-                }
-            });
-        }
-    });
+    let task = tokio::spawn(accept_loop(listener, weak.clone(), port, handover.clone()));
     Ok(Published {
         spec,
         addr,
         task: std::sync::Mutex::new(Some(task)),
         drain: None,
+        offered: Some((weak, handover)),
     })
+}
+
+/// Accepts on the host listener and forwards each connection, until a
+/// guest takes the port over; listens again once the guest gives it back.
+async fn accept_loop(
+    mut listener: tokio::net::TcpListener,
+    weak: std::sync::Weak<Namespace>,
+    port: u16,
+    handover: Arc<Handover>,
+) {
+    let addr = handover.addr();
+    let serve = |conn: tokio::net::TcpStream, from: SocketAddr| {
+        let Some(ns) = weak.upgrade() else {
+            return false;
+        };
+        tokio::spawn(async move {
+            if let Err(e) = forward(ns, port, conn).await {
+                tracing::debug!(%from, port, error = %e, "forward ended");
+            }
+        });
+        true
+    };
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => Some(a),
+            () = handover.asked() => None,
+        };
+        match accepted {
+            Some(Ok((conn, from))) => {
+                if !serve(conn, from) {
+                    return;
+                }
+                continue;
+            }
+            Some(Err(e)) => {
+                tracing::debug!(%addr, error = %e, "accept failed");
+                tokio::time::sleep(BIND_POLL).await;
+                continue;
+            }
+            None => {}
+        }
+        // A guest asks for the port: the connections already waiting are
+        // forwarded, then the listener closes and the guest binds the
+        // address.
+        if let Ok(std_listener) = listener.into_std() {
+            while let Ok((conn, from)) = std_listener.accept() {
+                let conn = conn
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpStream::from_std(conn));
+                if let Ok(conn) = conn {
+                    serve(conn, from);
+                }
+            }
+        }
+        if handover.released() {
+            handover.returned().await;
+        }
+        listener = match listen_again(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(%addr, port, error = %e, "cannot listen again on a published port the guest gave back");
+                return;
+            }
+        };
+        handover.resumed();
+    }
+}
+
+/// Binds `addr` again once a guest's listener on it is closed, which the
+/// guest's runtime may finish a moment after the socket is dropped.
+async fn listen_again(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let deadline = Instant::now() + BIND_WAIT;
+    loop {
+        let bound = std::net::TcpListener::bind(addr).and_then(|l| {
+            l.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(l)
+        });
+        match bound {
+            Ok(l) => return Ok(l),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(BIND_POLL).await,
+        }
+    }
 }
 
 /// Carries one host connection to the guest's port `port`, waiting

@@ -35,6 +35,7 @@ use wasmtime_wasi::p2::{
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
 use super::fabric::PeerGuard;
+use super::handover::Lease;
 use super::namespace::{Namespace, PortGuard, Proto};
 use super::policy::{NetGrant, NetMode, Route};
 
@@ -132,6 +133,9 @@ struct SocketMeta {
     port: Option<PortGuard>,
     /// The entry that lets peers see this socket's virtual address.
     peer: Option<PeerGuard>,
+    /// The host address of a published port, which this listener took
+    /// over from the daemon; given back when the socket goes.
+    lease: Option<Lease>,
 }
 
 /// Store data that can hand out the two halves of the shadow view.
@@ -184,6 +188,21 @@ pub fn add_to_linker<T: NetView + 'static>(linker: &mut Linker<T>) -> wasmtime::
 /// Another handle to the same resource, for a second delegated call.
 fn again<T: 'static>(r: &Resource<T>) -> Resource<T> {
     Resource::new_borrow(r.rep())
+}
+
+/// The host address of a port published to the container port `port`,
+/// taken over from the daemon, if one is offered in `family`.
+async fn take_published(ns: &Namespace, port: u16, family: IpAddressFamily) -> Option<Lease> {
+    for offer in ns.offers(port) {
+        let fits = match family {
+            IpAddressFamily::Ipv4 => offer.addr().is_ipv4(),
+            IpAddressFamily::Ipv6 => offer.addr().is_ipv6(),
+        };
+        if fits && let Some(lease) = offer.take().await {
+            return Some(lease);
+        }
+    }
+    None
 }
 
 fn loopback(family: IpAddressFamily) -> IpAddr {
@@ -327,11 +346,42 @@ impl tcp::HostTcpSocket for NetCtxView<'_> {
             .address_family(again(&this))
             .map_err(SocketError::trap)?;
         let (real, guard) = self.claim(&ns, Proto::Tcp, family, requested)?;
-        self.sockets
-            .start_bind(again(&this), network, real.into())
-            .await?;
+        // A port published with -p: the guest's socket takes the host
+        // address over, so its connections come straight to it.
+        let lease = match &guard {
+            Some(g) => take_published(&ns, g.port(), family).await,
+            None => None,
+        };
+        let mut bound = Err(ErrorCode::AddressInUse.into());
+        if let Some(lease) = &lease {
+            bound = self
+                .sockets
+                .start_bind(again(&this), again(&network), lease.addr().into())
+                .await;
+        }
+        let lease = match (bound, lease) {
+            (Ok(()), lease) => lease,
+            (Err(_), lease) => {
+                // Not published, or the host address could not be bound:
+                // loopback, with the daemon forwarding.
+                drop(lease);
+                self.sockets
+                    .start_bind(again(&this), network, real.into())
+                    .await?;
+                None
+            }
+        };
         let real: SocketAddr = self.sockets.local_address(again(&this))?.into();
-        self.bound(&ns, Proto::Tcp, this.rep(), requested, guard, real)
+        // What peers in wrun connect to: a listener on every interface is
+        // reached on loopback.
+        let real = if real.ip().is_unspecified() {
+            SocketAddr::new(loopback(family), real.port())
+        } else {
+            real
+        };
+        self.bound(&ns, Proto::Tcp, this.rep(), requested, guard, real)?;
+        self.meta(this.rep()).lease = lease;
+        Ok(())
     }
 
     fn finish_bind(&mut self, this: Resource<TcpSocket>) -> SocketResult<()> {
@@ -556,8 +606,12 @@ impl tcp::HostTcpSocket for NetCtxView<'_> {
     }
 
     fn drop(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<()> {
-        self.net.gone(this.rep());
-        tcp::HostTcpSocket::drop(&mut self.sockets, this)
+        // The real socket closes first: a host port it took over is free
+        // by the time its lease hands it back.
+        let rep = this.rep();
+        let dropped = tcp::HostTcpSocket::drop(&mut self.sockets, this);
+        self.net.gone(rep);
+        dropped
     }
 }
 

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::Namespace;
+
 /// How long a guest's bind waits for the daemon's listener to close. Past
 /// it, the bind goes ahead on loopback and the daemon keeps forwarding.
 const RELEASE_WAIT: Duration = Duration::from_secs(1);
@@ -130,6 +132,20 @@ impl Handover {
         )
         .await;
     }
+}
+
+/// The host address of a port published to the container port `port` of
+/// `ns`, taken over from the daemon, if one is offered in the family asked
+/// for (IPv4 when `v4`).
+pub async fn take_offered(ns: &Namespace, port: u16, v4: bool) -> Option<Lease> {
+    for offer in ns.offers(port) {
+        if offer.addr().is_ipv4() == v4
+            && let Some(lease) = offer.take().await
+        {
+            return Some(lease);
+        }
+    }
+    None
 }
 
 /// A guest's hold on a published host port; dropping it gives the port

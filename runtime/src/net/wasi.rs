@@ -190,21 +190,6 @@ fn again<T: 'static>(r: &Resource<T>) -> Resource<T> {
     Resource::new_borrow(r.rep())
 }
 
-/// The host address of a port published to the container port `port`,
-/// taken over from the daemon, if one is offered in `family`.
-async fn take_published(ns: &Namespace, port: u16, family: IpAddressFamily) -> Option<Lease> {
-    for offer in ns.offers(port) {
-        let fits = match family {
-            IpAddressFamily::Ipv4 => offer.addr().is_ipv4(),
-            IpAddressFamily::Ipv6 => offer.addr().is_ipv6(),
-        };
-        if fits && let Some(lease) = offer.take().await {
-            return Some(lease);
-        }
-    }
-    None
-}
-
 fn loopback(family: IpAddressFamily) -> IpAddr {
     match family {
         IpAddressFamily::Ipv4 => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -349,7 +334,10 @@ impl tcp::HostTcpSocket for NetCtxView<'_> {
         // A port published with -p: the guest's socket takes the host
         // address over, so its connections come straight to it.
         let lease = match &guard {
-            Some(g) => take_published(&ns, g.port(), family).await,
+            Some(g) => {
+                let v4 = family == IpAddressFamily::Ipv4;
+                super::handover::take_offered(&ns, g.port(), v4).await
+            }
             None => None,
         };
         let mut bound = Err(ErrorCode::AddressInUse.into());

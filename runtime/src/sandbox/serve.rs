@@ -186,7 +186,7 @@ pub(super) async fn serve(
         .instantiate_pre(&program.component)
         .map_err(|e| start_err(format!("{e:#}")))?;
     let pre = ProxyPre::new(pre).map_err(|e| start_err(format!("{e:#}")))?;
-    let (listener, _guard) = match &spec.network.mode {
+    let (listener, guard, lease) = match &spec.network.mode {
         NetMode::None => {
             return Err(start_err(
                 "a wasi:http component needs a network to serve on; it has --network none".into(),
@@ -197,7 +197,7 @@ pub(super) async fn serve(
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| start_err(format!("listen on {addr}: {e}")))?;
-            (l, None)
+            (l, None, None)
         }
         NetMode::Virtual(ns) => {
             let guard = ns.reserve(Proto::Tcp, port).ok_or_else(|| {
@@ -205,12 +205,31 @@ pub(super) async fn serve(
                     "port {port} is already bound in the container's network"
                 ))
             })?;
-            let l = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                .await
-                .map_err(|e| start_err(format!("listen on 127.0.0.1: {e}")))?;
+            // A port published with -p: the listener takes the host
+            // address over, so requests come straight to it.
+            let mut lease = crate::net::handover::take_offered(ns, port, true).await;
+            let mut taken = None;
+            if let Some(addr) = lease.as_ref().map(|l| l.addr()) {
+                taken = tokio::net::TcpListener::bind(addr).await.ok();
+                if taken.is_none() {
+                    lease = None;
+                }
+            }
+            let l = match taken {
+                Some(l) => l,
+                None => tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                    .await
+                    .map_err(|e| start_err(format!("listen on 127.0.0.1: {e}")))?,
+            };
             let real = l.local_addr().map_err(|e| start_err(e.to_string()))?;
+            // Peers in wrun reach a listener on every interface on loopback.
+            let real = if real.ip().is_unspecified() {
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), real.port())
+            } else {
+                real
+            };
             guard.set_real(real);
-            (l, Some(guard))
+            (l, Some(guard), lease)
         }
     };
     let server = Arc::new(Server {
@@ -247,6 +266,10 @@ pub(super) async fn serve(
         while conns.try_join_next().is_some() {}
     }
     conns.abort_all();
+    // The host port goes back to the daemon once the listener is closed.
+    drop(listener);
+    drop(lease);
+    drop(guard);
     Ok(Exit::Stopped(stop.reason().unwrap_or(StopReason::Killed)))
 }
 

@@ -241,9 +241,16 @@ impl Containers {
             return Ok(r);
         }
         if !name_or_id.is_empty() && name_or_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let mut found = self.query(
-                "WHERE id LIKE ?1",
-                &format!("{}%", name_or_id.to_ascii_lowercase()),
+            // IDs are lowercase hex, so those that start with `prefix` are
+            // exactly the ones from `prefix` up to `prefix` followed by
+            // `g`: a range the primary key's index answers (LIKE would
+            // read every row, on every request that names a container by
+            // ID).
+            let prefix = name_or_id.to_ascii_lowercase();
+            let mut found = self.query_with(
+                "WHERE id >= ?1 AND id < ?2",
+                &[&prefix, &format!("{prefix}g")],
+                "LIMIT 2",
             )?;
             if found.len() == 1 {
                 return Ok(found.remove(0));
@@ -353,13 +360,24 @@ impl Containers {
     }
 
     fn query(&self, filter: &str, arg: &str) -> Result<Vec<ContainerRecord>, ContainerError> {
+        self.query_with(filter, &[arg], "")
+    }
+
+    /// The containers `filter` (with `args`) selects, newest first, then
+    /// `limit`.
+    fn query_with(
+        &self,
+        filter: &str,
+        args: &[&str],
+        limit: &str,
+    ) -> Result<Vec<ContainerRecord>, ContainerError> {
         let sql = format!(
             "SELECT id, name, image_id, spec, state, exit_code, error, created_at, started_at, finished_at,
                     restart_count, manually_stopped
-             FROM containers {filter} ORDER BY created_at DESC"
+             FROM containers {filter} ORDER BY created_at DESC {limit}"
         );
         let mut stmt = self.db.conn().prepare(&sql)?;
-        let rows = stmt.query_map([arg], |r| {
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,

@@ -62,6 +62,8 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
 }
 
 async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
+    // Its database connections last as long as it does.
+    crate::state::long_lived_process();
     let staging_dir = opts.root.staging_dir().map_err(|e| {
         DaemonError::internal(format!(
             "cannot claim a staging directory under {}: {e}",

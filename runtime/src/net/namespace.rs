@@ -56,6 +56,9 @@ pub struct Namespace {
     /// Published TCP ports, by container port, whose host listener a
     /// guest's bind of that port takes over.
     handovers: Mutex<BTreeMap<u16, Vec<Arc<Handover>>>>,
+    /// Counts changes to which ports have a real socket behind them, for
+    /// those waiting for a port to be bound (a pod's readiness).
+    bound: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Namespace {
@@ -91,7 +94,17 @@ impl Namespace {
             udp: Mutex::default(),
             relays: Mutex::default(),
             handovers: Mutex::default(),
+            bound: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes whenever a port gets its real socket or is freed.
+    pub fn watch_ports(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.bound.subscribe()
+    }
+
+    fn ports_changed(&self) {
+        self.bound.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The namespace's virtual IP.
@@ -279,12 +292,14 @@ impl PortGuard {
     /// Records the real socket that now backs the port.
     pub fn set_real(&self, real: SocketAddr) {
         self.ns.table(self.proto).insert(self.port, Some(real));
+        self.ns.ports_changed();
     }
 }
 
 impl Drop for PortGuard {
     fn drop(&mut self) {
         self.ns.table(self.proto).remove(&self.port);
+        self.ns.ports_changed();
     }
 }
 

@@ -38,7 +38,8 @@ const BACKOFF_START: Duration = Duration::from_secs(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// A container that ran this long has its backoff reset.
 const BACKOFF_RESET: Duration = Duration::from_secs(600);
-/// How often readiness (the container's ports being bound) is looked at.
+/// How often readiness (the container's ports being bound) is looked at
+/// when the pod has no namespace to tell of its ports' changes.
 const READY_POLL: Duration = Duration::from_millis(10);
 
 /// What kubectl shows of one container.
@@ -271,6 +272,8 @@ impl Pod {
         }
         self.write_status();
         let mut waits: FuturesUnordered<RunEnd> = FuturesUnordered::new();
+        // Readiness is looked at again whenever a port is bound or freed.
+        let mut ports = self.ns.as_ref().map(|n| n.watch_ports());
         loop {
             if self.failure.is_none() {
                 self.start_due(&mut waits).await;
@@ -312,7 +315,7 @@ impl Pod {
                     self.probed(outcome).await;
                 }
                 () = sleep_until(next_start), if next_start.is_some() => {}
-                () = tokio::time::sleep(READY_POLL), if polling => {}
+                () = port_change(&mut ports), if polling => {}
                 () = self.agent.cancelled().cancelled() => {
                     // The cluster stops: containers go, the pod stays.
                     self.stop_all(false).await;
@@ -1082,6 +1085,19 @@ fn names_registry(image: &str) -> bool {
     match image.split_once('/') {
         Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
         None => false,
+    }
+}
+
+/// Resolves when a port of the pod's namespace is bound or freed (never,
+/// once the namespace is gone); without a namespace, after [`READY_POLL`].
+async fn port_change(ports: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    match ports {
+        Some(rx) => {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => tokio::time::sleep(READY_POLL).await,
     }
 }
 

@@ -54,14 +54,20 @@ fn a_container_that_only_reads_has_no_writable_layer() {
     );
 }
 
-#[test]
-fn writes_stay_in_their_container_and_survive_a_restart() {
+/// A root with two busybox containers, `a` and `b`, running `sleep`.
+fn two_sleepers() -> Root {
     let root = Root::new();
     root.busybox();
-    root.wrun(&["run", "-d", "--name", "a", "busybox", "sleep", "3600"])
-        .ok();
-    root.wrun(&["run", "-d", "--name", "b", "busybox", "sleep", "3600"])
-        .ok();
+    for name in ["a", "b"] {
+        root.wrun(&["run", "-d", "--name", name, "busybox", "sleep", "3600"])
+            .ok();
+    }
+    root
+}
+
+#[test]
+fn writes_stay_in_their_container_and_survive_a_restart() {
+    let root = two_sleepers();
     root.wrun(&[
         "exec",
         "a",
@@ -110,12 +116,7 @@ fn writes_stay_in_their_container_and_survive_a_restart() {
 
 #[test]
 fn a_program_a_container_overwrites_is_the_one_it_runs() {
-    let root = Root::new();
-    root.busybox();
-    root.wrun(&["run", "-d", "--name", "a", "busybox", "sleep", "3600"])
-        .ok();
-    root.wrun(&["run", "-d", "--name", "b", "busybox", "sleep", "3600"])
-        .ok();
+    let root = two_sleepers();
     // Both have started busybox from the image's layer, which the daemon
     // then finds without reading it again. a overwrites its copy.
     root.wrun(&["exec", "a", "true"]).ok();

@@ -74,10 +74,9 @@ pub fn prepare(
             // A program from the image's read-only layers is read and
             // hashed on its first start only.
             let key = view.fixed_key(&found);
-            let known = key.as_deref().and_then(|k| sandbox.fixed(k));
-            let program = match (known, key) {
-                (Some(program), _) => program,
-                (None, key) => {
+            let program = match key.as_deref().and_then(|k| sandbox.fixed(k)) {
+                Some(program) => program,
+                None => {
                     let bytes = rootfs::read(view.as_ref(), &found).map_err(exec_err)?;
                     match key {
                         Some(key) => sandbox.load_fixed(&found, key, &bytes),

@@ -82,16 +82,21 @@ impl BlobStore {
         Ok(w.commit(None)?.0)
     }
 
-    /// Starts a streaming write.
-    pub fn writer(&self) -> Result<BlobWriter, BlobError> {
-        let file = self
-            .staging
+    /// A new file in the staging directory, for a blob shown as `shown`
+    /// in errors.
+    fn staged(&self, shown: String) -> Result<NamedTempFile, BlobError> {
+        self.staging
             .dir()
             .and_then(NamedTempFile::new_in)
             .map_err(|source| BlobError::Io {
-                digest: "(new)".into(),
+                digest: shown,
                 source,
-            })?;
+            })
+    }
+
+    /// Starts a streaming write.
+    pub fn writer(&self) -> Result<BlobWriter, BlobError> {
+        let file = self.staged("(new)".into())?;
         Ok(BlobWriter {
             inner: Inner::Hashing(DigestWriter::new(file)),
             dir: self.dir.clone(),
@@ -104,14 +109,7 @@ impl BlobStore {
     /// time: the caller commits only once the source has said they match,
     /// and the blob is stored under `expected`.
     pub fn writer_checked_by_source(&self, expected: &Digest) -> Result<BlobWriter, BlobError> {
-        let file = self
-            .staging
-            .dir()
-            .and_then(NamedTempFile::new_in)
-            .map_err(|source| BlobError::Io {
-                digest: expected.to_string(),
-                source,
-            })?;
+        let file = self.staged(expected.to_string())?;
         Ok(BlobWriter {
             inner: Inner::Checked {
                 file,
@@ -160,16 +158,6 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
-    /// Gives the blob up (nothing is stored) and returns the digest of what
-    /// was written, so a failed transfer can still be told apart from a
-    /// wrong one; `None` for a writer whose source checks the bytes.
-    pub fn abandon(self) -> Option<Digest> {
-        match self.inner {
-            Inner::Hashing(w) => Some(w.finish().1),
-            Inner::Checked { .. } => None,
-        }
-    }
-
     /// Verifies the content against `expected` (when given; a writer whose
     /// source checked the bytes takes its word), syncs it and moves it into
     /// place. Returns the digest and the size.

@@ -114,8 +114,8 @@ impl RootView for crate::vfs::Overlay {
         let p = self
             .resolve(&crate::vfs::VPath::root(), rel(path), true)
             .ok()?;
-        let (layer, inside) = self.lower_source(&p)?;
-        Some(format!("{}\0{inside}", layer.display()))
+        let layer = self.lower_source(&p)?;
+        Some(format!("{}\0{p}", layer.display()))
     }
 }
 

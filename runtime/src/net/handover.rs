@@ -119,7 +119,8 @@ impl Handover {
     }
 
     /// Whether a guest holds the port now (or is being given it).
-    pub fn is_guests(&self) -> bool {
+    #[cfg(test)]
+    fn is_guests(&self) -> bool {
         matches!(*self.holder.borrow(), Holder::Asked | Holder::Guest)
     }
 

@@ -29,7 +29,7 @@ mod relay;
 pub mod wasi;
 
 pub use fabric::{BRIDGE, DEFAULT_SUBNET, Fabric, HOST, NONE, NetworkInfo};
-pub use namespace::{Namespace, Proto};
+pub use namespace::{Namespace, Proto, reachable};
 pub use policy::{EgressRule, NetGrant, NetMode, Route};
 
 /// Errors of the network layer, each naming its object.

@@ -3,7 +3,7 @@
 //! back them. Several containers may share one (a pod).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::fabric::Fabric;
@@ -22,6 +22,21 @@ impl Proto {
             Self::Tcp => "tcp",
             Self::Udp => "udp",
         }
+    }
+}
+
+/// The address peers in wrun dial for a socket bound at `real`: one bound
+/// on every interface (a listener that took a published port over) is
+/// reached on loopback.
+pub fn reachable(real: SocketAddr) -> SocketAddr {
+    match real.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), real.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), real.port())
+        }
+        _ => real,
     }
 }
 

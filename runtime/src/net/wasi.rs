@@ -36,7 +36,7 @@ use wasmtime_wasi::sockets::WasiSocketsCtxView;
 
 use super::fabric::PeerGuard;
 use super::handover::Lease;
-use super::namespace::{Namespace, PortGuard, Proto};
+use super::namespace::{Namespace, PortGuard, Proto, reachable};
 use super::policy::{NetGrant, NetMode, Route};
 
 /// A guest store's network state: its grant, and what wrun knows of each
@@ -340,34 +340,34 @@ impl tcp::HostTcpSocket for NetCtxView<'_> {
             }
             None => None,
         };
-        let mut bound = Err(ErrorCode::AddressInUse.into());
-        if let Some(lease) = &lease {
-            bound = self
+        let taken = match &lease {
+            Some(l) => self
                 .sockets
-                .start_bind(again(&this), again(&network), lease.addr().into())
-                .await;
-        }
-        let lease = match (bound, lease) {
-            (Ok(()), lease) => lease,
-            (Err(_), lease) => {
-                // Not published, or the host address could not be bound:
-                // loopback, with the daemon forwarding.
-                drop(lease);
-                self.sockets
-                    .start_bind(again(&this), network, real.into())
-                    .await?;
-                None
-            }
+                .start_bind(again(&this), again(&network), l.addr().into())
+                .await
+                .is_ok(),
+            None => false,
+        };
+        let lease = if taken {
+            lease
+        } else {
+            // Not published, or the host address could not be bound:
+            // loopback, with the daemon forwarding.
+            drop(lease);
+            self.sockets
+                .start_bind(again(&this), network, real.into())
+                .await?;
+            None
         };
         let real: SocketAddr = self.sockets.local_address(again(&this))?.into();
-        // What peers in wrun connect to: a listener on every interface is
-        // reached on loopback.
-        let real = if real.ip().is_unspecified() {
-            SocketAddr::new(loopback(family), real.port())
-        } else {
-            real
-        };
-        self.bound(&ns, Proto::Tcp, this.rep(), requested, guard, real)?;
+        self.bound(
+            &ns,
+            Proto::Tcp,
+            this.rep(),
+            requested,
+            guard,
+            reachable(real),
+        )?;
         self.meta(this.rep()).lease = lease;
         Ok(())
     }

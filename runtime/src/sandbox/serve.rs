@@ -207,14 +207,12 @@ pub(super) async fn serve(
             })?;
             // A port published with -p: the listener takes the host
             // address over, so requests come straight to it.
-            let mut lease = crate::net::handover::take_offered(ns, port, true).await;
-            let mut taken = None;
-            if let Some(addr) = lease.as_ref().map(|l| l.addr()) {
-                taken = tokio::net::TcpListener::bind(addr).await.ok();
-                if taken.is_none() {
-                    lease = None;
-                }
-            }
+            let lease = crate::net::handover::take_offered(ns, port, true).await;
+            let taken = match &lease {
+                Some(l) => tokio::net::TcpListener::bind(l.addr()).await.ok(),
+                None => None,
+            };
+            let lease = lease.filter(|_| taken.is_some());
             let l = match taken {
                 Some(l) => l,
                 None => tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -222,13 +220,7 @@ pub(super) async fn serve(
                     .map_err(|e| start_err(format!("listen on 127.0.0.1: {e}")))?,
             };
             let real = l.local_addr().map_err(|e| start_err(e.to_string()))?;
-            // Peers in wrun reach a listener on every interface on loopback.
-            let real = if real.ip().is_unspecified() {
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), real.port())
-            } else {
-                real
-            };
-            guard.set_real(real);
+            guard.set_real(crate::net::reachable(real));
             (l, Some(guard), lease)
         }
     };

@@ -328,16 +328,15 @@ impl Overlay {
         self.walk(p).found
     }
 
-    /// Where the file at `p` (symlinks not followed) comes from when a
-    /// read-only lower layer provides it: that layer's directory and the
-    /// file's path in it, which name bytes that never change. `None` when
-    /// the container's own layer holds it.
-    pub fn lower_source(&self, p: &VPath) -> Option<(&Path, VPath)> {
+    /// The directory of the read-only lower layer that provides the file
+    /// at `p` (symlinks not followed): with `p`, it names bytes that never
+    /// change. `None` when the container's own layer holds it.
+    pub fn lower_source(&self, p: &VPath) -> Option<&Path> {
         match self.locate(p)? {
             Found {
                 kind: Kind::File,
                 layer: Layer::Lower(i),
-            } => Some((self.lower_paths.get(i)?.as_path(), p.clone())),
+            } => Some(self.lower_paths.get(i)?.as_path()),
             _ => None,
         }
     }

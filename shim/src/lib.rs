@@ -38,6 +38,7 @@ pub const RUNTIME: &str = "io.containerd.wrun.v1";
 /// every thread is in it), then parses containerd's flags and serves the
 /// action they name.
 pub fn main() {
+    wrun::sandbox::quiet_error_backtraces();
     if let Err(e) = netns::enter_from_env() {
         eprintln!("containerd-shim-wrun-v1: {e}");
         std::process::exit(1);

@@ -219,6 +219,7 @@ impl Cli {
 
 /// The binary's entry point.
 pub fn main() -> std::process::ExitCode {
+    crate::sandbox::quiet_error_backtraces();
     quiet_on_a_closed_pipe();
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::kube::{KubeError, Resource};
-use crate::state::{Db, StateRoot};
+use crate::state::{CachedSql, Db, StateRoot};
 
 /// How many changes the hub remembers for watches that resume.
 const HISTORY: usize = 20_000;
@@ -292,7 +292,7 @@ impl Store {
         let db = root.db().map_err(db_err)?;
         let rv: u64 = db
             .conn()
-            .query_row("SELECT value FROM kube_meta WHERE key = 'rv'", [], |r| {
+            .row("SELECT value FROM kube_meta WHERE key = 'rv'", [], |r| {
                 r.get::<_, String>(0)
             })
             .optional()
@@ -303,7 +303,7 @@ impl Store {
         {
             let mut stmt = db
                 .conn()
-                .prepare("SELECT resource, namespace, name, body FROM kube_objects")
+                .prepare_cached("SELECT resource, namespace, name, body FROM kube_objects")
                 .map_err(db_err)?;
             let rows = stmt
                 .query_map([], |r| {
@@ -346,7 +346,7 @@ impl Store {
         lock(&self.db)
             .db
             .conn()
-            .query_row(
+            .row(
                 "SELECT value FROM kube_meta WHERE key = ?1",
                 params![format!("setting.{key}")],
                 |r| r.get(0),
@@ -359,14 +359,14 @@ impl Store {
         let db = &lock(&self.db).db;
         let key = format!("setting.{key}");
         match value {
-            Some(v) => db.conn().execute(
+            Some(v) => db.conn().exec(
                 "INSERT INTO kube_meta (key, value) VALUES (?1, ?2)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 params![key, v],
             ),
             None => db
                 .conn()
-                .execute("DELETE FROM kube_meta WHERE key = ?1", params![key]),
+                .exec("DELETE FROM kube_meta WHERE key = ?1", params![key]),
         }
         .map_err(db_err)?;
         Ok(())
@@ -770,7 +770,7 @@ impl Store {
             Write::Insert => {
                 let body = serde_json::to_string(&*obj).map_err(db_err)?;
                 let uid = meta_str(obj, "uid").unwrap_or_default();
-                let done = tx.execute(
+                let done = tx.exec(
                     "INSERT INTO kube_objects (resource, namespace, name, uid, rv, body)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![res.qualified_plural(), ns, name, uid, rv as i64, body],
@@ -790,7 +790,7 @@ impl Store {
             }
             Write::Update => {
                 let body = serde_json::to_string(&*obj).map_err(db_err)?;
-                tx.execute(
+                tx.exec(
                     "UPDATE kube_objects SET rv = ?4, body = ?5
                      WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
                     params![res.qualified_plural(), ns, name, rv as i64, body],
@@ -798,7 +798,7 @@ impl Store {
                 .map_err(db_err)?
             }
             Write::Delete => tx
-                .execute(
+                .exec(
                     "DELETE FROM kube_objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
                     params![res.qualified_plural(), ns, name],
                 )
@@ -807,7 +807,7 @@ impl Store {
         if changed == 0 {
             return Err(not_found(res, name));
         }
-        tx.execute(
+        tx.exec(
             "INSERT INTO kube_meta (key, value) VALUES ('rv', ?1)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             params![rv.to_string()],
@@ -856,7 +856,7 @@ impl Store {
         objects
             .db
             .conn()
-            .execute("DELETE FROM kube_objects", [])
+            .exec("DELETE FROM kube_objects", [])
             .map_err(db_err)?;
         objects.mirror.clear();
         Ok(())

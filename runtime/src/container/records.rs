@@ -10,7 +10,7 @@ use rusqlite::params;
 use super::spec::ContainerSpec;
 use super::{ContainerError, names};
 use crate::image::{Image, layer};
-use crate::state::{Db, StateRoot, remove_tree};
+use crate::state::{CachedSql, Db, StateRoot, remove_tree};
 
 /// Where a container is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +116,7 @@ impl Containers {
                 Some(n) => n.to_string(),
                 None => names::generate(&seed, attempt),
             };
-            let inserted = self.db.conn().execute(
+            let inserted = self.db.conn().exec(
                 "INSERT INTO containers (id, name, image_id, image_name, spec, state, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'created', ?6)",
                 params![
@@ -137,7 +137,7 @@ impl Containers {
                         let holder: String = self
                             .db
                             .conn()
-                            .query_row(
+                            .row(
                                 "SELECT id FROM containers WHERE name = ?1",
                                 [&candidate],
                                 |r| r.get(0),
@@ -281,7 +281,7 @@ impl Containers {
 
     /// Records a start; `restarted` counts it as a restart-policy restart.
     pub fn mark_running(&mut self, id: &str, restarted: bool) -> Result<(), ContainerError> {
-        self.db.conn().execute(
+        self.db.conn().exec(
             "UPDATE containers SET state = 'running', started_at = ?2, exit_code = NULL, error = NULL,
                  manually_stopped = 0, restart_count = CASE WHEN ?3 THEN restart_count + 1 ELSE 0 END
              WHERE id = ?1",
@@ -292,7 +292,7 @@ impl Containers {
 
     /// Records that the user stopped or killed it.
     pub fn mark_manually_stopped(&mut self, id: &str) -> Result<(), ContainerError> {
-        self.db.conn().execute(
+        self.db.conn().exec(
             "UPDATE containers SET manually_stopped = 1 WHERE id = ?1",
             [id],
         )?;
@@ -304,7 +304,7 @@ impl Containers {
         if !names::is_valid(name) {
             return Err(ContainerError::BadName(name.to_string()));
         }
-        match self.db.conn().execute(
+        match self.db.conn().exec(
             "UPDATE containers SET name = ?2 WHERE id = ?1",
             params![id, name],
         ) {
@@ -328,7 +328,7 @@ impl Containers {
         code: i32,
         error: Option<&str>,
     ) -> Result<(), ContainerError> {
-        self.db.conn().execute(
+        self.db.conn().exec(
             "UPDATE containers SET state = 'exited', finished_at = ?2, exit_code = ?3, error = ?4 WHERE id = ?1",
             params![id, Utc::now().to_rfc3339(), code, error],
         )?;
@@ -347,7 +347,7 @@ impl Containers {
         let n = self
             .db
             .conn()
-            .execute("DELETE FROM containers WHERE id = ?1", [id])?;
+            .exec("DELETE FROM containers WHERE id = ?1", [id])?;
         Ok(n > 0)
     }
 
@@ -376,7 +376,7 @@ impl Containers {
                     restart_count, manually_stopped
              FROM containers {filter} ORDER BY created_at DESC {limit}"
         );
-        let mut stmt = self.db.conn().prepare(&sql)?;
+        let mut stmt = self.db.conn().prepare_cached(&sql)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
             Ok((
                 r.get::<_, String>(0)?,

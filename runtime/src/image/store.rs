@@ -15,7 +15,7 @@ use super::digest::Digest;
 use super::layer;
 use super::reference::Reference;
 use super::{ImageError, media};
-use crate::state::{Db, StateRoot};
+use crate::state::{CachedSql, Db, StateRoot};
 
 /// The registry a bare name like `busybox` belongs to, as in Docker.
 pub const DEFAULT_REGISTRY: &str = "docker.io";
@@ -174,7 +174,7 @@ impl ImageStore {
                 let found: Option<String> = self
                     .db
                     .conn()
-                    .query_row(
+                    .row(
                         "SELECT id FROM images WHERE manifest_digest = ?1",
                         [digest],
                         |r| r.get(0),
@@ -187,7 +187,7 @@ impl ImageStore {
                 let found: Option<String> = self
                     .db
                     .conn()
-                    .query_row(
+                    .row(
                         "SELECT image_id FROM tags WHERE name = ?1",
                         [reference.to_string()],
                         |r| r.get(0),
@@ -203,7 +203,7 @@ impl ImageStore {
             let mut stmt = self
                 .db
                 .conn()
-                .prepare("SELECT id FROM images WHERE id LIKE ?1 LIMIT 2")?;
+                .prepare_cached("SELECT id FROM images WHERE id LIKE ?1 LIMIT 2")?;
             let ids: Vec<String> = stmt
                 .query_map([format!("sha256:{}%", hex.to_ascii_lowercase())], |r| {
                     r.get(0)
@@ -229,7 +229,7 @@ impl ImageStore {
         Ok(self
             .db
             .conn()
-            .query_row("SELECT 1 FROM images WHERE id = ?1", [id.as_str()], |_| {
+            .row("SELECT 1 FROM images WHERE id = ?1", [id.as_str()], |_| {
                 Ok(())
             })
             .optional()?
@@ -240,7 +240,7 @@ impl ImageStore {
         let (manifest_digest, size, added_at): (String, i64, String) = self
             .db
             .conn()
-            .query_row(
+            .row(
                 "SELECT manifest_digest, size, added_at FROM images WHERE id = ?1",
                 [id.as_str()],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -272,7 +272,7 @@ impl ImageStore {
         let mut stmt = self
             .db
             .conn()
-            .prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?;
+            .prepare_cached("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?;
         let names: Vec<String> = stmt
             .query_map([id.as_str()], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
@@ -284,7 +284,7 @@ impl ImageStore {
 
     /// All images, newest first, each with its tags.
     pub fn list(&self) -> Result<Vec<ImageSummary>, ImageError> {
-        let mut stmt = self.db.conn().prepare(
+        let mut stmt = self.db.conn().prepare_cached(
             "SELECT id, manifest_digest, created, size FROM images ORDER BY created DESC, added_at DESC",
         )?;
         let rows: Vec<(String, String, Option<String>, i64)> = stmt
@@ -347,7 +347,7 @@ impl ImageStore {
             .unwrap_or_else(|| media::OCI_MANIFEST.to_string());
         let now = Utc::now().to_rfc3339();
         let tx = self.db.write()?;
-        tx.execute(
+        tx.exec(
             "INSERT INTO images (id, manifest_digest, manifest_media_type, size, created, added_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(id) DO UPDATE SET manifest_digest = excluded.manifest_digest,
@@ -362,7 +362,7 @@ impl ImageStore {
             ],
         )?;
         if let Some(tag) = new.tag {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO tags (name, image_id) VALUES (?1, ?2)
                  ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
                 params![tag.to_string(), config_digest.as_str()],
@@ -382,7 +382,7 @@ impl ImageStore {
                 message: "a tag cannot contain a digest".into(),
             });
         }
-        self.db.conn().execute(
+        self.db.conn().exec(
             "INSERT INTO tags (name, image_id) VALUES (?1, ?2)
              ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
             params![target_ref.to_string(), id.as_str()],
@@ -406,7 +406,7 @@ impl ImageStore {
             .filter(|r| {
                 self.db
                     .conn()
-                    .query_row("SELECT 1 FROM tags WHERE name = ?1", [r], |_| Ok(()))
+                    .row("SELECT 1 FROM tags WHERE name = ?1", [r], |_| Ok(()))
                     .optional()
                     .ok()
                     .flatten()
@@ -434,7 +434,7 @@ impl ImageStore {
         match &by_id {
             Some(tag) if tags.len() > 1 => {
                 // Other names still point at the image: only untag.
-                tx.execute("DELETE FROM tags WHERE name = ?1", [tag])?;
+                tx.exec("DELETE FROM tags WHERE name = ?1", [tag])?;
                 out.push(Removed::Untagged(familiar(tag, &self.default_registry)));
             }
             _ => {
@@ -447,8 +447,8 @@ impl ImageStore {
                 for t in &tags {
                     out.push(Removed::Untagged(t.familiar()));
                 }
-                tx.execute("DELETE FROM tags WHERE image_id = ?1", [id.as_str()])?;
-                tx.execute("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
+                tx.exec("DELETE FROM tags WHERE image_id = ?1", [id.as_str()])?;
+                tx.exec("DELETE FROM images WHERE id = ?1", [id.as_str()])?;
                 out.push(Removed::Deleted(id.clone()));
             }
         }

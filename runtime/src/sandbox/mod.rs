@@ -65,8 +65,10 @@ pub enum SandboxError {
 #[derive(Clone)]
 pub struct Program {
     component: wasmtime::component::Component,
-    /// It exports `wasi:http/incoming-handler`: served rather than run.
-    http: bool,
+    /// Linked against the pool's engine once, when loaded, rather than on
+    /// every start: a command, or a wasi:http component (served rather
+    /// than run).
+    ready: run::Ready,
     /// The digest of the bytes it was compiled from.
     digest: Digest,
 }
@@ -74,9 +76,35 @@ pub struct Program {
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Program")
-            .field("http", &self.http)
+            .field("http", &self.is_http())
             .field("digest", &self.digest)
             .finish_non_exhaustive()
+    }
+}
+
+impl Program {
+    /// It exports `wasi:http/incoming-handler`: served rather than run.
+    fn is_http(&self) -> bool {
+        matches!(self.ready, run::Ready::Proxy(_))
+    }
+}
+
+/// Keeps guests' exits and traps from capturing a Rust backtrace.
+///
+/// wasmtime records one with each error a host function returns, and every
+/// `proc_exit` is such an error. With `RUST_BACKTRACE=1` in the
+/// environment (common on developers' machines) that stack walk was a few
+/// percent of a daemon's CPU when running short containers, and its frames
+/// are wrun's, never the guest's, so nobody reads them. Unless the user set
+/// `RUST_LIB_BACKTRACE`, this sets it to 0; panics still print their
+/// backtrace as `RUST_BACKTRACE` says.
+///
+/// Call it first in `main`, while the process has one thread.
+pub fn quiet_error_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: called at the start of `main`, before any thread exists
+        // that could read the environment at the same time.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
 }
 
@@ -226,12 +254,12 @@ impl Sandbox {
             .cache
             .load_or_compile(&self.engine, name, &digest, kind, bytes)?;
         let http = run::check_entry_points(&self.engine, name, &component)?;
+        let ready = self.linkers.ready(name, &component, http)?;
         let program = Program {
             component,
-            http,
+            ready,
             digest: digest.clone(),
         };
-        self.linkers.check_links(name, &program)?;
         let mut map = self.loaded();
         if map.len() >= LOADED_PROGRAMS {
             map.clear();

@@ -8,6 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::{Command, CommandPre};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::grant::{ProcessSpec, wasi_builder};
 use super::limits::MemoryLimiter;
@@ -154,24 +155,34 @@ impl Linkers {
     }
 }
 
+/// A program linked against the pool's engine, ready to instantiate.
+#[derive(Clone)]
+pub(super) enum Ready {
+    Command(CommandPre<P2State>),
+    Proxy(ProxyPre<HttpState>),
+}
+
 impl Linkers {
-    /// Refuses a program that imports something wrun does not provide,
-    /// before any container is started with it.
-    pub fn check_links(&self, name: &str, program: &Program) -> Result<(), SandboxError> {
+    /// Links `component` (a wasi:http one when `http`), refusing a program
+    /// that imports something wrun does not provide before any container
+    /// is started with it.
+    pub(super) fn ready(
+        &self,
+        name: &str,
+        component: &wasmtime::component::Component,
+        http: bool,
+    ) -> Result<Ready, SandboxError> {
         let err = |e: wasmtime::Error| SandboxError::Start {
             program: name.to_string(),
             message: format!("{e:#}"),
         };
-        if program.http {
-            self.http()?
-                .instantiate_pre(&program.component)
-                .map_err(err)?;
+        Ok(if http {
+            let pre = self.http()?.instantiate_pre(component).map_err(err)?;
+            Ready::Proxy(ProxyPre::new(pre).map_err(err)?)
         } else {
-            self.p2()?
-                .instantiate_pre(&program.component)
-                .map_err(err)?;
-        }
-        Ok(())
+            let pre = self.p2()?.instantiate_pre(component).map_err(err)?;
+            Ready::Command(CommandPre::new(pre).map_err(err)?)
+        })
     }
 }
 
@@ -224,7 +235,7 @@ pub(super) async fn run(
             program: name.to_string(),
             message,
         })?;
-    if program.http {
+    if program.is_http() {
         let port = if spec.http_port == 0 {
             DEFAULT_HTTP_PORT
         } else {
@@ -257,13 +268,12 @@ pub(super) async fn run(
     let seat = sandbox.seats.take();
     let (store, pre) = match &seat {
         Some(_) => {
-            let pre = sandbox
-                .linkers
-                .p2()?
-                .instantiate_pre(&program.component)
-                .map_err(start_err)?;
-            let pre = CommandPre::new(pre).map_err(start_err)?;
-            (new_store(&sandbox.engine, state, stop), pre)
+            let Ready::Command(pre) = &program.ready else {
+                return Err(start_err(wasmtime::format_err!(
+                    "a wasi:http component cannot be run as a command"
+                )));
+            };
+            (new_store(&sandbox.engine, state, stop), pre.clone())
         }
         None => {
             let (engine, pre) = sandbox.overflow.command(program).map_err(start_err)?;

@@ -180,12 +180,11 @@ pub(super) async fn serve(
         program: name.to_string(),
         message,
     };
-    let pre = sandbox
-        .linkers
-        .http()?
-        .instantiate_pre(&program.component)
-        .map_err(|e| start_err(format!("{e:#}")))?;
-    let pre = ProxyPre::new(pre).map_err(|e| start_err(format!("{e:#}")))?;
+    let super::run::Ready::Proxy(pre) = &program.ready else {
+        return Err(start_err(
+            "a command cannot be served as a wasi:http component".into(),
+        ));
+    };
     let (listener, guard, lease) = match &spec.network.mode {
         NetMode::None => {
             return Err(start_err(
@@ -226,7 +225,7 @@ pub(super) async fn serve(
     };
     let server = Arc::new(Server {
         engine: sandbox.engine.clone(),
-        pre,
+        pre: pre.clone(),
         overflow: sandbox.overflow.clone(),
         seats: sandbox.seats.clone(),
         mappings: sandbox.mappings.clone(),

@@ -129,6 +129,36 @@ ALTER TABLE networks ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';
 "#,
 ];
 
+/// Statements each connection keeps parsed (see [`CachedSql`]).
+const STATEMENT_CACHE: usize = 64;
+
+/// Running SQL through the connection's statement cache, so that a
+/// long-lived process (the daemon) parses each statement's text once
+/// rather than on every request.
+pub trait CachedSql {
+    /// `Connection::execute`, cached.
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    /// `Connection::query_row`, cached.
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl CachedSql for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
 /// One connection to the metadata database.
 pub struct Db {
     conn: Connection,
@@ -179,6 +209,7 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
         migrate(&mut conn, path)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Self { conn })
     }
 

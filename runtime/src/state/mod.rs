@@ -14,7 +14,7 @@
 mod db;
 mod staging;
 
-pub use db::{Db, DbError, long_lived_process};
+pub use db::{CachedSql, Db, DbError, long_lived_process};
 pub use staging::{Staging, remove_tree};
 
 use std::path::{Path, PathBuf};

@@ -76,16 +76,9 @@ pub struct Program {
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Program")
-            .field("http", &self.is_http())
+            .field("http", &matches!(self.ready, run::Ready::Proxy(_)))
             .field("digest", &self.digest)
             .finish_non_exhaustive()
-    }
-}
-
-impl Program {
-    /// It exports `wasi:http/incoming-handler`: served rather than run.
-    fn is_http(&self) -> bool {
-        matches!(self.ready, run::Ready::Proxy(_))
     }
 }
 

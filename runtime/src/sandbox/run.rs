@@ -235,14 +235,17 @@ pub(super) async fn run(
             program: name.to_string(),
             message,
         })?;
-    if program.is_http() {
-        let port = if spec.http_port == 0 {
-            DEFAULT_HTTP_PORT
-        } else {
-            spec.http_port
-        };
-        return super::serve::serve(sandbox, name, program, spec, port, stop).await;
-    }
+    let pre = match &program.ready {
+        Ready::Command(pre) => pre,
+        Ready::Proxy(pre) => {
+            let port = if spec.http_port == 0 {
+                DEFAULT_HTTP_PORT
+            } else {
+                spec.http_port
+            };
+            return super::serve::serve(sandbox, name, program, pre, spec, port, stop).await;
+        }
+    };
     let limiter = MemoryLimiter::new(spec.memory_limit, spec.usage.clone());
     let usage = spec.usage.clone();
     let net = NetState::new(spec.network.clone()).with_budget(spec.usage.clone());
@@ -267,14 +270,7 @@ pub(super) async fn run(
     // In the pool while it has a seat, past it otherwise.
     let seat = sandbox.seats.take();
     let (store, pre) = match &seat {
-        Some(_) => {
-            let Ready::Command(pre) = &program.ready else {
-                return Err(start_err(wasmtime::format_err!(
-                    "a wasi:http component cannot be run as a command"
-                )));
-            };
-            (new_store(&sandbox.engine, state, stop), pre.clone())
-        }
+        Some(_) => (new_store(&sandbox.engine, state, stop), pre.clone()),
         None => {
             let (engine, pre) = sandbox.overflow.command(program).map_err(start_err)?;
             (new_store(&engine, state, stop), pre)

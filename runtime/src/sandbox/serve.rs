@@ -167,11 +167,13 @@ impl EgressHooks {
     }
 }
 
-/// Serves the component on `port` in the guest's namespace until `stop`.
+/// Serves the component (`pre`, made ready in the pool's engine) on `port`
+/// in the guest's namespace until `stop`.
 pub(super) async fn serve(
     sandbox: &Sandbox,
     name: &str,
     program: &Program,
+    pre: &ProxyPre<HttpState>,
     spec: ProcessSpec,
     port: u16,
     stop: &StopHandle,
@@ -179,11 +181,6 @@ pub(super) async fn serve(
     let start_err = |message: String| SandboxError::Start {
         program: name.to_string(),
         message,
-    };
-    let super::run::Ready::Proxy(pre) = &program.ready else {
-        return Err(start_err(
-            "a command cannot be served as a wasi:http component".into(),
-        ));
     };
     let (listener, guard, lease) = match &spec.network.mode {
         NetMode::None => {

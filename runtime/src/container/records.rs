@@ -2,6 +2,8 @@
 //! directory: `containers/<id>/rootfs` (its own copy of the image) and
 //! `containers/<id>/proc` (its process table).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -65,9 +67,16 @@ impl ContainerRecord {
 }
 
 /// The containers of one state root.
+///
+/// Records read or written through it are kept in memory by full ID, and
+/// each change is made to the database and to that copy alike. The daemon
+/// is the only writer of container records, so the copy cannot go stale,
+/// and a request that names a container by ID reads no SQL and parses no
+/// JSON.
 pub struct Containers {
     root: StateRoot,
     db: Db,
+    known: RefCell<HashMap<String, ContainerRecord>>,
 }
 
 impl std::fmt::Debug for Containers {
@@ -83,6 +92,7 @@ impl Containers {
         Ok(Self {
             root: root.clone(),
             db: root.db()?,
+            known: RefCell::default(),
         })
     }
 
@@ -167,6 +177,7 @@ impl Containers {
             restart_count: 0,
             manually_stopped: false,
         };
+        self.remember(&record);
         Ok(record)
     }
 }
@@ -235,9 +246,14 @@ pub fn own_size(root: &StateRoot, rec: &ContainerRecord) -> u64 {
 
 impl Containers {
     /// Finds a container by name, full ID or unique ID prefix.
+    /// A full ID is looked up first, as Docker does.
     pub fn get(&self, name_or_id: &str) -> Result<ContainerRecord, ContainerError> {
+        if let Some(r) = self.known.borrow().get(name_or_id) {
+            return Ok(r.clone());
+        }
         let by_name = self.query_one("WHERE name = ?1", name_or_id)?;
         if let Some(r) = by_name {
+            self.remember(&r);
             return Ok(r);
         }
         if !name_or_id.is_empty() && name_or_id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -253,7 +269,9 @@ impl Containers {
                 "LIMIT 2",
             )?;
             if found.len() == 1 {
-                return Ok(found.remove(0));
+                let r = found.remove(0);
+                self.remember(&r);
+                return Ok(r);
             }
         }
         Err(ContainerError::NotFound(name_or_id.to_string()))
@@ -281,12 +299,21 @@ impl Containers {
 
     /// Records a start; `restarted` counts it as a restart-policy restart.
     pub fn mark_running(&mut self, id: &str, restarted: bool) -> Result<(), ContainerError> {
+        let now = Utc::now();
         self.db.conn().exec(
             "UPDATE containers SET state = 'running', started_at = ?2, exit_code = NULL, error = NULL,
                  manually_stopped = 0, restart_count = CASE WHEN ?3 THEN restart_count + 1 ELSE 0 END
              WHERE id = ?1",
-            params![id, Utc::now().to_rfc3339(), restarted],
+            params![id, now.to_rfc3339(), restarted],
         )?;
+        self.change(id, |r| {
+            r.state = ContainerState::Running;
+            r.started_at = Some(now);
+            r.exit_code = None;
+            r.error = None;
+            r.manually_stopped = false;
+            r.restart_count = if restarted { r.restart_count + 1 } else { 0 };
+        });
         Ok(())
     }
 
@@ -296,6 +323,7 @@ impl Containers {
             "UPDATE containers SET manually_stopped = 1 WHERE id = ?1",
             [id],
         )?;
+        self.change(id, |r| r.manually_stopped = true);
         Ok(())
     }
 
@@ -308,7 +336,10 @@ impl Containers {
             "UPDATE containers SET name = ?2 WHERE id = ?1",
             params![id, name],
         ) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.change(id, |r| r.name = name.to_string());
+                Ok(())
+            }
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
@@ -328,10 +359,17 @@ impl Containers {
         code: i32,
         error: Option<&str>,
     ) -> Result<(), ContainerError> {
+        let now = Utc::now();
         self.db.conn().exec(
             "UPDATE containers SET state = 'exited', finished_at = ?2, exit_code = ?3, error = ?4 WHERE id = ?1",
-            params![id, Utc::now().to_rfc3339(), code, error],
+            params![id, now.to_rfc3339(), code, error],
         )?;
+        self.change(id, |r| {
+            r.state = ContainerState::Exited;
+            r.finished_at = Some(now);
+            r.exit_code = Some(code);
+            r.error = error.map(str::to_string);
+        });
         Ok(())
     }
 
@@ -348,7 +386,21 @@ impl Containers {
             .db
             .conn()
             .exec("DELETE FROM containers WHERE id = ?1", [id])?;
+        self.known.borrow_mut().remove(id);
         Ok(n > 0)
+    }
+
+    /// Keeps a copy of `rec`, as the database now holds it.
+    fn remember(&self, rec: &ContainerRecord) {
+        self.known.borrow_mut().insert(rec.id.clone(), rec.clone());
+    }
+
+    /// Makes a change that the database has just made to the copy of the
+    /// record `id`, if there is one.
+    fn change(&self, id: &str, f: impl FnOnce(&mut ContainerRecord)) {
+        if let Some(r) = self.known.borrow_mut().get_mut(id) {
+            f(r);
+        }
     }
 
     fn query_one(

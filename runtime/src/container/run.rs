@@ -4,6 +4,9 @@
 //! environment and limits). The main program (PID 1) and every `exec` go
 //! through here, so they see the same container.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use super::ContainerError;
 use super::records::{ContainerRecord, Rootfs};
 use crate::image::rootfs::{self, DEFAULT_PATH, RootView as _};
@@ -35,6 +38,50 @@ pub struct Process {
     pub program: Program,
     pub spec: ProcessSpec,
     pub entry: ProcEntry,
+}
+
+/// What [`find_in_layers`] found in views that had not been written to,
+/// by the view's [`Overlay::unwritten_key`](crate::vfs::Overlay::unwritten_key)
+/// and the lookup's inputs. Such a view is its image's layers, which never
+/// change, so the answer holds for every container of that image.
+static UNWRITTEN_LOOKUPS: Mutex<Option<HashMap<String, Located>>> = Mutex::new(None);
+
+/// A program's absolute guest path, and its fixed key if it has one.
+type Located = (String, Option<String>);
+
+/// Past this many entries the memo starts over.
+const UNWRITTEN_LOOKUPS_MAX: usize = 4096;
+
+/// The program `argv0` names in a layered root, and its
+/// [`fixed_key`](rootfs::RootView::fixed_key). A root that has not been
+/// written to is the same for every container of its image, so the lookup
+/// (a few dozen path walks across the layers) is made once per image.
+fn find_in_layers(
+    view: &crate::vfs::Overlay,
+    argv0: &str,
+    path_env: Option<&str>,
+    workdir: &str,
+) -> Result<Located, rootfs::RootfsError> {
+    let memo_key = view
+        .unwritten_key()
+        .map(|shape| format!("{shape}\0{argv0}\0{}\0{workdir}", path_env.unwrap_or("\0")));
+    let memo = || UNWRITTEN_LOOKUPS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(k) = &memo_key
+        && let Some(hit) = memo().as_ref().and_then(|m| m.get(k))
+    {
+        return Ok(hit.clone());
+    }
+    let found = rootfs::find_program(view, argv0, path_env, workdir)?;
+    let key = view.fixed_key(&found);
+    if let Some(k) = memo_key {
+        let mut memo = memo();
+        let memo = memo.get_or_insert_with(HashMap::new);
+        if memo.len() >= UNWRITTEN_LOOKUPS_MAX {
+            memo.clear();
+        }
+        memo.insert(k, (found.clone(), key.clone()));
+    }
+    Ok((found, key))
 }
 
 /// Finds and loads the program, and builds its grant.
@@ -69,11 +116,9 @@ pub fn prepare(
     };
     let (program_path, program) = match rootfs {
         Rootfs::Layers(view) => {
-            let found =
-                rootfs::find_program(view.as_ref(), argv0, path_env, &workdir).map_err(exec_err)?;
+            let (found, key) = find_in_layers(view, argv0, path_env, &workdir).map_err(exec_err)?;
             // A program from the image's read-only layers is read and
             // hashed on its first start only.
-            let key = view.fixed_key(&found);
             let program = match key.as_deref().and_then(|k| sandbox.fixed(k)) {
                 Some(program) => program,
                 None => {

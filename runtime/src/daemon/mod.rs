@@ -58,7 +58,14 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         .thread_name("wrun-daemon")
         .build()
         .map_err(|e| DaemonError::internal(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(serve(opts))
+    // The accept loop runs on a worker rather than on this thread, so that
+    // each connection's task starts on the worker that accepted it instead
+    // of waking another thread.
+    runtime.block_on(async {
+        tokio::spawn(serve(opts))
+            .await
+            .map_err(|e| DaemonError::internal(format!("the daemon's server failed: {e}")))?
+    })
 }
 
 async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {

@@ -98,6 +98,9 @@ pub struct Overlay {
     temp: AtomicU64,
     /// The limit on what the upper layer holds, if the container has one.
     quota: Option<Arc<Quota>>,
+    /// Names what lookups find while there is no upper layer (see
+    /// [`Overlay::unwritten_key`]).
+    shape: String,
 }
 
 impl std::fmt::Debug for Overlay {
@@ -176,6 +179,17 @@ impl Overlay {
                 synthetic.insert(p.clone());
             }
         }
+        let mut shape = String::new();
+        for l in lowers {
+            shape.push_str(&l.to_string_lossy());
+            shape.push('\0');
+        }
+        for s in &synthetic {
+            shape.push_str(&format!("dir {s}\0"));
+        }
+        for m in mount_points {
+            shape.push_str(&format!("mount {m}\0"));
+        }
         let o = Self {
             lowers: opened,
             lower_paths: lowers.to_vec(),
@@ -195,6 +209,7 @@ impl Overlay {
                     .unwrap_or(0),
             ),
             quota: None,
+            shape,
         };
         // A container that wrote before (it ran, or the daemon restarted)
         // has its upper layer already.
@@ -235,6 +250,18 @@ impl Overlay {
     fn freed(&self, bytes: u64) {
         if let Some(q) = &self.quota {
             q.release(bytes);
+        }
+    }
+
+    /// While the container has written nothing, a name for everything a
+    /// lookup in this view can find: its layers (which never change once
+    /// unpacked), its synthetic directories and its mount points. Views
+    /// with the same name resolve every path alike, so what one found may
+    /// be reused for another. `None` once there is an upper layer.
+    pub fn unwritten_key(&self) -> Option<&str> {
+        match self.upper.get() {
+            None => Some(&self.shape),
+            Some(_) => None,
         }
     }
 
@@ -1275,6 +1302,31 @@ mod tests {
         let a2 = fx.overlay("a");
         assert_eq!(read(&a2, "/etc/passwd"), "a's");
         assert!(a2.locate(&p("/bin/busybox")).is_none());
+    }
+
+    #[test]
+    fn views_that_have_not_been_written_share_a_key_until_one_writes() {
+        let fx = Fixture::new();
+        let a = fx.overlay("a");
+        let b = fx.overlay("b");
+        let key = a.unwritten_key().expect("a has not written").to_string();
+        assert_eq!(b.unwritten_key(), Some(key.as_str()));
+        // Other mount points can hide other paths: another key.
+        let d = fx.dir.path();
+        let other = Overlay::new(
+            &[d.join("top"), d.join("base")],
+            &d.join("c/upper"),
+            &d.join("c/work"),
+            &[VPath::parse_lexical("/app")],
+            &[VPath::parse_lexical("/proc"), VPath::parse_lexical("/bin")],
+        )
+        .expect("overlay");
+        assert_ne!(other.unwritten_key(), Some(key.as_str()));
+        write(&a, "/bin/new", "x");
+        assert_eq!(a.unwritten_key(), None, "a wrote");
+        assert_eq!(b.unwritten_key(), Some(key.as_str()));
+        // A view opened again over a written upper layer has no key either.
+        assert_eq!(fx.overlay("a").unwritten_key(), None);
     }
 
     #[test]

@@ -40,6 +40,15 @@ pub struct BlobStore {
     staging: Staging,
 }
 
+/// See [`BlobStore::stamp`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    /// The inode's change time and number, where there are such things.
+    changed: (i64, i64, u64),
+}
+
 impl BlobStore {
     pub fn new(dir: PathBuf, staging: Staging) -> Self {
         Self { dir, staging }
@@ -56,6 +65,27 @@ impl BlobStore {
     /// Opens a blob for reading.
     pub fn open(&self, digest: &Digest) -> Result<File, BlobError> {
         File::open(self.path(digest)).map_err(|e| read_error(digest, e))
+    }
+
+    /// What the blob's file looks like now (size, times, inode): an append,
+    /// a replacement or a rewrite changes it (short of a rewrite to the
+    /// same length within one tick of the filesystem's clock), so bytes
+    /// verified under one stamp may be used again while it holds. `None`
+    /// if the file cannot be read.
+    pub fn stamp(&self, digest: &Digest) -> Option<BlobStamp> {
+        let m = std::fs::metadata(self.path(digest)).ok()?;
+        #[cfg(unix)]
+        let changed = {
+            use std::os::unix::fs::MetadataExt;
+            (m.ctime(), m.ctime_nsec(), m.ino())
+        };
+        #[cfg(not(unix))]
+        let changed = (0, 0, 0);
+        Some(BlobStamp {
+            len: m.len(),
+            modified: m.modified().ok(),
+            changed,
+        })
     }
 
     /// Reads a whole (small) blob and checks it against its digest, so a
@@ -257,5 +287,27 @@ mod tests {
             s.read_verified(&d),
             Err(BlobError::Mismatch { .. })
         ));
+    }
+
+    #[test]
+    fn a_blob_changed_on_disk_changes_its_stamp() {
+        let (_d, s) = store();
+        let d = s.put(b"{}").expect("put");
+        let first = s.stamp(&d).expect("stamp");
+        assert_eq!(s.stamp(&d), Some(first.clone()), "nothing changed");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(s.path(&d))
+            .expect("open");
+        std::io::Write::write_all(&mut f, b" ").expect("append");
+        drop(f);
+        let appended = s.stamp(&d).expect("stamp");
+        assert_ne!(appended, first, "an append");
+        let other = s.path(&d).with_extension("new");
+        std::fs::write(&other, b"{ }").expect("write");
+        std::fs::rename(&other, s.path(&d)).expect("replace");
+        assert_ne!(s.stamp(&d), Some(appended), "a replacement");
+        std::fs::remove_file(s.path(&d)).expect("rm");
+        assert_eq!(s.stamp(&d), None, "gone");
     }
 }

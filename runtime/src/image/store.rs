@@ -4,13 +4,15 @@
 //! An image's ID is the digest of its config, as in Docker; a tag is a
 //! canonical reference (`docker.io/library/busybox:latest`) pointing at one.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 use rusqlite::{OptionalExtension, params};
 
-use super::blobs::BlobStore;
+use super::blobs::{BlobStamp, BlobStore};
 use super::digest::Digest;
 use super::layer;
 use super::reference::Reference;
@@ -105,7 +107,23 @@ pub struct ImageStore {
     blobs: BlobStore,
     db: Db,
     default_registry: String,
+    /// Manifests and configs already read, verified and parsed, by image
+    /// ID. Their blobs are content-addressed, so an entry is used again
+    /// only while both files keep the stamps they had when verified; a
+    /// blob changed on disk is read and verified afresh.
+    parsed: Mutex<HashMap<Digest, Arc<Parsed>>>,
 }
+
+/// An image's manifest and config, as verified under `stamps`.
+struct Parsed {
+    manifest_digest: Digest,
+    manifest: ImageManifest,
+    config: ImageConfiguration,
+    stamps: Option<(BlobStamp, BlobStamp)>,
+}
+
+/// Past this many images the parsed ones are dropped and read again.
+const PARSED_IMAGES: usize = 256;
 
 impl std::fmt::Debug for ImageStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -125,6 +143,7 @@ impl ImageStore {
                 .ok()
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| DEFAULT_REGISTRY.to_string()),
+            parsed: Mutex::default(),
         })
     }
 
@@ -248,24 +267,61 @@ impl ImageStore {
             .optional()?
             .ok_or_else(|| ImageError::NotFound(name.to_string()))?;
         let manifest_digest = parse_stored(&manifest_digest)?;
+        let parsed = self.parsed(id, &manifest_digest, name)?;
+        Ok(Image {
+            id: id.clone(),
+            manifest_digest,
+            manifest: parsed.manifest.clone(),
+            config: parsed.config.clone(),
+            size: size.max(0) as u64,
+            added_at: parse_time(&added_at).unwrap_or_default(),
+            tags: self.tags_of(id)?,
+        })
+    }
+
+    /// The manifest and config of image `id`, verified against their
+    /// digests: read and parsed once, then again only if a blob's file
+    /// changed.
+    fn parsed(
+        &self,
+        id: &Digest,
+        manifest_digest: &Digest,
+        name: &str,
+    ) -> Result<Arc<Parsed>, ImageError> {
+        let stamps = self.blobs.stamp(manifest_digest).zip(self.blobs.stamp(id));
+        let memo = || self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(stamps) = &stamps
+            && let Some(p) = memo().get(id)
+            && &p.manifest_digest == manifest_digest
+            && p.stamps.as_ref() == Some(stamps)
+        {
+            return Ok(p.clone());
+        }
         let invalid = |message: String| ImageError::Invalid {
             name: name.to_string(),
             message,
         };
         let manifest: ImageManifest =
-            serde_json::from_slice(&self.blobs.read_verified(&manifest_digest)?)
+            serde_json::from_slice(&self.blobs.read_verified(manifest_digest)?)
                 .map_err(|e| invalid(format!("manifest {manifest_digest}: {e}")))?;
         let config: ImageConfiguration = serde_json::from_slice(&self.blobs.read_verified(id)?)
             .map_err(|e| invalid(format!("config {id}: {e}")))?;
-        Ok(Image {
-            id: id.clone(),
-            manifest_digest,
+        let parsed = Arc::new(Parsed {
+            manifest_digest: manifest_digest.clone(),
             manifest,
             config,
-            size: size.max(0) as u64,
-            added_at: parse_time(&added_at).unwrap_or_default(),
-            tags: self.tags_of(id)?,
-        })
+            stamps,
+        });
+        // A blob that could not be stamped is used once, never kept.
+        if parsed.stamps.is_none() {
+            return Ok(parsed);
+        }
+        let mut memo = memo();
+        if memo.len() >= PARSED_IMAGES {
+            memo.clear();
+        }
+        memo.insert(id.clone(), parsed.clone());
+        Ok(parsed)
     }
 
     fn tags_of(&self, id: &Digest) -> Result<Vec<Reference>, ImageError> {

@@ -257,16 +257,17 @@ fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
 
 /// Whether two versions of an object differ outside metadata and status:
 /// what bumps `metadata.generation`.
+/// Compared in place: a pod's status is rewritten often, and copying both
+/// objects to strip it cost more than the comparison.
 fn spec_changed(old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| -> Value {
-        let mut v = v.clone();
-        if let Some(o) = v.as_object_mut() {
-            o.remove("metadata");
-            o.remove("status");
-        }
-        v
+    let (Some(a), Some(b)) = (old.as_object(), new.as_object()) else {
+        return old != new;
     };
-    strip(old) != strip(new)
+    let counted = |k: &String| k != "metadata" && k != "status";
+    a.keys().filter(|k| counted(k)).count() != b.keys().filter(|k| counted(k)).count()
+        || a.iter()
+            .filter(|(k, _)| counted(k))
+            .any(|(k, v)| b.get(k) != Some(v))
 }
 
 /// Kinds whose objects carry `metadata.generation`.
@@ -934,6 +935,26 @@ mod tests {
 
     fn pod(name: &str) -> Value {
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"}, "spec": {"containers": []}})
+    }
+
+    #[test]
+    fn only_what_is_outside_metadata_and_status_is_a_spec_change() {
+        let a =
+            json!({"metadata": {"name": "a"}, "spec": {"x": 1}, "status": {"phase": "Pending"}});
+        let mut b = a.clone();
+        b["metadata"]["labels"] = json!({"k": "v"});
+        b["status"]["phase"] = json!("Running");
+        assert!(!spec_changed(&a, &b));
+        b["spec"]["x"] = json!(2);
+        assert!(spec_changed(&a, &b));
+        let mut c = a.clone();
+        c["data"] = json!({"k": "v"});
+        assert!(spec_changed(&a, &c), "a field added");
+        assert!(spec_changed(&c, &a), "a field removed");
+        assert!(!spec_changed(
+            &json!({"spec": 1}),
+            &json!({"spec": 1, "status": 2})
+        ));
     }
 
     #[test]

@@ -257,6 +257,7 @@ fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
 
 /// Whether two versions of an object differ outside metadata and status:
 /// what bumps `metadata.generation`.
+///
 /// Compared in place: a pod's status is rewritten often, and copying both
 /// objects to strip it cost more than the comparison.
 fn spec_changed(old: &Value, new: &Value) -> bool {

@@ -5,7 +5,7 @@
 //! through here, so they see the same container.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
 use super::ContainerError;
 use super::records::{ContainerRecord, Rootfs};
@@ -44,7 +44,7 @@ pub struct Process {
 /// by the view's [`Overlay::unwritten_key`](crate::vfs::Overlay::unwritten_key)
 /// and the lookup's inputs. Such a view is its image's layers, which never
 /// change, so the answer holds for every container of that image.
-static UNWRITTEN_LOOKUPS: Mutex<Option<HashMap<String, Located>>> = Mutex::new(None);
+static UNWRITTEN_LOOKUPS: LazyLock<Mutex<HashMap<String, Located>>> = LazyLock::new(Mutex::default);
 
 /// A program's absolute guest path, and its fixed key if it has one.
 type Located = (String, Option<String>);
@@ -67,7 +67,7 @@ fn find_in_layers(
         .map(|shape| format!("{shape}\0{argv0}\0{}\0{workdir}", path_env.unwrap_or("\0")));
     let memo = || UNWRITTEN_LOOKUPS.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(k) = &memo_key
-        && let Some(hit) = memo().as_ref().and_then(|m| m.get(k))
+        && let Some(hit) = memo().get(k)
     {
         return Ok(hit.clone());
     }
@@ -75,7 +75,6 @@ fn find_in_layers(
     let key = view.fixed_key(&found);
     if let Some(k) = memo_key {
         let mut memo = memo();
-        let memo = memo.get_or_insert_with(HashMap::new);
         if memo.len() >= UNWRITTEN_LOOKUPS_MAX {
             memo.clear();
         }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use oci_spec::image::{ImageConfiguration, ImageManifest};
@@ -111,7 +111,7 @@ pub struct ImageStore {
     /// ID. Their blobs are content-addressed, so an entry is used again
     /// only while both files keep the stamps they had when verified; a
     /// blob changed on disk is read and verified afresh.
-    parsed: Mutex<HashMap<Digest, Arc<Parsed>>>,
+    parsed: Mutex<HashMap<Digest, Parsed>>,
 }
 
 /// An image's manifest and config, as verified under `stamps`.
@@ -119,7 +119,7 @@ struct Parsed {
     manifest_digest: Digest,
     manifest: ImageManifest,
     config: ImageConfiguration,
-    stamps: Option<(BlobStamp, BlobStamp)>,
+    stamps: (BlobStamp, BlobStamp),
 }
 
 /// Past this many images the parsed ones are dropped and read again.
@@ -267,12 +267,12 @@ impl ImageStore {
             .optional()?
             .ok_or_else(|| ImageError::NotFound(name.to_string()))?;
         let manifest_digest = parse_stored(&manifest_digest)?;
-        let parsed = self.parsed(id, &manifest_digest, name)?;
+        let (manifest, config) = self.parsed(id, &manifest_digest, name)?;
         Ok(Image {
             id: id.clone(),
             manifest_digest,
-            manifest: parsed.manifest.clone(),
-            config: parsed.config.clone(),
+            manifest,
+            config,
             size: size.max(0) as u64,
             added_at: parse_time(&added_at).unwrap_or_default(),
             tags: self.tags_of(id)?,
@@ -287,15 +287,15 @@ impl ImageStore {
         id: &Digest,
         manifest_digest: &Digest,
         name: &str,
-    ) -> Result<Arc<Parsed>, ImageError> {
+    ) -> Result<(ImageManifest, ImageConfiguration), ImageError> {
         let stamps = self.blobs.stamp(manifest_digest).zip(self.blobs.stamp(id));
         let memo = || self.parsed.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(stamps) = &stamps
             && let Some(p) = memo().get(id)
             && &p.manifest_digest == manifest_digest
-            && p.stamps.as_ref() == Some(stamps)
+            && &p.stamps == stamps
         {
-            return Ok(p.clone());
+            return Ok((p.manifest.clone(), p.config.clone()));
         }
         let invalid = |message: String| ImageError::Invalid {
             name: name.to_string(),
@@ -306,22 +306,23 @@ impl ImageStore {
                 .map_err(|e| invalid(format!("manifest {manifest_digest}: {e}")))?;
         let config: ImageConfiguration = serde_json::from_slice(&self.blobs.read_verified(id)?)
             .map_err(|e| invalid(format!("config {id}: {e}")))?;
-        let parsed = Arc::new(Parsed {
-            manifest_digest: manifest_digest.clone(),
-            manifest,
-            config,
-            stamps,
-        });
-        // A blob that could not be stamped is used once, never kept.
-        if parsed.stamps.is_none() {
-            return Ok(parsed);
+        // A blob that could not be stamped is used this once, never kept.
+        if let Some(stamps) = stamps {
+            let mut memo = memo();
+            if memo.len() >= PARSED_IMAGES {
+                memo.clear();
+            }
+            memo.insert(
+                id.clone(),
+                Parsed {
+                    manifest_digest: manifest_digest.clone(),
+                    manifest: manifest.clone(),
+                    config: config.clone(),
+                    stamps,
+                },
+            );
         }
-        let mut memo = memo();
-        if memo.len() >= PARSED_IMAGES {
-            memo.clear();
-        }
-        memo.insert(id.clone(), parsed.clone());
-        Ok(parsed)
+        Ok((manifest, config))
     }
 
     fn tags_of(&self, id: &Digest) -> Result<Vec<Reference>, ImageError> {

@@ -98,9 +98,6 @@ pub struct Overlay {
     temp: AtomicU64,
     /// The limit on what the upper layer holds, if the container has one.
     quota: Option<Arc<Quota>>,
-    /// Names what lookups find while there is no upper layer (see
-    /// [`Overlay::unwritten_key`]).
-    shape: String,
 }
 
 impl std::fmt::Debug for Overlay {
@@ -179,17 +176,6 @@ impl Overlay {
                 synthetic.insert(p.clone());
             }
         }
-        let mut shape = String::new();
-        for l in lowers {
-            shape.push_str(&l.to_string_lossy());
-            shape.push('\0');
-        }
-        for s in &synthetic {
-            shape.push_str(&format!("dir {s}\0"));
-        }
-        for m in mount_points {
-            shape.push_str(&format!("mount {m}\0"));
-        }
         let o = Self {
             lowers: opened,
             lower_paths: lowers.to_vec(),
@@ -209,7 +195,6 @@ impl Overlay {
                     .unwrap_or(0),
             ),
             quota: None,
-            shape,
         };
         // A container that wrote before (it ran, or the daemon restarted)
         // has its upper layer already.
@@ -258,11 +243,22 @@ impl Overlay {
     /// unpacked), its synthetic directories and its mount points. Views
     /// with the same name resolve every path alike, so what one found may
     /// be reused for another. `None` once there is an upper layer.
-    pub fn unwritten_key(&self) -> Option<&str> {
-        match self.upper.get() {
-            None => Some(&self.shape),
-            Some(_) => None,
+    pub fn unwritten_key(&self) -> Option<String> {
+        if self.has_upper() {
+            return None;
         }
+        let mut key = String::new();
+        for l in &self.lower_paths {
+            key.push_str(&l.to_string_lossy());
+            key.push('\0');
+        }
+        for s in &self.synthetic {
+            key.push_str(&format!("dir {s}\0"));
+        }
+        for m in &self.mounts {
+            key.push_str(&format!("mount {m}\0"));
+        }
+        Some(key)
     }
 
     /// Whether the container has written anything yet.
@@ -1309,8 +1305,8 @@ mod tests {
         let fx = Fixture::new();
         let a = fx.overlay("a");
         let b = fx.overlay("b");
-        let key = a.unwritten_key().expect("a has not written").to_string();
-        assert_eq!(b.unwritten_key(), Some(key.as_str()));
+        let key = a.unwritten_key().expect("a has not written");
+        assert_eq!(b.unwritten_key().as_ref(), Some(&key));
         // Other mount points can hide other paths: another key.
         let d = fx.dir.path();
         let other = Overlay::new(
@@ -1321,10 +1317,10 @@ mod tests {
             &[VPath::parse_lexical("/proc"), VPath::parse_lexical("/bin")],
         )
         .expect("overlay");
-        assert_ne!(other.unwritten_key(), Some(key.as_str()));
+        assert_ne!(other.unwritten_key().as_ref(), Some(&key));
         write(&a, "/bin/new", "x");
         assert_eq!(a.unwritten_key(), None, "a wrote");
-        assert_eq!(b.unwritten_key(), Some(key.as_str()));
+        assert_eq!(b.unwritten_key().as_ref(), Some(&key));
         // A view opened again over a written upper layer has no key either.
         assert_eq!(fx.overlay("a").unwritten_key(), None);
     }

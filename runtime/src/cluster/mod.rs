@@ -9,6 +9,7 @@
 //! module never imports the daemon).
 
 pub mod admission;
+mod batch;
 pub mod bootstrap;
 pub mod controllers;
 pub mod events;

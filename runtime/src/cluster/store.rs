@@ -19,13 +19,14 @@
 //! on.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use chrono::{SecondsFormat, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+pub use super::batch::Batch;
 use crate::kube::{KubeError, Resource};
 use crate::state::{CachedSql, Db, StateRoot};
 
@@ -75,6 +76,79 @@ pub struct Store {
     db: Mutex<Objects>,
     hub: Arc<Mutex<Hub>>,
     tx: broadcast::Sender<Arc<Event>>,
+    queue: Arc<Queue>,
+}
+
+/// A write queued with [`Store::defer`].
+pub type Deferred = Box<dyn FnOnce(&mut Batch<'_>) + Send>;
+
+/// The writes queued with [`Store::defer`], and the bell that wakes the
+/// store's thread for them.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<Queued>,
+    bell: Condvar,
+}
+
+#[derive(Default)]
+struct Queued {
+    ops: VecDeque<(Option<String>, Deferred)>,
+    /// The store is gone: its thread ends.
+    closed: bool,
+}
+
+impl Queue {
+    fn push(&self, key: Option<String>, op: Deferred) {
+        let mut q = lock(&self.state);
+        if let Some(k) = &key {
+            q.ops.retain(|(other, _)| other.as_ref() != Some(k));
+        }
+        q.ops.push_back((key, op));
+        self.bell.notify_one();
+    }
+
+    fn take(&self) -> Vec<Deferred> {
+        lock(&self.state).ops.drain(..).map(|(_, op)| op).collect()
+    }
+
+    fn is_empty(&self) -> bool {
+        lock(&self.state).ops.is_empty()
+    }
+
+    fn close(&self) {
+        lock(&self.state).closed = true;
+        self.bell.notify_one();
+    }
+
+    /// The store's thread: commits queued writes that no other write took
+    /// along, until the store is dropped.
+    fn serve(self: Arc<Self>, store: Weak<Store>) {
+        loop {
+            {
+                let mut q = lock(&self.state);
+                while q.ops.is_empty() && !q.closed {
+                    q = self.bell.wait(q).unwrap_or_else(|p| p.into_inner());
+                }
+                if q.closed {
+                    return;
+                }
+            }
+            let Some(store) = store.upgrade() else { return };
+            if let Err(e) = store.flush() {
+                tracing::warn!(error = %e, "cannot commit queued writes to the object store");
+            }
+        }
+    }
+}
+
+impl Drop for Store {
+    /// What is still queued is committed before the store goes.
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::warn!(error = %e, "cannot commit queued writes to the object store");
+        }
+        self.queue.close();
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -88,7 +162,7 @@ const MAX: &str = "\u{10ffff}";
 
 /// Where an object sits in the mirror: its resource's qualified plural,
 /// its namespace ("" when cluster-scoped) and its name.
-type Key = (String, String, String);
+pub(super) type Key = (String, String, String);
 
 /// The database and its in-memory mirror, locked together so they never
 /// disagree.
@@ -198,7 +272,7 @@ impl Watch {
     }
 }
 
-fn db_err(e: impl std::fmt::Display) -> KubeError {
+pub(super) fn db_err(e: impl std::fmt::Display) -> KubeError {
     KubeError::internal(format!("object store: {e}"))
 }
 
@@ -243,7 +317,7 @@ pub fn random_suffix(len: usize) -> String {
         .collect()
 }
 
-fn ns_key(res: &Resource, namespace: Option<&str>) -> String {
+pub(super) fn ns_key(res: &Resource, namespace: Option<&str>) -> String {
     if res.namespaced {
         namespace.unwrap_or_default().to_string()
     } else {
@@ -251,7 +325,7 @@ fn ns_key(res: &Resource, namespace: Option<&str>) -> String {
     }
 }
 
-fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+pub(super) fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get("metadata")?.get(field)?.as_str()
 }
 
@@ -260,7 +334,7 @@ fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
 ///
 /// Compared in place: a pod's status is rewritten often, and copying both
 /// objects to strip it cost more than the comparison.
-fn spec_changed(old: &Value, new: &Value) -> bool {
+pub(super) fn spec_changed(old: &Value, new: &Value) -> bool {
     let (Some(a), Some(b)) = (old.as_object(), new.as_object()) else {
         return old != new;
     };
@@ -272,7 +346,7 @@ fn spec_changed(old: &Value, new: &Value) -> bool {
 }
 
 /// Kinds whose objects carry `metadata.generation`.
-fn has_generation(res: &Resource) -> bool {
+pub(super) fn has_generation(res: &Resource) -> bool {
     !matches!(
         res.kind,
         "ConfigMap" | "Secret" | "Event" | "ServiceAccount" | "Endpoints" | "Namespace"
@@ -325,7 +399,8 @@ impl Store {
             }
         }
         let (tx, _) = broadcast::channel(channel);
-        Ok(Arc::new(Self {
+        let queue = Arc::new(Queue::default());
+        let store = Arc::new(Self {
             db: Mutex::new(Objects { db, mirror }),
             hub: Arc::new(Mutex::new(Hub {
                 capacity: history,
@@ -334,7 +409,16 @@ impl Store {
                 history: VecDeque::new(),
             })),
             tx,
-        }))
+            queue: queue.clone(),
+        });
+        let weak = Arc::downgrade(&store);
+        std::thread::Builder::new()
+            .name("wrun-store".into())
+            .spawn(move || queue.serve(weak))
+            .map_err(|e| {
+                KubeError::internal(format!("object store: cannot start its thread: {e}"))
+            })?;
+        Ok(store)
     }
 
     /// The last resourceVersion written.
@@ -496,148 +580,15 @@ impl Store {
 
     /// Stores a new object: fills in its uid, creationTimestamp,
     /// resourceVersion (and generation), and a name from `generateName`.
-    pub fn create(&self, res: &'static Resource, mut obj: Value) -> Result<Value, KubeError> {
-        check_shape(res, &obj)?;
-        let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
-            return Err(KubeError::internal("metadata vanished"));
-        };
-        meta.insert("uid".into(), json!(new_uid()));
-        meta.insert("creationTimestamp".into(), json!(now()));
-        meta.remove("deletionTimestamp");
-        meta.remove("deletionGracePeriodSeconds");
-        if has_generation(res) {
-            meta.insert("generation".into(), json!(1));
-        } else {
-            meta.remove("generation");
-        }
-        let generate = meta
-            .get("generateName")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let fixed = meta.get("name").and_then(Value::as_str).map(str::to_string);
-        let fixed = fixed.filter(|n| !n.is_empty());
-        let namespace = meta_str(&obj, "namespace").map(str::to_string);
-        let mut db = lock(&self.db);
-        for attempt in 0..8 {
-            let name = match (&fixed, &generate) {
-                (Some(n), _) => n.clone(),
-                (None, Some(prefix)) => format!("{prefix}{}", random_suffix(5)),
-                (None, None) => {
-                    return Err(KubeError::invalid(
-                        res.group,
-                        res.kind,
-                        "",
-                        crate::kube::Cause::required("metadata.name"),
-                    ));
-                }
-            };
-            obj["metadata"]["name"] = json!(name);
-            match self.write(
-                &mut db,
-                res,
-                namespace.as_deref(),
-                &name,
-                &mut obj,
-                Write::Insert,
-                None,
-            ) {
-                Err(KubeError::AlreadyExists { .. }) if fixed.is_none() && attempt < 7 => continue,
-                other => return other.map(|()| obj),
-            }
-        }
-        Err(KubeError::internal("no free generated name"))
+    pub fn create(&self, res: &'static Resource, obj: Value) -> Result<Value, KubeError> {
+        self.batch(|b| b.create(res, obj))?
     }
 
     /// Replaces an object. `obj`'s resourceVersion, when set, must be the
     /// stored one (409 Conflict otherwise). An object being deleted whose
     /// last finalizer this update removes is deleted.
-    pub fn update(&self, res: &'static Resource, mut obj: Value) -> Result<Value, KubeError> {
-        check_shape(res, &obj)?;
-        let name = meta_str(&obj, "name").unwrap_or_default().to_string();
-        let namespace = meta_str(&obj, "namespace").map(str::to_string);
-        let mut db = lock(&self.db);
-        let old = Self::read(&db, res, namespace.as_deref(), &name)
-            .ok_or_else(|| not_found(res, &name))?;
-        let stored_rv = meta_str(&old, "resourceVersion").unwrap_or_default();
-        if let Some(rv) = meta_str(&obj, "resourceVersion")
-            && !rv.is_empty()
-            && rv != stored_rv
-        {
-            return Err(KubeError::Conflict {
-                group: res.group.into(),
-                plural: res.plural.into(),
-                name: name.clone(),
-                message: format!(
-                    "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                    res.qualified_plural()
-                ),
-            });
-        }
-        // What the server owns is kept as it is; a deletion, once marked,
-        // cannot be taken back (the API's callers strip a client's own
-        // deletionTimestamp before they get here).
-        for field in ["uid", "creationTimestamp"] {
-            match old["metadata"].get(field) {
-                Some(v) => obj["metadata"][field] = v.clone(),
-                None => {
-                    if let Some(m) = obj["metadata"].as_object_mut() {
-                        m.remove(field);
-                    }
-                }
-            }
-        }
-        if let Some(v) = old["metadata"].get("deletionTimestamp") {
-            obj["metadata"]["deletionTimestamp"] = v.clone();
-            if obj["metadata"].get("deletionGracePeriodSeconds").is_none()
-                && let Some(g) = old["metadata"].get("deletionGracePeriodSeconds")
-            {
-                obj["metadata"]["deletionGracePeriodSeconds"] = g.clone();
-            }
-        }
-        if has_generation(res) {
-            let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
-            let generation = if spec_changed(&old, &obj) {
-                generation + 1
-            } else {
-                generation
-            };
-            obj["metadata"]["generation"] = json!(generation);
-        }
-        // The update that removes the last finalizer of an object being
-        // deleted deletes it (pods are finished by the node agent, and
-        // namespaces by their controller).
-        let terminating = obj["metadata"].get("deletionTimestamp").is_some();
-        let has_finalizers = |o: &Value| {
-            o["metadata"]["finalizers"]
-                .as_array()
-                .is_some_and(|f| !f.is_empty())
-        };
-        if terminating && has_finalizers(&old) && !has_finalizers(&obj) && res.kind != "Pod" {
-            self.write(
-                &mut db,
-                res,
-                namespace.as_deref(),
-                &name,
-                &mut obj,
-                Write::Delete,
-                None,
-            )?;
-            return Ok(obj);
-        }
-        if old == obj_with_rv(&obj, stored_rv) {
-            // Nothing changed: no new resourceVersion, no event.
-            return Ok(old);
-        }
-        self.write(
-            &mut db,
-            res,
-            namespace.as_deref(),
-            &name,
-            &mut obj,
-            Write::Update,
-            Some(old),
-        )?;
-        Ok(obj)
+    pub fn update(&self, res: &'static Resource, obj: Value) -> Result<Value, KubeError> {
+        self.batch(|b| b.update(res, obj))?
     }
 
     /// Reads, changes and writes an object, retrying on conflicts: how
@@ -679,23 +630,7 @@ impl Store {
         name: &str,
         uid: Option<&str>,
     ) -> Result<Value, KubeError> {
-        let mut db = lock(&self.db);
-        let mut obj = Self::read(&db, res, namespace, name).ok_or_else(|| not_found(res, name))?;
-        if let Some(uid) = uid
-            && meta_str(&obj, "uid") != Some(uid)
-        {
-            return Err(KubeError::Conflict {
-                group: res.group.into(),
-                plural: res.plural.into(),
-                name: name.into(),
-                message: format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta_str(&obj, "uid").unwrap_or_default()
-                ),
-            });
-        }
-        self.write(&mut db, res, namespace, name, &mut obj, Write::Delete, None)?;
-        Ok(obj)
+        self.batch(|b| b.delete(res, namespace, name, uid))?
     }
 
     /// A watch of a resource (in one namespace or all) from just after
@@ -750,100 +685,77 @@ impl Store {
         objects.mirror.get(&key).map(|o| Value::clone(o))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    /// One write: bumps the resourceVersion, stores (or removes) the
-    /// object and publishes the change, all under the store's lock.
-    fn write(
-        &self,
-        objects: &mut Objects,
-        res: &'static Resource,
-        namespace: Option<&str>,
-        name: &str,
-        obj: &mut Value,
-        how: Write,
-        prev: Option<Value>,
-    ) -> Result<(), KubeError> {
-        let mut hub = lock(&self.hub);
-        let rv = hub.rv + 1;
-        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let ns = ns_key(res, namespace);
-        let tx = objects.db.write().map_err(db_err)?;
-        let changed = match how {
-            Write::Insert => {
-                let body = serde_json::to_string(&*obj).map_err(db_err)?;
-                let uid = meta_str(obj, "uid").unwrap_or_default();
-                let done = tx.exec(
-                    "INSERT INTO kube_objects (resource, namespace, name, uid, rv, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![res.qualified_plural(), ns, name, uid, rv as i64, body],
-                );
-                match done {
-                    Err(rusqlite::Error::SqliteFailure(e, _))
-                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        return Err(KubeError::AlreadyExists {
-                            group: res.group.into(),
-                            plural: res.plural.into(),
-                            name: name.into(),
-                        });
+    /// Runs `f` over a [`Batch`]: its writes, and every write queued with
+    /// [`Store::defer`] before it (those first, in the order queued), are
+    /// committed as one SQLite transaction. Then, still under the lock, the
+    /// mirror takes them and the hub publishes them in resourceVersion
+    /// order. The outer error is the commit's: then none of them happened.
+    ///
+    /// `f` runs under the store's lock: it must not call the store.
+    pub fn batch<R>(&self, f: impl FnOnce(&mut Batch<'_>) -> R) -> Result<R, KubeError> {
+        let mut objects = lock(&self.db);
+        let queued = self.queue.take();
+        let start = lock(&self.hub).rv;
+        let Objects { db, mirror } = &mut *objects;
+        let (r, committed) = {
+            let mut b = Batch::new(db.conn(), mirror, start);
+            let n = queued.len();
+            for op in queued {
+                op(&mut b);
+            }
+            let r = f(&mut b);
+            match b.commit() {
+                Ok(c) => (r, c),
+                Err(e) => {
+                    if n > 0 {
+                        tracing::warn!(error = %e, writes = n, "queued writes to the object store are lost");
                     }
-                    other => other.map_err(db_err)?,
+                    return Err(e);
                 }
             }
-            Write::Update => {
-                let body = serde_json::to_string(&*obj).map_err(db_err)?;
-                tx.exec(
-                    "UPDATE kube_objects SET rv = ?4, body = ?5
-                     WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
-                    params![res.qualified_plural(), ns, name, rv as i64, body],
-                )
-                .map_err(db_err)?
+        };
+        if committed.events.is_empty() {
+            return Ok(r);
+        }
+        let mut hub = lock(&self.hub);
+        hub.rv = committed.rv;
+        for event in committed.events {
+            let key = (
+                event.resource.qualified_plural(),
+                event.namespace.clone(),
+                event.name.clone(),
+            );
+            match event.kind {
+                EventType::Deleted => mirror.remove(&key),
+                EventType::Added | EventType::Modified => mirror.insert(key, event.object.clone()),
+            };
+            let event = Arc::new(event);
+            if hub.history.len() >= hub.capacity
+                && let Some(old) = hub.history.pop_front()
+            {
+                hub.oldest = old.rv;
             }
-            Write::Delete => tx
-                .exec(
-                    "DELETE FROM kube_objects WHERE resource = ?1 AND namespace = ?2 AND name = ?3",
-                    params![res.qualified_plural(), ns, name],
-                )
-                .map_err(db_err)?,
-        };
-        if changed == 0 {
-            return Err(not_found(res, name));
+            hub.history.push_back(event.clone());
+            let _ = self.tx.send(event);
         }
-        tx.exec(
-            "INSERT INTO kube_meta (key, value) VALUES ('rv', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![rv.to_string()],
-        )
-        .map_err(db_err)?;
-        tx.commit().map_err(db_err)?;
-        hub.rv = rv;
-        let key = (res.qualified_plural(), ns.clone(), name.to_string());
-        let object = Arc::new(obj.clone());
-        match how {
-            Write::Delete => objects.mirror.remove(&key),
-            Write::Insert | Write::Update => objects.mirror.insert(key, object.clone()),
-        };
-        let event = Arc::new(Event {
-            rv,
-            kind: match how {
-                Write::Insert => EventType::Added,
-                Write::Update => EventType::Modified,
-                Write::Delete => EventType::Deleted,
-            },
-            resource: res,
-            namespace: ns,
-            name: name.to_string(),
-            object,
-            prev: prev.map(Arc::new),
-        });
-        if hub.history.len() >= hub.capacity
-            && let Some(old) = hub.history.pop_front()
-        {
-            hub.oldest = old.rv;
+        Ok(r)
+    }
+
+    /// Queues a write that nobody waits for: an event, a status the node
+    /// agent reports. It is committed with the next write to the store, or
+    /// by the store's own thread if none comes, in the order queued; so a
+    /// burst of them shares one transaction. A queued write with the same
+    /// `key` as this one is dropped (this one, newer, goes last).
+    pub fn defer(&self, key: Option<String>, op: Deferred) {
+        self.queue.push(key, op);
+    }
+
+    /// Commits every queued write now.
+    pub fn flush(&self) -> Result<(), KubeError> {
+        if self.queue.is_empty() {
+            return Ok(());
         }
-        hub.history.push_back(event.clone());
-        let _ = self.tx.send(event);
-        Ok(())
+        self.batch(|_| ())
     }
 
     /// Every change from now on, of every resource (for controllers and
@@ -855,6 +767,8 @@ impl Store {
     /// Removes every object (`wrun cluster delete`).
     pub fn clear(&self) -> Result<(), KubeError> {
         let mut objects = lock(&self.db);
+        // Queued writes were about objects that are going.
+        drop(self.queue.take());
         objects
             .db
             .conn()
@@ -865,16 +779,9 @@ impl Store {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Write {
-    Insert,
-    Update,
-    Delete,
-}
-
 /// Objects are JSON objects with an object `metadata`: what every index
 /// into them relies on.
-fn check_shape(res: &Resource, obj: &Value) -> Result<(), KubeError> {
+pub(super) fn check_shape(res: &Resource, obj: &Value) -> Result<(), KubeError> {
     if obj.is_object() && obj.get("metadata").is_some_and(Value::is_object) {
         Ok(())
     } else {
@@ -883,12 +790,6 @@ fn check_shape(res: &Resource, obj: &Value) -> Result<(), KubeError> {
             res.kind
         )))
     }
-}
-
-fn obj_with_rv(obj: &Value, rv: &str) -> Value {
-    let mut o = obj.clone();
-    o["metadata"]["resourceVersion"] = json!(rv);
-    o
 }
 
 pub fn not_found(res: &Resource, name: &str) -> KubeError {
@@ -1070,5 +971,142 @@ mod tests {
         );
         assert!(s.watch(pods(), None, Some(3)).is_ok());
         assert_eq!(s.list(pods(), None).expect("list").0.len(), 1);
+    }
+
+    #[test]
+    fn queued_writes_commit_in_order_before_the_next_direct_write() {
+        let (_d, s) = store();
+        for name in ["q1", "q2"] {
+            s.defer(
+                None,
+                Box::new(move |b| {
+                    b.create(pods(), pod(name)).expect("queued create");
+                }),
+            );
+        }
+        // The direct write takes the queued ones along, ahead of itself.
+        let direct = s.create(pods(), pod("d")).expect("direct");
+        assert_eq!(direct["metadata"]["resourceVersion"], "3");
+        assert_eq!(
+            s.get(pods(), Some("default"), "q1").expect("q1")["metadata"]["resourceVersion"],
+            "1"
+        );
+        assert_eq!(
+            s.get(pods(), Some("default"), "q2").expect("q2")["metadata"]["resourceVersion"],
+            "2"
+        );
+        assert_eq!(s.rv(), 3);
+    }
+
+    #[test]
+    fn a_newer_queued_write_with_the_same_key_replaces_the_older() {
+        // The queue alone, with no thread to take from it meanwhile.
+        let q = Queue::default();
+        for (key, name) in [(Some("k"), "old"), (None, "other"), (Some("k"), "new")] {
+            q.push(
+                key.map(String::from),
+                Box::new(move |b| {
+                    b.create(pods(), pod(name)).expect("create");
+                }),
+            );
+        }
+        let ops = q.take();
+        assert!(q.is_empty());
+        let (_d, s) = store();
+        s.batch(|b| ops.into_iter().for_each(|op| op(b)))
+            .expect("commit");
+        let (items, _) = s.list(pods(), None).expect("list");
+        let mut names: Vec<(String, String)> = items
+            .iter()
+            .map(|p| {
+                (
+                    p["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec![("1".into(), "other".into()), ("2".into(), "new".into())],
+            "the older write under the key is dropped; the newer goes last"
+        );
+    }
+
+    #[test]
+    fn the_stores_thread_commits_queued_writes_nobody_took_along() {
+        let (_d, s) = store();
+        let mut changes = s.subscribe();
+        s.defer(
+            None,
+            Box::new(|b| {
+                b.create(pods(), pod("alone")).expect("create");
+            }),
+        );
+        let event = changes.blocking_recv().expect("event");
+        assert_eq!(event.name, "alone");
+        assert!(
+            s.try_get(pods(), Some("default"), "alone")
+                .expect("read")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_batch_sees_its_own_writes_and_a_failed_one_spoils_no_other() {
+        let (_d, s) = store();
+        let (seen, twice, gone) = s
+            .batch(|b| {
+                b.create(pods(), pod("a")).expect("a");
+                let seen = b.try_get(pods(), Some("default"), "a").is_some();
+                let twice = b.create(pods(), pod("a")).expect_err("taken").code();
+                b.create(pods(), pod("b")).expect("b");
+                b.delete(pods(), Some("default"), "b", None)
+                    .expect("delete b");
+                let gone = b.try_get(pods(), Some("default"), "b").is_none();
+                (seen, twice, gone)
+            })
+            .expect("commit");
+        assert!(seen, "a batch reads what it created");
+        assert_eq!(twice, 409);
+        assert!(gone, "a batch reads what it deleted as gone");
+        assert!(
+            s.try_get(pods(), Some("default"), "a")
+                .expect("a")
+                .is_some()
+        );
+        assert!(
+            s.try_get(pods(), Some("default"), "b")
+                .expect("b")
+                .is_none()
+        );
+        assert_eq!(s.rv(), 3, "a, b and b's deletion");
+        // Nothing the batch wrote is lost across a reopen.
+        let dir = _d.path().to_path_buf();
+        drop(s);
+        let s = Store::open(&StateRoot::open(dir).expect("root")).expect("reopen");
+        assert_eq!(s.rv(), 3);
+        assert_eq!(s.list(pods(), None).expect("list").0.len(), 1);
+    }
+
+    #[test]
+    fn queued_writes_outlive_the_store_handle() {
+        let (d, s) = store();
+        s.defer(
+            None,
+            Box::new(|b| {
+                b.create(pods(), pod("late")).expect("create");
+            }),
+        );
+        drop(s);
+        let s = Store::open(&StateRoot::open(d.path()).expect("root")).expect("reopen");
+        assert!(
+            s.try_get(pods(), Some("default"), "late")
+                .expect("read")
+                .is_some()
+        );
     }
 }

@@ -270,9 +270,7 @@ impl Worker {
     }
 
     fn event(&self, source: Source, svc: &Value, warning: bool, reason: &str, message: &str) {
-        if let Err(e) = events::record(&self.store, source, svc, None, warning, reason, message) {
-            tracing::debug!(error = %e, "service proxy: cannot record an event");
-        }
+        events::record(&self.store, source, svc, None, warning, reason, message);
     }
 
     /// Sets `status.loadBalancer` to the ingress (or to nothing); true

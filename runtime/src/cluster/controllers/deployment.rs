@@ -145,7 +145,7 @@ fn scale(store: &Store, deploy: &Value, rs: &Value, to: i64) -> Result<(), KubeE
         Ok(true)
     })?;
     let verb = if to > from { "up" } else { "down" };
-    let _ = events::record(
+    events::record(
         store,
         SOURCE,
         deploy,
@@ -380,7 +380,7 @@ fn create_rs(
         Err(e) => return Err(e),
     };
     if initial > 0 {
-        let _ = events::record(
+        events::record(
             store,
             SOURCE,
             d,

@@ -186,7 +186,7 @@ fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), KubeError> {
             for p in &active {
                 let _ = admission::delete(store, pods_res, p, Some(0), Some("Background"));
             }
-            let _ = events::record(
+            events::record(
                 store,
                 SOURCE,
                 &job,
@@ -207,7 +207,7 @@ fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), KubeError> {
                 "Reached expected number of succeeded pods",
             ));
             completion_time = json!(t);
-            let _ = events::record(
+            events::record(
                 store,
                 SOURCE,
                 &job,
@@ -236,7 +236,7 @@ fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), KubeError> {
                     match create_pod(store, &job) {
                         Ok(p) => {
                             let pod_name = p["metadata"]["name"].as_str().unwrap_or_default();
-                            let _ = events::record(
+                            events::record(
                                 store,
                                 SOURCE,
                                 &job,
@@ -247,7 +247,7 @@ fn reconcile(store: &Store, ns: &str, name: &str) -> Result<(), KubeError> {
                             );
                         }
                         Err(e) => {
-                            let _ = events::record(
+                            events::record(
                                 store,
                                 SOURCE,
                                 &job,

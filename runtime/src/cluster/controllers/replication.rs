@@ -293,7 +293,7 @@ fn reconcile(store: &Store, res: &'static Resource, ns: &str, name: &str) -> Res
             match create_pod(store, res, &owner) {
                 Ok(pod) => {
                     let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
-                    let _ = events::record(
+                    events::record(
                         store,
                         src,
                         &owner,
@@ -305,7 +305,7 @@ fn reconcile(store: &Store, res: &'static Resource, ns: &str, name: &str) -> Res
                 }
                 Err(e) => {
                     let msg = format!("Error creating: {e}");
-                    let _ = events::record(store, src, &owner, None, true, "FailedCreate", &msg);
+                    events::record(store, src, &owner, None, true, "FailedCreate", &msg);
                     failure = Some(msg);
                     break;
                 }
@@ -321,7 +321,7 @@ fn reconcile(store: &Store, res: &'static Resource, ns: &str, name: &str) -> Res
                 .to_string();
             match admission::delete(store, pods_res, pod, None, Some("Background")) {
                 Ok(_) | Err(KubeError::NotFound { .. }) => {
-                    let _ = events::record(
+                    events::record(
                         store,
                         src,
                         &owner,

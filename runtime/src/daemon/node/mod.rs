@@ -232,7 +232,7 @@ impl NodeAgent {
                     component: "default-scheduler",
                     host: "",
                 };
-                let _ = events::record(&self.store, source, &p, None, false, "Scheduled", &msg);
+                events::record(&self.store, source, &p, None, false, "Scheduled", &msg);
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(pod = name, error = %e, "cannot bind the pod"),

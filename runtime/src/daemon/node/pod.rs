@@ -117,6 +117,8 @@ struct Pod {
     failure: Option<String>,
     probe_tx: tokio::sync::mpsc::UnboundedSender<Outcome>,
     probe_rx: tokio::sync::mpsc::UnboundedReceiver<Outcome>,
+    /// The last status this worker wrote (it may not have landed yet).
+    sent: Option<Value>,
 }
 
 fn sup(agent: &NodeAgent) -> &Arc<Supervisor> {
@@ -196,6 +198,7 @@ impl Pod {
             failure: None,
             probe_tx,
             probe_rx,
+            sent: None,
         }
     }
 
@@ -213,7 +216,7 @@ impl Pod {
                 if init { "initContainers" } else { "containers" }
             )
         });
-        if let Err(e) = events::record(
+        events::record(
             self.agent.store(),
             self.agent.source(),
             &self.obj,
@@ -221,9 +224,7 @@ impl Pod {
             warning,
             reason,
             message,
-        ) {
-            tracing::debug!(pod = %self.name, error = %e, "cannot record an event");
-        }
+        );
     }
 
     fn terminating(&self) -> bool {
@@ -928,15 +929,19 @@ impl Pod {
         s
     }
 
-    fn write_status(&self) {
+    /// Reports the pod's status. The write is queued, as the kubelet's
+    /// status manager writes statuses apart from the pod's own work: a
+    /// burst of pods shares transactions, and a status that a newer one
+    /// replaces before it lands is never written (see `Store::defer`).
+    fn write_status(&mut self) {
         let t = now();
         let apps_ready = self.ctrs.iter().filter(|c| !c.init).all(|c| c.ready);
         let phase = self.phase();
         let finished = matches!(phase, "Succeeded" | "Failed");
-        let old_conditions = self.obj["status"]["conditions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        // Transition times carry over from the last status written, which
+        // the pod's own copy may not show yet.
+        let last = self.sent.as_ref().unwrap_or(&self.obj["status"]);
+        let old_conditions = last["conditions"].as_array().cloned().unwrap_or_default();
         let condition = |kind: &str, ok: bool, reason: Option<&str>| {
             let status = if ok { "True" } else { "False" };
             // The transition time moves only when the status does.
@@ -1011,22 +1016,27 @@ impl Pod {
         if let Some(f) = &self.failure {
             status["message"] = json!(f);
         }
-        let written =
-            self.agent
-                .store()
-                .modify(pods_resource(), Some(&self.namespace), &self.name, |p| {
-                    if p["metadata"]["uid"] != self.uid.as_str() {
+        if self.sent.as_ref() == Some(&status) && same_status(&self.obj["status"], &status) {
+            // Written, and nobody changed it since.
+            return;
+        }
+        self.sent = Some(status.clone());
+        let (uid, namespace, name) = (self.uid.clone(), self.namespace.clone(), self.name.clone());
+        self.agent.store().defer(
+            Some(format!("pod-status/{uid}")),
+            Box::new(move |b| {
+                let written = b.modify(pods_resource(), Some(&namespace), &name, |p| {
+                    if p["metadata"]["uid"] != uid.as_str() || same_status(&p["status"], &status) {
                         return Ok(false);
                     }
-                    if same_status(&p["status"], &status) {
-                        return Ok(false);
-                    }
-                    p["status"] = status.clone();
+                    p["status"] = status;
                     Ok(true)
                 });
-        if let Err(e) = written {
-            tracing::debug!(pod = %self.name, error = %e, "cannot write the pod's status");
-        }
+                if let Err(e) = written {
+                    tracing::debug!(pod = %name, error = %e, "cannot write the pod's status");
+                }
+            }),
+        );
     }
 }
 

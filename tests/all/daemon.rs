@@ -1092,11 +1092,15 @@ fn logs_rotate_at_their_size_limit() {
         .as_str()
         .expect("Id")
         .to_string();
-    let dir = root.path().join("containers").join(&id);
+    // The log and its rotated files sit beside the container's directory.
+    let dir = root.path().join("containers");
     let logs: Vec<u64> = std::fs::read_dir(&dir)
-        .expect("the container's directory")
+        .expect("the containers directory")
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains("-json.log"))
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(&format!("{id}-json.log"))
+        })
         .map(|e| e.metadata().expect("meta").len())
         .collect();
     assert_eq!(logs.len(), 3, "{logs:?}");

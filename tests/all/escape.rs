@@ -532,11 +532,15 @@ fn a_guest_flooding_stdout_is_bounded_by_log_rotation() {
         .as_str()
         .expect("Id")
         .to_string();
-    let dir = root.path().join("containers").join(&id);
+    // The log and its rotated files sit beside the container's directory.
+    let dir = root.path().join("containers");
     let logs: u64 = std::fs::read_dir(&dir)
-        .expect("container dir")
+        .expect("containers dir")
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().contains("log"))
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(&format!("{id}-json.log"))
+        })
         .filter_map(|e| e.metadata().ok())
         .filter(|m| m.is_file())
         .map(|m| m.len())

@@ -292,10 +292,12 @@ fn a_build_killed_midway_leaves_nothing_and_the_rerun_completes() {
 /// The lines of a container's json-file log (and its rotated files) that
 /// are not whole JSON entries.
 fn torn_log_lines(root: &Root, id: &str) -> Vec<String> {
-    let dir = root.path().join("containers").join(id);
+    // The log and its rotated files sit beside the container's directory.
+    let dir = root.path().join("containers");
     let mut torn = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("container dir").flatten() {
-        if !entry.file_name().to_string_lossy().contains("-json.log") {
+    for entry in std::fs::read_dir(&dir).expect("containers dir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&format!("{id}-json.log")) {
             continue;
         }
         let text = std::fs::read(entry.path()).expect("log");

@@ -251,8 +251,12 @@ fn rm_and_name_conflicts() {
     assert!(!root.wrun(&["ps", "-a"]).ok().contains("kubia-container"));
     root.wrun(&["rm", "kubia-container"])
         .fails(1, "No such container");
-    // --rm leaves nothing behind, neither record nor directory.
-    root.wrun(&["run", "--rm", "busybox", "true"]).ok();
+    // --rm leaves nothing behind: no record, no directory, no log.
+    assert_eq!(
+        root.wrun(&["run", "--rm", "busybox", "echo", "logged"])
+            .ok(),
+        "logged\n"
+    );
     assert_eq!(root.wrun(&["ps", "-a", "-q"]).ok(), "");
     assert_eq!(
         std::fs::read_dir(root.path().join("containers"))

@@ -19,6 +19,7 @@ mod spec;
 pub use records::{
     ContainerRecord, ContainerState, Containers, Rootfs, container_dir, delete_detached,
     detach_container_dir, log_path, open_rootfs, own_size, remove_container_dir, rootfs_dir,
+    rotated_log,
 };
 #[cfg(feature = "runtime")]
 pub use run::{Process, ProcessRequest, prepare};

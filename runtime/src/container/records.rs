@@ -491,6 +491,7 @@ impl Containers {
 /// the caller's path. If the process dies first, the next opening of the
 /// state root sweeps them (see `state::staging`).
 pub fn detach_container_dir(root: &StateRoot, id: &str) -> Option<PathBuf> {
+    remove_logs(root, id);
     let dir = container_dir(root, id);
     let trash = root.staging_dir().ok()?.join(format!("removed-{id}"));
     match std::fs::rename(&dir, &trash) {
@@ -506,8 +507,9 @@ pub fn delete_detached(path: &std::path::Path) {
     }
 }
 
-/// Deletes a container's directory (its rootfs, process table, logs).
+/// Deletes a container's directory (its writable layer) and its logs.
 pub fn remove_container_dir(root: &StateRoot, id: &str) -> Result<(), ContainerError> {
+    remove_logs(root, id);
     let dir = container_dir(root, id);
     remove_tree(&dir).map_err(|e| ContainerError::Rootfs {
         id: id[..12.min(id.len())].to_string(),
@@ -525,9 +527,31 @@ pub fn rootfs_dir(root: &StateRoot, id: &str) -> PathBuf {
     container_dir(root, id).join("rootfs")
 }
 
-/// The container's log, in Docker's json-file format.
+/// The container's log, in Docker's json-file format:
+/// `containers/<id>-json.log`, beside the container's directory rather
+/// than in it. A container that prints but writes no file then costs one
+/// new file and no directory: on ext4 a new directory is far dearer, since
+/// the allocator looks across block groups for a place to spread it.
 pub fn log_path(root: &StateRoot, id: &str) -> PathBuf {
-    container_dir(root, id).join(format!("{id}-json.log"))
+    root.containers_dir().join(format!("{id}-json.log"))
+}
+
+/// The `n`th rotated file of the log at `path` (`.1` is the newest).
+pub fn rotated_log(path: &std::path::Path, n: u32) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(format!(".{n}"));
+    p.into()
+}
+
+/// Deletes a container's log and its rotated files.
+fn remove_logs(root: &StateRoot, id: &str) {
+    let log = log_path(root, id);
+    let _ = std::fs::remove_file(&log);
+    for n in 1.. {
+        if std::fs::remove_file(rotated_log(&log, n)).is_err() {
+            break;
+        }
+    }
 }
 
 fn parse_time(s: &str) -> Option<DateTime<Utc>> {

@@ -131,11 +131,7 @@ fn parse_size(s: &str) -> Option<u64> {
 }
 
 /// The `n`th rotated file of the log at `path` (`path.1` is the newest).
-pub fn rotated(path: &Path, n: u32) -> std::path::PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(format!(".{n}"));
-    p.into()
-}
+pub use crate::container::rotated_log as rotated;
 
 /// Rotates the log at `path`: `path` becomes `path.1`, which becomes
 /// `path.2`, and so on; the oldest beyond `max_files` goes.
